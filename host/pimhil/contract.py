@@ -1,0 +1,320 @@
+"""The device contract: the one place where parameters, opcodes, field layouts and numeric constants live.
+
+Gateware (hw/), testbenches (tb/) and the host driver all import this module, so it depends on the
+standard library only. Nothing declared here may be typed again elsewhere: derive it from here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+
+__all__ = [
+    "CONTRACT_VERSION", "MAGIC", "DeviceParams", "PRESETS", "preset",
+    "Op", "Flag", "ErrorCode", "ARRAY_OPS", "COUNTED_OPS", "SINGLE_BANK_OPS",
+    "Command", "CommandError", "ParamError",
+    "cmd_fields", "resp_fields", "pack_fields", "unpack_fields",
+    "BF16_EXP_BIAS", "BF16_MANT_BITS", "FP32_EXP_BIAS", "FP32_MANT_BITS", "LANE_GUARD_BITS",
+    "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
+]
+
+CONTRACT_VERSION = 1
+MAGIC = 0x50494D31  # "PIM1" in ASCII, read back by the host to recognise the device
+
+
+class ParamError(ValueError):
+    """A device parameter set that cannot be built."""
+
+
+class CommandError(ValueError):
+    """A command that the device would refuse; carries the device's error code."""
+
+    def __init__(self, code: "ErrorCode", message: str):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Numeric format (docs/numerics.md is the prose version; these are the constants both sides use)
+# ---------------------------------------------------------------------------------------------------------
+BF16_EXP_BIAS = 127
+BF16_MANT_BITS = 7
+FP32_EXP_BIAS = 127
+FP32_MANT_BITS = 23
+# Guard bits kept below a full product significand when lanes are aligned to the largest exponent.
+LANE_GUARD_BITS = 8
+FP32_QNAN = 0x7FC00000
+BF16_QNAN = 0x7FC0
+# Activation LUT: AF_SEGMENTS linear segments uniformly covering [-2**AF_DOMAIN_LOG2, 2**AF_DOMAIN_LOG2).
+AF_SEGMENTS = 64
+AF_DOMAIN_LOG2 = 3
+
+# Command field widths (bits). The first four 32-bit words of a host command are exactly these fields.
+_CMD_HEADER = (
+    ("op", 8), ("flags", 8), ("bank", 8), ("acc", 8),
+    ("row", 16), ("col", 16),
+    ("count", 16), ("gb", 16),
+    ("imm", 32),
+)
+CMD_HEADER_WORDS = 4
+
+
+def _is_pow2(v: int) -> bool:
+    return v > 0 and (v & (v - 1)) == 0
+
+
+@dataclass(frozen=True)
+class DeviceParams:
+    """Shape of one PIM channel.
+
+    banks: banks B, each with its own processing unit.
+    lanes: BF16 lanes L per bank; one column burst is L BF16 words.
+    rows: rows per bank.
+    bursts_per_row: column bursts per row (a row holds bursts_per_row * lanes BF16 words).
+    gb_words: global-buffer size in BF16 words (a multiple of lanes).
+    accs: FP32 accumulators per bank.
+    """
+
+    banks: int
+    lanes: int
+    rows: int
+    bursts_per_row: int
+    gb_words: int
+    accs: int
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ParamError(f"{f.name} must be an int, not {v!r}")
+        checks = [
+            ("banks", self.banks, 1, 1 << 8),   # bank field is 8 bits
+            ("lanes", self.lanes, 2, 64),
+            ("rows", self.rows, 1, 1 << 16),    # row field is 16 bits
+            ("bursts_per_row", self.bursts_per_row, 1, 1 << 16),
+            ("gb_words", self.gb_words, self.lanes, self.lanes << 16),
+            ("accs", self.accs, 1, 1 << 8),     # acc field is 8 bits
+        ]
+        for name, v, lo, hi in checks:
+            if not lo <= v <= hi:
+                raise ParamError(f"{name}={v} is out of range [{lo}, {hi}]")
+            if not _is_pow2(v):
+                raise ParamError(f"{name}={v} must be a power of two")
+        if self.gb_words % self.lanes:
+            raise ParamError(f"gb_words={self.gb_words} is not a multiple of lanes={self.lanes}")
+
+    # Derived sizes ------------------------------------------------------------------------------------
+    @property
+    def row_words(self) -> int:
+        return self.bursts_per_row * self.lanes
+
+    @property
+    def gb_bursts(self) -> int:
+        return self.gb_words // self.lanes
+
+    @property
+    def bank_bursts(self) -> int:
+        return self.rows * self.bursts_per_row
+
+    @property
+    def burst_bits(self) -> int:
+        return self.lanes * 16
+
+    @property
+    def resp_data_bits(self) -> int:
+        """A response beat carries one burst or one FP32 result per bank, whichever is wider."""
+        return max(self.burst_bits, self.banks * 32)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+PRESETS = {
+    # One full AiM channel: 16 banks x 16 lanes, 1024-word GB, 64 rows of 1024 words per bank (128 KiB/bank).
+    "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32),
+    # Reduced so that the datapath fits an ECP5-85F with room for the hub and links.
+    "board": DeviceParams(banks=4, lanes=8, rows=64, bursts_per_row=32, gb_words=256, accs=8),
+}
+
+
+def preset(name: str) -> DeviceParams:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ParamError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command set
+# ---------------------------------------------------------------------------------------------------------
+class Op(enum.IntEnum):
+    NOP = 0x00
+    WR_SBK = 0x01     # write one burst to one bank: bank, row, col, data
+    RD_SBK = 0x02     # read count bursts of one bank: bank, row, col, count
+    WR_ABK = 0x03     # write one burst to the same place in all banks
+    WR_GB = 0x04      # write one burst of the global buffer: gb, data
+    RD_GB = 0x05      # read count bursts of the global buffer: gb, count
+    WR_BIAS = 0x06    # set accumulator acc of bank (or all banks with Flag.ALL) to FP32 imm
+    MAC_SBK = 0x07    # one bank: acc += row[col:col+count] . GB[gb:gb+count] (burst units)
+    MAC_ABK = 0x08    # all banks at once, same addresses
+    RD_MAC = 0x09     # read accumulator acc of every bank (FP32, or BF16 with Flag.BF16)
+    AF = 0x0A         # acc = f(acc) in every bank through the activation LUT
+    EWMUL = 0x0B      # element-wise multiply (control hub function unit)
+    EWADD = 0x0C      # element-wise add (control hub function unit)
+    COPY_BKGB = 0x0D  # copy count bursts from bank row to the GB
+    COPY_GBBK = 0x0E  # copy count bursts from the GB to a bank row
+    WR_AFLUT = 0x0F   # write AF segment imm: data holds slope a (FP32, bits 31:0) and intercept b (63:32)
+    SYNC = 0x10       # answers once every earlier command has completed
+    EOC = 0x11        # end of a command list (control hub)
+
+
+class Flag(enum.IntFlag):
+    ALL = 0x01    # WR_BIAS: every bank
+    ZERO = 0x02   # MAC_*: start the accumulator from +0 instead of its current value
+    BF16 = 0x04   # RD_MAC: results rounded to BF16 (RNE) in the low half of each 32-bit slot
+
+
+class ErrorCode(enum.IntEnum):
+    NONE = 0x00
+    BAD_OPCODE = 0x01
+    BAD_BANK = 0x02
+    BAD_ROW = 0x03
+    BAD_COL = 0x04
+    BAD_GB = 0x05
+    BAD_ACC = 0x06
+    BAD_COUNT = 0x07
+    BAD_LUT = 0x08
+    BAD_FLAGS = 0x09
+
+
+# Ops the bank array executes itself; EWMUL, EWADD and EOC belong to the control hub.
+ARRAY_OPS = frozenset({
+    Op.NOP, Op.WR_SBK, Op.RD_SBK, Op.WR_ABK, Op.WR_GB, Op.RD_GB, Op.WR_BIAS, Op.MAC_SBK, Op.MAC_ABK,
+    Op.RD_MAC, Op.AF, Op.COPY_BKGB, Op.COPY_GBBK, Op.WR_AFLUT, Op.SYNC,
+})
+# Ops that walk `count` bursts; all other burst ops touch exactly one burst.
+COUNTED_OPS = frozenset({Op.RD_SBK, Op.RD_GB, Op.MAC_SBK, Op.MAC_ABK, Op.COPY_BKGB, Op.COPY_GBBK})
+# Ops whose `bank` field must name an existing bank.
+SINGLE_BANK_OPS = frozenset({Op.WR_SBK, Op.RD_SBK, Op.MAC_SBK, Op.COPY_BKGB, Op.COPY_GBBK})
+# Ops that address a bank row/column, and ops that address the GB.
+ROW_OPS = frozenset({Op.WR_SBK, Op.RD_SBK, Op.WR_ABK, Op.MAC_SBK, Op.MAC_ABK, Op.COPY_BKGB, Op.COPY_GBBK})
+GB_OPS = frozenset({Op.WR_GB, Op.RD_GB, Op.MAC_SBK, Op.MAC_ABK, Op.COPY_BKGB, Op.COPY_GBBK})
+ACC_OPS = frozenset({Op.WR_BIAS, Op.MAC_SBK, Op.MAC_ABK, Op.RD_MAC, Op.AF})
+# Which flags each op accepts; any other flag bit is refused.
+ALLOWED_FLAGS = {Op.WR_BIAS: Flag.ALL, Op.MAC_SBK: Flag.ZERO, Op.MAC_ABK: Flag.ZERO, Op.RD_MAC: Flag.BF16}
+# Ops that answer on the response stream: RD_SBK/RD_GB one beat per burst, the others one beat.
+RESPONDING_OPS = frozenset({Op.RD_SBK, Op.RD_GB, Op.RD_MAC, Op.SYNC})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Field layouts of the array command port and response port (LSB first)
+# ---------------------------------------------------------------------------------------------------------
+def cmd_fields(params: DeviceParams) -> tuple[tuple[str, int], ...]:
+    """Fields of one command on the array's local port, least significant first."""
+    return _CMD_HEADER + (("data", params.burst_bits),)
+
+
+def resp_fields(params: DeviceParams) -> tuple[tuple[str, int], ...]:
+    """Fields of one response beat, least significant first."""
+    return (("op", 8), ("err", 8), ("data", params.resp_data_bits))
+
+
+def pack_fields(layout, values: dict) -> int:
+    """Pack a dict of field values into one integer; refuses values that do not fit their field."""
+    word, pos = 0, 0
+    names = {n for n, _ in layout}
+    unknown = set(values) - names
+    if unknown:
+        raise KeyError(f"unknown fields {sorted(unknown)}")
+    for name, width in layout:
+        v = int(values.get(name, 0))
+        if not 0 <= v < (1 << width):
+            raise ValueError(f"field {name}={v} does not fit in {width} bits")
+        word |= v << pos
+        pos += width
+    return word
+
+
+def unpack_fields(layout, word: int) -> dict:
+    out, pos = {}, 0
+    for name, width in layout:
+        out[name] = (word >> pos) & ((1 << width) - 1)
+        pos += width
+    return out
+
+
+@dataclass(frozen=True)
+class Command:
+    """One device command. `data` is a burst as a list of L BF16 bit patterns (write ops) or, for
+    WR_AFLUT, two FP32 bit patterns (slope, intercept)."""
+
+    op: Op
+    flags: int = 0
+    bank: int = 0
+    acc: int = 0
+    row: int = 0
+    col: int = 0
+    count: int = 1
+    gb: int = 0
+    imm: int = 0
+    data: tuple = ()
+
+    def data_int(self, params: DeviceParams) -> int:
+        """The data field as the integer placed on the command port."""
+        if self.op == Op.WR_AFLUT:
+            a, b = (tuple(self.data) + (0, 0))[:2]
+            return (a & 0xFFFFFFFF) | ((b & 0xFFFFFFFF) << 32)
+        word = 0
+        for i, v in enumerate(self.data):
+            if i >= params.lanes:
+                raise ValueError(f"burst has {len(self.data)} words, more than lanes={params.lanes}")
+            word |= (int(v) & 0xFFFF) << (16 * i)
+        return word
+
+    def port_word(self, params: DeviceParams) -> int:
+        """The command as one integer in the layout of cmd_fields(params)."""
+        v = {"op": int(self.op), "flags": int(self.flags), "bank": self.bank, "acc": self.acc,
+             "row": self.row, "col": self.col, "count": self.count, "gb": self.gb,
+             "imm": self.imm & 0xFFFFFFFF, "data": self.data_int(params)}
+        return pack_fields(cmd_fields(params), v)
+
+    def header_words(self) -> list[int]:
+        """The four 32-bit header words of the host encoding (LSB field first in each word)."""
+        v = {"op": int(self.op), "flags": int(self.flags), "bank": self.bank, "acc": self.acc,
+             "row": self.row, "col": self.col, "count": self.count, "gb": self.gb,
+             "imm": self.imm & 0xFFFFFFFF}
+        word = pack_fields(_CMD_HEADER, v)
+        return [(word >> (32 * i)) & 0xFFFFFFFF for i in range(CMD_HEADER_WORDS)]
+
+
+def check_command(cmd: Command, params: DeviceParams) -> None:
+    """Raise CommandError with the device's error code if the array would refuse `cmd`.
+
+    The order of the checks is the order the hardware applies them, so both report the same code.
+    """
+    try:
+        op = Op(cmd.op)
+    except ValueError:
+        raise CommandError(ErrorCode.BAD_OPCODE, f"opcode 0x{int(cmd.op):02x} is not defined") from None
+    if op not in ARRAY_OPS:
+        raise CommandError(ErrorCode.BAD_OPCODE, f"{op.name} is not executed by the bank array")
+    if int(cmd.flags) & ~int(ALLOWED_FLAGS.get(op, 0)):
+        raise CommandError(ErrorCode.BAD_FLAGS, f"flags 0x{int(cmd.flags):02x} not allowed for {op.name}")
+    all_banks = op == Op.WR_BIAS and int(cmd.flags) & Flag.ALL
+    if (op in SINGLE_BANK_OPS or (op == Op.WR_BIAS and not all_banks)) and cmd.bank >= params.banks:
+        raise CommandError(ErrorCode.BAD_BANK, f"bank {cmd.bank} >= banks={params.banks}")
+    count = cmd.count if op in COUNTED_OPS else 1
+    if op in COUNTED_OPS and count == 0:
+        raise CommandError(ErrorCode.BAD_COUNT, f"{op.name} needs count >= 1")
+    if op in ROW_OPS:
+        if cmd.row >= params.rows:
+            raise CommandError(ErrorCode.BAD_ROW, f"row {cmd.row} >= rows={params.rows}")
+        if cmd.col + count > params.bursts_per_row:
+            raise CommandError(ErrorCode.BAD_COL,
+                               f"col {cmd.col} + count {count} > bursts_per_row={params.bursts_per_row}")
+    if op in GB_OPS and cmd.gb + count > params.gb_bursts:
+        raise CommandError(ErrorCode.BAD_GB, f"gb {cmd.gb} + count {count} > gb_bursts={params.gb_bursts}")
+    if op in ACC_OPS and cmd.acc >= params.accs:
+        raise CommandError(ErrorCode.BAD_ACC, f"acc {cmd.acc} >= accs={params.accs}")
+    if op == Op.WR_AFLUT and not 0 <= cmd.imm < AF_SEGMENTS:
+        raise CommandError(ErrorCode.BAD_LUT, f"LUT segment {cmd.imm} >= {AF_SEGMENTS}")

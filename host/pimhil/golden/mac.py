@@ -1,0 +1,84 @@
+"""Bank MAC arithmetic: exact BF16 products, aligned lane reduction, FP32 accumulation (numerics.md §2-§4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..contract import LANE_GUARD_BITS, FP32_QNAN
+from .fpbits import as_u16, as_u32, fp32_add, round_pack_f32
+
+# value of a product = P * 2**(E - _PROD_EXP_OFFSET) with E the sum of the two biased exponent fields
+_PROD_EXP_OFFSET = 2 * 127 + 2 * 7
+_ALIGN_BITS = 16 + LANE_GUARD_BITS   # an aligned lane is below 2**_ALIGN_BITS
+
+
+def lane_sum(w, x) -> np.ndarray:
+    """Lane reduction of BF16 bursts: w, x uint16 arrays of shape (..., L) -> FP32 bits of shape (...).
+
+    Products are exact; lanes are aligned to the largest exponent with LANE_GUARD_BITS guard bits, truncated,
+    summed as integers and rounded once to FP32 (round-and-flush).
+    """
+    w = as_u16(w).astype(np.int64)
+    x = as_u16(x).astype(np.int64)
+    w, x = np.broadcast_arrays(w, x)
+    sw, ew, mw = w >> 15, (w >> 7) & 0xFF, w & 0x7F
+    sx, ex, mx = x >> 15, (x >> 7) & 0xFF, x & 0x7F
+    w_zero, x_zero = ew == 0, ex == 0
+    w_inf, x_inf = (ew == 255) & (mw == 0), (ex == 255) & (mx == 0)
+    w_nan, x_nan = (ew == 255) & (mw != 0), (ex == 255) & (mx != 0)
+    nan_lane = w_nan | x_nan | (w_inf & x_zero) | (x_inf & w_zero)
+    inf_lane = (w_inf | x_inf) & ~nan_lane
+    neg = (sw ^ sx) == 1
+    finite = ~w_zero & ~x_zero & (ew != 255) & (ex != 255)
+
+    p = (128 + mw) * (128 + mx)
+    e = ew + ex
+    emax = np.max(np.where(finite, e, 0), axis=-1)
+    d = emax[..., None] - e
+    a = np.where(finite & (d < _ALIGN_BITS), (p << LANE_GUARD_BITS) >> np.clip(d, 0, 63), 0)
+    s = np.sum(np.where(neg, -a, a), axis=-1)
+
+    out = round_pack_f32((s < 0).astype(np.uint64), np.abs(s), emax - _PROD_EXP_OFFSET - LANE_GUARD_BITS)
+    pos_inf = np.any(inf_lane & ~neg, axis=-1)
+    neg_inf = np.any(inf_lane & neg, axis=-1)
+    nan = np.any(nan_lane, axis=-1) | (pos_inf & neg_inf)
+    out = np.where(pos_inf, np.uint32(0x7F800000), out)
+    out = np.where(neg_inf, np.uint32(0xFF800000), out)
+    out = np.where(nan, np.uint32(FP32_QNAN), out)
+    return out.astype(np.uint32)
+
+
+def accumulate(acc, lane_sums) -> np.ndarray:
+    """Fold lane sums into accumulators in order: acc shape (...), lane_sums shape (..., n) -> (...)."""
+    acc = as_u32(acc).copy()
+    lane_sums = as_u32(lane_sums)
+    for k in range(lane_sums.shape[-1]):
+        acc = fp32_add(acc, lane_sums[..., k])
+    return acc
+
+
+def gemv(w_bits, x_bits, *, lanes: int, bias_bits=None, row_block: int = 256) -> np.ndarray:
+    """y = W x + bias in device arithmetic, as FP32 bits.
+
+    w_bits: (M, K) BF16 bits; x_bits: (K,) BF16 bits; bias_bits: (M,) FP32 bits or None for +0.
+    K is zero-padded to a multiple of `lanes` (zero lanes change nothing). The result does not depend on how
+    rows map to banks or how K is chunked (numerics.md §4), only on the burst width `lanes`.
+    """
+    w = as_u16(w_bits)
+    x = as_u16(x_bits)
+    if w.ndim != 2 or x.ndim != 1 or w.shape[1] != x.shape[0]:
+        raise ValueError(f"gemv needs W (M, K) and x (K,), got {w.shape} and {x.shape}")
+    m, k = w.shape
+    pad = (-k) % lanes
+    if pad:
+        w = np.pad(w, ((0, 0), (0, pad)))
+        x = np.pad(x, (0, pad))
+    nb = w.shape[1] // lanes
+    xb = x.reshape(nb, lanes)
+    acc = np.zeros(m, np.uint32) if bias_bits is None else as_u32(bias_bits).copy()
+    if acc.shape != (m,):
+        raise ValueError(f"bias must have shape ({m},), got {acc.shape}")
+    for r0 in range(0, m, row_block):  # bounded temporaries for large M*K
+        ls = lane_sum(w[r0:r0 + row_block].reshape(-1, nb, lanes), xb)
+        acc[r0:r0 + row_block] = accumulate(acc[r0:r0 + row_block], ls)
+    return acc
