@@ -89,7 +89,7 @@ class DeviceParams:
                 raise ParamError(f"{f.name} must be an int, not {v!r}")
         checks = [
             ("banks", self.banks, 1, 1 << 8),   # bank field is 8 bits
-            ("lanes", self.lanes, 2, 64),
+            ("lanes", self.lanes, 4, 64),     # >= 4: WR_AFLUT carries 64 bits of data in one burst
             ("rows", self.rows, 1, 1 << 16),    # row field is 16 bits
             ("bursts_per_row", self.bursts_per_row, 1, 1 << 16),
             ("gb_words", self.gb_words, self.lanes, self.lanes << 16),

@@ -1,0 +1,87 @@
+"""Activation-function unit: 64-segment piecewise-linear LUT, y = a_k * x + b_k (docs/numerics.md §6)."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from pimhil.contract import AF_DOMAIN_LOG2, AF_SEGMENTS, FP32_QNAN
+
+from .fp32 import fp32_add, fp32_mul
+
+__all__ = ["ActivationUnit"]
+
+_SEG_BITS = (AF_SEGMENTS - 1).bit_length()
+# floor(x * 2**_SCALE_LOG2) is the signed segment offset from the domain centre.
+_SCALE_LOG2 = _SEG_BITS - 1 - AF_DOMAIN_LOG2
+
+
+class ActivationUnit(wiring.Component):
+    """Fully pipelined: `x` with `in_valid` gives `y` with `out_valid` LATENCY cycles later, one per cycle.
+
+    The LUT is written through `lut_wr_en`, `lut_idx`, `lut_a` (slope) and `lut_b` (intercept), FP32 bits.
+    """
+
+    LATENCY = 3
+
+    def __init__(self):
+        super().__init__({
+            "in_valid": In(1),
+            "x": In(32),
+            "out_valid": Out(1),
+            "y": Out(32),
+            "lut_wr_en": In(1),
+            "lut_idx": In(range(AF_SEGMENTS)),
+            "lut_a": In(32),
+            "lut_b": In(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lut = lut = memory.Memory(shape=64, depth=AF_SEGMENTS, init=[])
+        wr = lut.write_port()
+        rd = lut.read_port()
+        m.d.comb += [wr.en.eq(self.lut_wr_en), wr.addr.eq(self.lut_idx), wr.data.eq(Cat(self.lut_a, self.lut_b))]
+
+        # Stage 0 (comb): segment index, exactly floor(x * 2**_SCALE_LOG2) + SEGMENTS/2, clamped.
+        x = self.x
+        sign, exp, frac = x[31], x[23:31], x[:23]
+        daz = Signal(32)
+        m.d.comb += daz.eq(Mux(exp == 0, Cat(Const(0, 31), sign), x))
+        # |x| * 2**_SCALE_LOG2 = 1.frac * 2**(exp - 127 + _SCALE_LOG2); integer part needs shift >= 0.
+        e_int = Signal(range(-256, 256))
+        m.d.comb += e_int.eq(exp - 127 + _SCALE_LOG2)
+        sig = Cat(frac, Const(1, 1))                   # 24 bits, value sig * 2**(e_int - 23)
+        int_part = Signal(_SEG_BITS + 1)
+        has_frac = Signal()
+        half = AF_SEGMENTS // 2
+        big = Signal()                                  # |x| >= domain edge (or Inf)
+        m.d.comb += big.eq((exp != 0) & (e_int >= _SEG_BITS - 1))
+        with m.If((exp == 0) | (e_int < 0)):
+            m.d.comb += [int_part.eq(0), has_frac.eq(exp != 0)]
+        with m.Elif(~big):
+            shift = Signal(range(24))
+            m.d.comb += shift.eq(23 - e_int[:5])
+            m.d.comb += [int_part.eq(sig >> shift), has_frac.eq((sig & ((Const(1, 24) << shift) - 1)) != 0)]
+        seg = Signal(range(AF_SEGMENTS))
+        with m.If(big):
+            m.d.comb += seg.eq(Mux(sign, 0, AF_SEGMENTS - 1))
+        with m.Elif(sign):
+            # floor(-v) = -(int + has_frac); never below -half here because |x| < domain edge.
+            m.d.comb += seg.eq(half - int_part - has_frac)
+        with m.Else():
+            m.d.comb += seg.eq(half + int_part)
+        m.d.comb += [rd.addr.eq(seg), rd.en.eq(1)]
+
+        # Stage 1: LUT data arrives; multiply.
+        x1, v1 = Signal(32), Signal()
+        m.d.sync += [x1.eq(daz), v1.eq(self.in_valid)]
+        a1, b1 = rd.data[:32], rd.data[32:]
+        prod = fp32_mul(m, a1, x1, name="af_mul", zero_wins=True)
+        t2, b2, x2, v2 = Signal(32), Signal(32), Signal(32), Signal()
+        m.d.sync += [t2.eq(prod), b2.eq(b1), x2.eq(x1), v2.eq(v1)]
+
+        # Stage 2: add intercept.
+        total = fp32_add(m, t2, b2, name="af_add")
+        is_nan = (x2[23:31] == 0xFF) & (x2[:23] != 0)
+        m.d.sync += [self.y.eq(Mux(is_nan, FP32_QNAN, total)), self.out_valid.eq(v2)]
+        return m

@@ -1,0 +1,241 @@
+"""The bank array: B bank memories and PUs, the global buffer, the AF unit and the local command port.
+
+Every command enters through `cmd` (a stream in the layout of contract.cmd_fields) and is checked exactly as
+contract.check_command checks it; a refused command leaves no trace but an error beat on `resp`. Multi-burst
+commands issue one burst per cycle and the next command follows in the very next cycle, so MACs stream at
+one column burst per cycle across command boundaries.
+
+Pipeline (all stages freeze together while a response waits on `resp.ready`):
+  s0  issue: memory addresses, writes of WR_* ops, LUT writes
+  s1  memory data: PU tokens enter, COPY writes land
+  s2..s4  the PU's lane reduction; s4 is the accumulate stage, where RD_MAC reads and responses form
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pimhil.contract import (ACC_OPS, AF_SEGMENTS, ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, GB_OPS,
+                             RESPONDING_OPS, ROW_OPS, SINGLE_BANK_OPS, DeviceParams, ErrorCode, Flag, Op,
+                             cmd_fields, resp_fields)
+
+from .activation import ActivationUnit
+from .bank_pu import BankPU, PUOp
+from .burst_memory import BurstMemory
+from .fp32 import fp32_to_bf16
+
+__all__ = ["BankArray", "cmd_layout", "resp_layout"]
+
+
+def cmd_layout(params):
+    return data.StructLayout({name: width for name, width in cmd_fields(params)})
+
+
+def resp_layout(params):
+    return data.StructLayout({name: width for name, width in resp_fields(params)})
+
+
+def _in_set(value, ops):
+    return Cat(*(value == int(o) for o in sorted(ops))).any()
+
+
+class BankArray(wiring.Component):
+    """Ports: `cmd` (stream in), `resp` (stream out), `busy` (work in flight), `mac_active` (a MAC burst
+    issues this cycle), `stall` (pipeline frozen by response back-pressure)."""
+
+    def __init__(self, *, params):
+        if not isinstance(params, DeviceParams):
+            raise TypeError(f"params must be a DeviceParams, not {params!r}")
+        self.params = params
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout(params))),
+            "resp": Out(stream.Signature(resp_layout(params))),
+            "busy": Out(1),
+            "mac_active": Out(1),
+            "stall": Out(1),
+        })
+
+    LATENCY = 1 + BankPU.LATENCY   # s0 -> s4
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        B, L, C = p.banks, p.lanes, p.bursts_per_row
+        addr_bits = (p.bank_bursts - 1).bit_length()
+        gb_bits = max((p.gb_bursts - 1).bit_length(), 1)
+
+        banks = [BurstMemory(lanes=L, depth=p.bank_bursts) for _ in range(B)]
+        pus = [BankPU(lanes=L, accs=p.accs) for _ in range(B)]
+        for i in range(B):
+            m.submodules[f"bank{i}"] = banks[i]
+            m.submodules[f"pu{i}"] = pus[i]
+        m.submodules.gb = gb = BurstMemory(lanes=L, depth=p.gb_bursts)
+        m.submodules.af = af = ActivationUnit()
+
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.resp.valid | self.resp.ready), self.stall.eq(~advance)]
+
+        # ---- s0: decode and check the head command ------------------------------------------------------
+        c = self.cmd.payload
+        op = c.op
+        allowed = Signal(8)
+        with m.Switch(op):
+            for o, f in ALLOWED_FLAGS.items():
+                with m.Case(int(o)):
+                    m.d.comb += allowed.eq(int(f))
+        all_banks = (op == Op.WR_BIAS) & c.flags[Flag.ALL.bit_length() - 1]
+        counted = _in_set(op, COUNTED_OPS)
+        count = Signal(17)
+        m.d.comb += count.eq(Mux(counted, c.count, 1))
+        err = Signal(8)
+        with m.If(~_in_set(op, ARRAY_OPS)):
+            m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
+        with m.Elif((c.flags & ~allowed) != 0):
+            m.d.comb += err.eq(ErrorCode.BAD_FLAGS)
+        with m.Elif((_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks)) & (c.bank >= B)):
+            m.d.comb += err.eq(ErrorCode.BAD_BANK)
+        with m.Elif(counted & (count == 0)):
+            m.d.comb += err.eq(ErrorCode.BAD_COUNT)
+        with m.Elif(_in_set(op, ROW_OPS) & (c.row >= p.rows)):
+            m.d.comb += err.eq(ErrorCode.BAD_ROW)
+        with m.Elif(_in_set(op, ROW_OPS) & (c.col + count > C)):
+            m.d.comb += err.eq(ErrorCode.BAD_COL)
+        with m.Elif(_in_set(op, GB_OPS) & (c.gb + count > p.gb_bursts)):
+            m.d.comb += err.eq(ErrorCode.BAD_GB)
+        with m.Elif(_in_set(op, ACC_OPS) & (c.acc >= p.accs)):
+            m.d.comb += err.eq(ErrorCode.BAD_ACC)
+        with m.Elif((op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)):
+            m.d.comb += err.eq(ErrorCode.BAD_LUT)
+        ok = err == 0
+
+        # ---- issue state ----------------------------------------------------------------------------------
+        k = Signal(16)                 # burst within the head command
+        bubble = Signal()              # one idle cycle after a COPY, whose write lands a stage late
+        af_run, af_done = Signal(), Signal()
+        af_acc = Signal(8)
+        af_i = Signal(range(B + 1))
+        af_o = Signal(range(B + 1))
+
+        stage_layout = data.StructLayout({
+            "valid": 1, "op": 8, "err": 8, "flags": 8, "bank": 8, "acc": 8, "imm": 32,
+            "addr": max(addr_bits, 1), "gbaddr": gb_bits, "first": 1, "data": p.burst_bits,
+        })
+        s = [Signal(stage_layout, name=f"s{i}") for i in range(self.LATENCY + 1)]
+        pipe_empty = ~Cat(*(st.valid for st in s[1:])).any()
+
+        issue = Signal()
+        last = k + 1 == count
+        is_af = op == Op.AF
+        with m.If(af_done):
+            m.d.comb += self.cmd.ready.eq(1)
+            m.d.sync += af_done.eq(0)
+        with m.Elif(af_run | ~advance):
+            pass
+        with m.Elif(bubble):
+            m.d.sync += bubble.eq(0)
+        with m.Elif(self.cmd.valid & ok & is_af):
+            with m.If(pipe_empty):
+                m.d.sync += [af_run.eq(1), af_acc.eq(c.acc), af_i.eq(0), af_o.eq(0)]
+        with m.Elif(self.cmd.valid):
+            m.d.comb += issue.eq(1)
+            with m.If(~ok | last):
+                m.d.comb += self.cmd.ready.eq(1)
+                m.d.sync += k.eq(0)
+                with m.If(ok & ((op == Op.COPY_BKGB) | (op == Op.COPY_GBBK))):
+                    m.d.sync += bubble.eq(1)
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+
+        bank_addr = Signal(max(addr_bits, 1))
+        m.d.comb += bank_addr.eq((c.row << (C - 1).bit_length()) + c.col + k)
+        gb_addr = Signal(gb_bits)
+        m.d.comb += gb_addr.eq(c.gb + k)
+        m.d.comb += [
+            s[0].valid.eq(issue), s[0].op.eq(op), s[0].err.eq(err), s[0].flags.eq(c.flags),
+            s[0].bank.eq(c.bank), s[0].acc.eq(c.acc), s[0].imm.eq(c.imm), s[0].addr.eq(bank_addr),
+            s[0].gbaddr.eq(gb_addr), s[0].first.eq(k == 0),
+        ]
+        wr0 = issue & ok & advance
+        for i in range(B):
+            m.d.comb += [banks[i].rd_addr.eq(bank_addr), banks[i].rd_en.eq(advance)]
+        m.d.comb += [gb.rd_addr.eq(gb_addr), gb.rd_en.eq(advance)]
+        m.d.comb += [
+            af.lut_wr_en.eq(wr0 & (op == Op.WR_AFLUT)), af.lut_idx.eq(c.imm),
+            af.lut_a.eq(c.data[:32]), af.lut_b.eq(c.data[32:64]),
+        ]
+
+        with m.If(advance):
+            for i in range(self.LATENCY):
+                m.d.sync += s[i + 1].eq(s[i])
+
+        # ---- s1: memory data, COPY writes, PU tokens ------------------------------------------------------
+        s1 = s[1]
+        ok1 = s1.valid & (s1.err == 0)
+        bank_rd = Array(b.rd_data for b in banks)[s1.bank[:max((B - 1).bit_length(), 1)]]
+        copy_to_bank = ok1 & (s1.op == Op.COPY_GBBK)
+        copy_to_gb = ok1 & (s1.op == Op.COPY_BKGB)
+        for i in range(B):
+            to_this = (op == Op.WR_ABK) | ((op == Op.WR_SBK) & (c.bank == i))
+            with m.If(copy_to_bank & (s1.bank == i)):
+                m.d.comb += [banks[i].wr_en.eq(advance), banks[i].wr_addr.eq(s1.addr),
+                             banks[i].wr_data.eq(gb.rd_data)]
+            with m.Else():
+                m.d.comb += [banks[i].wr_en.eq(wr0 & to_this), banks[i].wr_addr.eq(bank_addr),
+                             banks[i].wr_data.eq(c.data)]
+        with m.If(copy_to_gb):
+            m.d.comb += [gb.wr_en.eq(advance), gb.wr_addr.eq(s1.gbaddr), gb.wr_data.eq(bank_rd)]
+        with m.Else():
+            m.d.comb += [gb.wr_en.eq(wr0 & (op == Op.WR_GB)), gb.wr_addr.eq(gb_addr), gb.wr_data.eq(c.data)]
+
+        s1_all = s1.flags[Flag.ALL.bit_length() - 1]
+        s1_zero = s1.flags[Flag.ZERO.bit_length() - 1] & s1.first
+        for i, pu in enumerate(pus):
+            mac = ok1 & ((s1.op == Op.MAC_ABK) | ((s1.op == Op.MAC_SBK) & (s1.bank == i)))
+            set_ = ok1 & (s1.op == Op.WR_BIAS) & (s1_all | (s1.bank == i))
+            m.d.comb += [
+                pu.en.eq(advance), pu.w.eq(banks[i].rd_data), pu.x.eq(gb.rd_data),
+                pu.in_op.eq(Mux(mac, PUOp.MAC, Mux(set_, PUOp.SET, PUOp.NONE))),
+                pu.in_acc.eq(s1.acc), pu.in_zero.eq(s1_zero), pu.in_value.eq(s1.imm),
+                pu.rd_idx.eq(Mux(af_run, af_acc, s[-1].acc)),
+            ]
+        # Read data rides along s2..s4 so that responses leave in command order.
+        with m.If(advance):
+            m.d.sync += s[2].data.eq(Mux(s1.op == Op.RD_GB, gb.rd_data, bank_rd))
+
+        # ---- AF: drain, then stream every bank's accumulator through the unit and write it back ------------
+        rd_all = Array(pu.rd_data for pu in pus)
+        m.d.comb += [af.in_valid.eq(af_run & (af_i < B)), af.x.eq(rd_all[af_i])]
+        with m.If(af_run & (af_i < B)):
+            m.d.sync += af_i.eq(af_i + 1)
+        with m.If(af.out_valid):
+            for i, pu in enumerate(pus):
+                m.d.comb += [pu.wr_en.eq(af_o == i), pu.wr_idx.eq(af_acc), pu.wr_data.eq(af.y)]
+            m.d.sync += af_o.eq(af_o + 1)
+            with m.If(af_o == B - 1):
+                m.d.sync += [af_run.eq(0), af_done.eq(1)]
+
+        # ---- s4: responses ------------------------------------------------------------------------------
+        sl = s[-1]
+        responds = sl.valid & ((sl.err != 0) | _in_set(sl.op, RESPONDING_OPS))
+        results = []
+        for pu in pus:
+            bf = fp32_to_bf16(m, pu.rd_data, name=f"bf16_{len(results)}")
+            results.append(Mux(sl.flags[Flag.BF16.bit_length() - 1], Cat(bf, Const(0, 16)), pu.rd_data))
+        rdata = Signal(p.resp_data_bits)
+        with m.If(sl.err != 0):
+            m.d.comb += rdata.eq(0)
+        with m.Elif(sl.op == Op.RD_MAC):
+            m.d.comb += rdata.eq(Cat(*results))
+        with m.Elif((sl.op == Op.RD_SBK) | (sl.op == Op.RD_GB)):
+            m.d.comb += rdata.eq(sl.data)
+        with m.If(advance):
+            m.d.sync += [
+                self.resp.valid.eq(responds), self.resp.payload.op.eq(sl.op),
+                self.resp.payload.err.eq(sl.err), self.resp.payload.data.eq(rdata),
+            ]
+
+        m.d.comb += [
+            self.busy.eq(self.cmd.valid | ~pipe_empty | af_run | af_done | self.resp.valid),
+            self.mac_active.eq(issue & ok & advance & ((op == Op.MAC_ABK) | (op == Op.MAC_SBK))),
+        ]
+        return m

@@ -1,0 +1,80 @@
+"""Bank processing unit: lane reduction feeding `accs` FP32 accumulators (docs/numerics.md §4)."""
+
+import enum
+
+from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .fp32 import fp32_add
+from .lane_reduce import LaneReduce
+
+__all__ = ["BankPU", "PUOp"]
+
+
+class PUOp(enum.IntEnum):
+    NONE = 0
+    MAC = 1    # acc[idx] = acc[idx] (or +0 with zero) + lane_sum(w, x)
+    SET = 2    # acc[idx] = value (verbatim FP32 bits)
+
+
+class BankPU(wiring.Component):
+    """One bank's MAC unit.
+
+    A token (`in_op`, `in_acc`, `in_zero`, `in_value`) with its burst (`w`, `x`) enters when `en` is high and
+    takes effect LATENCY enabled cycles later, in order, so a SET behind a MAC never overtakes it.
+    `rd_idx`/`rd_data` read an accumulator combinationally; `wr_*` writes one directly (used only while no
+    token is in flight).
+    """
+
+    LATENCY = LaneReduce.LATENCY
+
+    def __init__(self, *, lanes, accs):
+        if not isinstance(accs, int) or accs < 1:
+            raise ValueError(f"accs must be a positive int, not {accs!r}")
+        self.lanes = lanes
+        self.accs = accs
+        self._lr = LaneReduce(lanes=lanes)   # validates lanes
+        super().__init__({
+            "en": In(1),
+            "in_op": In(2),
+            "in_acc": In(range(accs)),
+            "in_zero": In(1),
+            "in_value": In(32),
+            "w": In(16 * lanes),
+            "x": In(16 * lanes),
+            "rd_idx": In(range(accs)),
+            "rd_data": Out(32),
+            "wr_en": In(1),
+            "wr_idx": In(range(accs)),
+            "wr_data": In(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lane_reduce = lr = self._lr
+        m.d.comb += [lr.en.eq(self.en), lr.w.eq(self.w), lr.x.eq(self.x)]
+
+        # Token delay line matching the lane-reduction latency.
+        op = self.in_op
+        idx = self.in_acc
+        zero = self.in_zero
+        value = self.in_value
+        for s in range(self.LATENCY):
+            nop, nidx = Signal(2, name=f"op_{s}"), Signal(range(self.accs), name=f"acc_{s}")
+            nzero, nvalue = Signal(name=f"zero_{s}"), Signal(32, name=f"value_{s}")
+            with m.If(self.en):
+                m.d.sync += [nop.eq(op), nidx.eq(idx), nzero.eq(zero), nvalue.eq(value)]
+            op, idx, zero, value = nop, nidx, nzero, nvalue
+
+        acc = Array(Signal(32, name=f"acc{i}") for i in range(self.accs))
+        m.d.comb += self.rd_data.eq(acc[self.rd_idx])
+        cur = Mux(zero, 0, acc[idx])
+        total = fp32_add(m, cur, lr.result, name="acc_add")
+        with m.If(self.en & (op == PUOp.MAC)):
+            m.d.sync += acc[idx].eq(total)
+        with m.Elif(self.en & (op == PUOp.SET)):
+            m.d.sync += acc[idx].eq(value)
+        with m.Elif(self.wr_en):
+            m.d.sync += acc[self.wr_idx].eq(self.wr_data)
+        return m

@@ -1,0 +1,166 @@
+"""Combinational FP32 building blocks in the device's arithmetic (docs/numerics.md §1, §4, §6).
+
+These are functions that add logic to a Module and return the result signal, not Components: they are used
+inside pipeline stages of larger blocks, whose registers decide where the stage boundaries fall.
+"""
+
+from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
+
+from pimhil.contract import BF16_QNAN, FP32_QNAN
+
+__all__ = ["leading_one", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16", "tree_reduce"]
+
+
+def tree_reduce(values, fn):
+    """Combine values pairwise in a balanced tree (depth log2 n, never a long chain)."""
+    values = list(values)
+    if not values:
+        raise ValueError("tree_reduce needs at least one value")
+    while len(values) > 1:
+        nxt = [fn(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+def leading_one(m, value, *, name):
+    """Position of the most significant set bit of `value` (0 when value is 0)."""
+    width = len(value)
+    pos = Signal(range(max(width, 2)), name=name)
+    for i in range(width):
+        with m.If(value[i]):
+            m.d.comb += pos.eq(i)
+    return pos
+
+
+def round_pack(m, sign, mag, exp2, *, name):
+    """FP32 bits of (-1)**sign * mag * 2**exp2 with round-and-flush; mag == 0 gives zero of that sign.
+
+    mag: unsigned value; exp2: signed value. RNE to 24 bits with unbounded exponent, then flush below 2**-126
+    to signed zero and saturate above the FP32 range to signed Inf.
+    """
+    # Widen so that 24 result bits, a guard bit and at least one sticky bit are always present.
+    pad = max(0, 26 - len(mag))
+    mag_w = Signal(len(mag) + pad, name=f"{name}_mag")
+    m.d.comb += mag_w.eq(mag << pad)
+    width = len(mag_w)
+    p = leading_one(m, mag_w, name=f"{name}_lz")
+    lz = Signal(range(width), name=f"{name}_nlz")
+    m.d.comb += lz.eq(width - 1 - p)
+    norm = Signal(width, name=f"{name}_norm")
+    m.d.comb += norm.eq(mag_w << lz)
+    q = norm[width - 24:]
+    guard = norm[width - 25]
+    sticky = norm[:width - 25].any()
+    up = guard & (sticky | q[0])
+    q1 = Signal(25, name=f"{name}_q1")
+    m.d.comb += q1.eq(q + up)
+    ew = max(len(exp2), 12) + 2
+    e_unb = Signal(signed(ew), name=f"{name}_e")
+    m.d.comb += e_unb.eq(exp2 - pad + p + q1[24])
+    out = Signal(32, name=name)
+    frac = Mux(q1[24], Const(0, 23), q1[:23])
+    with m.If((mag_w == 0) | (e_unb < -126)):
+        m.d.comb += out.eq(Cat(Const(0, 31), sign))
+    with m.Elif(e_unb > 127):
+        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
+    with m.Else():
+        m.d.comb += out.eq(Cat(frac, (e_unb + 127)[:8], sign))
+    return out
+
+
+def _unpack(m, bits, name):
+    s = bits[31]
+    e = bits[23:31]
+    f = bits[:23]
+    zero = e == 0                    # DAZ: subnormals read as zero
+    inf = (e == 0xFF) & (f == 0)
+    nan = (e == 0xFF) & (f != 0)
+    mant = Signal(24, name=f"{name}_mant")
+    m.d.comb += mant.eq(Cat(f, Const(1, 1)))
+    return s, e, mant, zero, inf, nan
+
+
+def fp32_add(m, a, b, *, name):
+    """a + b on FP32 bit patterns: DAZ, IEEE RNE with signed-zero rules, round-and-flush, canonical NaN."""
+    sa, ea, ma, za, ia, na = _unpack(m, a, f"{name}_a")
+    sb, eb, mb, zb, ib, nb = _unpack(m, b, f"{name}_b")
+    # Order the operands so that |x| >= |y|; then x's exponent is the alignment reference.
+    swap = Cat(b[:31]) > Cat(a[:31])
+    sx, ex, mx = Mux(swap, sb, sa), Mux(swap, eb, ea), Mux(swap, mb, ma)
+    sy, ey, my = Mux(swap, sa, sb), Mux(swap, ea, eb), Mux(swap, ma, mb)
+    d = Signal(8, name=f"{name}_d")
+    m.d.comb += d.eq(ex - ey)
+    # Three extra bits (guard, round, sticky) below the 24-bit significands suffice for correct RNE.
+    # my << 3 sits above 27 zero bits; shifting right by d (clamped to 27) leaves the aligned operand on top
+    # and the shifted-out bits below, whose OR is the sticky bit.
+    my_ext = Signal(54, name=f"{name}_myx")
+    m.d.comb += my_ext.eq(Cat(Const(0, 27), Const(0, 3), my) >> Mux(d > 27, 27, d))
+    y_al = Signal(27, name=f"{name}_yal")
+    m.d.comb += y_al.eq(my_ext[27:] | my_ext[:27].any())
+    x_al = Cat(Const(0, 3), mx)
+    total = Signal(28, name=f"{name}_sum")
+    with m.If(sx == sy):
+        m.d.comb += total.eq(x_al + y_al)
+    with m.Else():
+        m.d.comb += total.eq(x_al - y_al)
+    e_ref = Signal(signed(12), name=f"{name}_eref")
+    m.d.comb += e_ref.eq(ex)
+    rp = round_pack(m, sx, total, e_ref - (127 + 23 + 3), name=f"{name}_rp")
+
+    out = Signal(32, name=name)
+    with m.If(na | nb | (ia & ib & (sa != sb))):
+        m.d.comb += out.eq(FP32_QNAN)
+    with m.Elif(ia):
+        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sa))
+    with m.Elif(ib):
+        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sb))
+    with m.Elif(za & zb):
+        m.d.comb += out.eq(Cat(Const(0, 31), sa & sb))      # -0 only for (-0) + (-0)
+    with m.Elif(za):
+        m.d.comb += out.eq(Cat(b[:23], b[23:31], sb))
+    with m.Elif(zb):
+        m.d.comb += out.eq(Cat(a[:23], a[23:31], sa))
+    with m.Elif(total == 0):
+        m.d.comb += out.eq(0)                                 # exact cancellation is +0 under RNE
+    with m.Else():
+        m.d.comb += out.eq(rp)
+    return out
+
+
+def fp32_mul(m, a, b, *, name, zero_wins=False):
+    """a * b on FP32 bit patterns: DAZ, exact product rounded once (round-and-flush), canonical NaN.
+
+    zero_wins: a zero operand gives signed zero even against Inf (AF unit rule); otherwise Inf x 0 is NaN.
+    """
+    sa, ea, ma, za, ia, na = _unpack(m, a, f"{name}_a")
+    sb, eb, mb, zb, ib, nb = _unpack(m, b, f"{name}_b")
+    s = sa ^ sb
+    prod = Signal(48, name=f"{name}_prod")
+    m.d.comb += prod.eq(ma * mb)
+    exp2 = Signal(signed(12), name=f"{name}_exp2")
+    m.d.comb += exp2.eq(ea + eb - (2 * 127 + 46))
+    rp = round_pack(m, s, prod, exp2, name=f"{name}_rp")
+    out = Signal(32, name=name)
+    zero = za | zb
+    inf = ia | ib
+    with m.If(na | nb | (Const(not zero_wins) & inf & zero)):
+        m.d.comb += out.eq(FP32_QNAN)
+    with m.Elif(zero):
+        m.d.comb += out.eq(Cat(Const(0, 31), s))
+    with m.Elif(inf):
+        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), s))
+    with m.Else():
+        m.d.comb += out.eq(rp)
+    return out
+
+
+def fp32_to_bf16(m, x, *, name):
+    """FP32 -> BF16 read-out rounding: RNE on the low 16 bits, NaN -> canonical (numerics.md §5)."""
+    r = Signal(33, name=f"{name}_r")
+    m.d.comb += r.eq(x + 0x7FFF + x[16])
+    is_nan = (x[23:31] == 0xFF) & (x[:23] != 0)
+    out = Signal(16, name=name)
+    m.d.comb += out.eq(Mux(is_nan, BF16_QNAN, r[16:32]))
+    return out

