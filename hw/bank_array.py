@@ -118,7 +118,7 @@ class BankArray(wiring.Component):
 
         stage_layout = data.StructLayout({
             "valid": 1, "op": 8, "err": 8, "flags": 8, "bank": 8, "acc": 8, "imm": 32,
-            "addr": max(addr_bits, 1), "gbaddr": gb_bits, "first": 1, "data": p.burst_bits,
+            "addr": max(addr_bits, 1), "gbaddr": gb_bits, "first": 1, "last": 1, "data": p.burst_bits,
         })
         s = [Signal(stage_layout, name=f"s{i}") for i in range(self.LATENCY + 1)]
         pipe_empty = ~Cat(*(st.valid for st in s[1:])).any()
@@ -153,7 +153,7 @@ class BankArray(wiring.Component):
         m.d.comb += [
             s[0].valid.eq(issue), s[0].op.eq(op), s[0].err.eq(err), s[0].flags.eq(c.flags),
             s[0].bank.eq(c.bank), s[0].acc.eq(c.acc), s[0].imm.eq(c.imm), s[0].addr.eq(bank_addr),
-            s[0].gbaddr.eq(gb_addr), s[0].first.eq(k == 0),
+            s[0].gbaddr.eq(gb_addr), s[0].first.eq(k == 0), s[0].last.eq(last),
         ]
         wr0 = issue & ok & advance
         for i in range(B):
@@ -216,7 +216,9 @@ class BankArray(wiring.Component):
 
         # ---- s4: responses ------------------------------------------------------------------------------
         sl = s[-1]
-        responds = sl.valid & ((sl.err != 0) | _in_set(sl.op, RESPONDING_OPS))
+        is_mac = (sl.op == Op.MAC_ABK) | (sl.op == Op.MAC_SBK)
+        read_after = is_mac & sl.flags[Flag.READ.bit_length() - 1] & sl.last
+        responds = sl.valid & ((sl.err != 0) | _in_set(sl.op, RESPONDING_OPS) | read_after)
         results = []
         for pu in pus:
             bf = fp32_to_bf16(m, pu.rd_data, name=f"bf16_{len(results)}")
@@ -224,7 +226,7 @@ class BankArray(wiring.Component):
         rdata = Signal(p.resp_data_bits)
         with m.If(sl.err != 0):
             m.d.comb += rdata.eq(0)
-        with m.Elif(sl.op == Op.RD_MAC):
+        with m.Elif((sl.op == Op.RD_MAC) | read_after):
             m.d.comb += rdata.eq(Cat(*results))
         with m.Elif((sl.op == Op.RD_SBK) | (sl.op == Op.RD_GB)):
             m.d.comb += rdata.eq(sl.data)

@@ -23,7 +23,7 @@ class BankPU(wiring.Component):
 
     A token (`in_op`, `in_acc`, `in_zero`, `in_value`) with its burst (`w`, `x`) enters when `en` is high and
     takes effect LATENCY enabled cycles later, in order, so a SET behind a MAC never overtakes it.
-    `rd_idx`/`rd_data` read an accumulator combinationally; `wr_*` writes one directly (used only while no
+    `rd_idx`/`rd_data` read an accumulator combinationally, showing this cycle's write if there is one; `wr_*` writes one directly (used only while no
     token is in flight).
     """
 
@@ -68,13 +68,18 @@ class BankPU(wiring.Component):
             op, idx, zero, value = nop, nidx, nzero, nvalue
 
         acc = Array(Signal(32, name=f"acc{i}") for i in range(self.accs))
-        m.d.comb += self.rd_data.eq(acc[self.rd_idx])
         cur = Mux(zero, 0, acc[idx])
         total = fp32_add(m, cur, lr.result, name="acc_add")
+        we, widx, wdata = Signal(), Signal(range(self.accs)), Signal(32)
         with m.If(self.en & (op == PUOp.MAC)):
-            m.d.sync += acc[idx].eq(total)
+            m.d.comb += [we.eq(1), widx.eq(idx), wdata.eq(total)]
         with m.Elif(self.en & (op == PUOp.SET)):
-            m.d.sync += acc[idx].eq(value)
+            m.d.comb += [we.eq(1), widx.eq(idx), wdata.eq(value)]
         with m.Elif(self.wr_en):
-            m.d.sync += acc[self.wr_idx].eq(self.wr_data)
+            m.d.comb += [we.eq(1), widx.eq(self.wr_idx), wdata.eq(self.wr_data)]
+        with m.If(we):
+            m.d.sync += acc[widx].eq(wdata)
+        # Forwarding: a read of the accumulator being written this cycle shows the new value, so a MAC's
+        # last burst can be answered in the same cycle it accumulates.
+        m.d.comb += self.rd_data.eq(Mux(we & (widx == self.rd_idx), wdata, acc[self.rd_idx]))
         return m

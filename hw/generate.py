@@ -6,6 +6,7 @@ fresh generation reproduces the committed files byte for byte.
 """
 
 import argparse
+import re
 import json
 import sys
 from pathlib import Path
@@ -21,7 +22,16 @@ HEADER = """\
 // GENERATED FILE - DO NOT EDIT.
 // Produced by `make rtl` (python -m hw.generate) from the Amaranth sources in hw/.
 // Top: {top}; preset {preset}: {params}; contract version {version}.
+// All-zero memory initialisers are omitted: bank memory and the GB, like DRAM, have no reset value.
 """
+
+_ZERO_INIT = re.compile(r"^  initial begin\n(?:    [\\\w.$]+ ?\[\d+\] = \d+'h0+;\n)+  end\n", re.MULTILINE)
+
+
+def strip_zero_memory_init(text: str) -> str:
+    """Drop `initial` blocks that only set memory words to zero (tens of thousands of lines for the sim
+    preset, which Verilator would otherwise compile into C++ one assignment at a time)."""
+    return _ZERO_INIT.sub("", text)
 
 
 def tops():
@@ -41,7 +51,7 @@ def port_manifest(component):
 
 def generate(top, preset, params, factory):
     component = factory()
-    text = verilog.convert(component, name=top, emit_src=False)
+    text = strip_zero_memory_init(verilog.convert(component, name=top, emit_src=False))
     header = HEADER.format(top=top, preset=preset, params=params.as_dict(), version=CONTRACT_VERSION)
     manifest = {"top": top, "preset": preset, "params": params.as_dict(), "contract_version": CONTRACT_VERSION,
                 "ports": port_manifest(factory())}

@@ -171,7 +171,9 @@ class Op(enum.IntEnum):
 class Flag(enum.IntFlag):
     ALL = 0x01    # WR_BIAS: every bank
     ZERO = 0x02   # MAC_*: start the accumulator from +0 instead of its current value
-    BF16 = 0x04   # RD_MAC: results rounded to BF16 (RNE) in the low half of each 32-bit slot
+    BF16 = 0x04   # RD_MAC, MAC_* with READ: results rounded to BF16 (RNE) in the low half of each 32-bit slot
+    READ = 0x08   # MAC_*: after the last burst, answer with every bank's accumulator `acc` as RD_MAC does,
+                  # so a GEMV row group needs no separate RD_MAC issue slot
 
 
 class ErrorCode(enum.IntEnum):
@@ -201,8 +203,10 @@ ROW_OPS = frozenset({Op.WR_SBK, Op.RD_SBK, Op.WR_ABK, Op.MAC_SBK, Op.MAC_ABK, Op
 GB_OPS = frozenset({Op.WR_GB, Op.RD_GB, Op.MAC_SBK, Op.MAC_ABK, Op.COPY_BKGB, Op.COPY_GBBK})
 ACC_OPS = frozenset({Op.WR_BIAS, Op.MAC_SBK, Op.MAC_ABK, Op.RD_MAC, Op.AF})
 # Which flags each op accepts; any other flag bit is refused.
-ALLOWED_FLAGS = {Op.WR_BIAS: Flag.ALL, Op.MAC_SBK: Flag.ZERO, Op.MAC_ABK: Flag.ZERO, Op.RD_MAC: Flag.BF16}
-# Ops that answer on the response stream: RD_SBK/RD_GB one beat per burst, the others one beat.
+ALLOWED_FLAGS = {Op.WR_BIAS: Flag.ALL, Op.MAC_SBK: Flag.ZERO | Flag.READ | Flag.BF16,
+                 Op.MAC_ABK: Flag.ZERO | Flag.READ | Flag.BF16, Op.RD_MAC: Flag.BF16}
+# Ops that always answer on the response stream: RD_SBK/RD_GB one beat per burst, the others one beat
+# (MAC_* answer too when they carry Flag.READ).
 RESPONDING_OPS = frozenset({Op.RD_SBK, Op.RD_GB, Op.RD_MAC, Op.SYNC})
 
 

@@ -78,11 +78,10 @@ class GoldenArray:
             x = self.gb[cmd.gb:cmd.gb + n]                        # (n, L)
             start = np.zeros(len(banks), np.uint32) if cmd.flags & Flag.ZERO else self.accs[banks, cmd.acc]
             self.accs[banks, cmd.acc] = accumulate(start, lane_sum(w, x[None]))
+            if cmd.flags & Flag.READ:
+                return [Response(op, 0, self._results(cmd))]
         elif op == Op.RD_MAC:
-            v = self.accs[:, cmd.acc]
-            if cmd.flags & Flag.BF16:
-                v = fp32_to_bf16(v).astype(np.uint32)
-            return [Response(op, 0, pack_results(v))]
+            return [Response(op, 0, self._results(cmd))]
         elif op == Op.AF:
             self.accs[:, cmd.acc] = af_eval(self.accs[:, cmd.acc], self.lut_a, self.lut_b)
         elif op == Op.COPY_BKGB:
@@ -105,6 +104,12 @@ class GoldenArray:
         for c in cmds:
             out.extend(self.execute(c))
         return out
+
+    def _results(self, cmd: Command) -> int:
+        v = self.accs[:, cmd.acc]
+        if cmd.flags & Flag.BF16:
+            v = fp32_to_bf16(v).astype(np.uint32)
+        return pack_results(v)
 
     def _burst(self, cmd: Command) -> np.ndarray:
         data = list(cmd.data) + [0] * (self.p.lanes - len(cmd.data))

@@ -25,11 +25,11 @@ def as_u16(bits) -> np.ndarray:
 
 
 def f32_to_bits(values) -> np.ndarray:
-    return np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return np.array(values, dtype=np.float32).view(np.uint32)
 
 
 def bits_to_f32(bits) -> np.ndarray:
-    return np.ascontiguousarray(bits, dtype=np.uint32).view(np.float32)
+    return np.array(bits, dtype=np.uint32).view(np.float32)
 
 
 def bf16_to_bits(values) -> np.ndarray:

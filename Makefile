@@ -1,0 +1,54 @@
+# Entry points. Every target creates or reuses the virtual environment first; nothing is installed by hand.
+#   make demo   - the main job (today: a GEMV on the bank array in Verilator vs the golden model)
+#   make test   - every test: pytest unit/property tests and the cocotb testbenches (slow ones included)
+#   make bench  - benchmarks, printed and written to build/bench/results.json
+#   make rtl    - generate Verilog for both presets into rtl/
+#   make lint   - verilator --lint-only -Wall on the generated tops
+
+PYTHON_SYS ?= python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed-$(shell cat requirements.txt host/pyproject.toml | cksum | cut -d' ' -f1)
+HW_SRC     := $(wildcard hw/*.py) host/pimhil/contract.py
+RTL        := rtl/pim_bank_array_sim.v rtl/pim_bank_array_board.v
+PYTEST_ARGS ?=
+
+export PYTHONPATH := $(CURDIR):$(CURDIR)/host
+# Tests and benches print their random seed; SEED=<n> reproduces a run, WAVES=1 dumps VCD waveforms.
+
+.PHONY: all venv rtl test test-fast demo bench lint clean
+
+all: test
+
+$(STAMP): requirements.txt host/pyproject.toml
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e host
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+$(RTL) &: $(HW_SRC) $(STAMP)
+	$(PY) -m hw.generate --out rtl
+
+rtl: $(RTL)
+
+test: $(STAMP) $(RTL)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) $(RTL)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: $(STAMP) $(RTL)
+	$(PY) -m ci.demo
+
+bench: $(STAMP) $(RTL)
+	$(PY) -m ci.bench
+
+lint: $(STAMP) $(RTL)
+	$(PY) -m ci.lint $(RTL)
+
+clean:
+	rm -rf build rtl/*.v rtl/*.json
