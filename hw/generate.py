@@ -41,7 +41,8 @@ def tops():
 
 
 def port_manifest(component):
-    ports = []
+    # The sync domain's clock and reset are ports of every top besides the signature's members.
+    ports = [{"name": "clk", "direction": "input", "width": 1}, {"name": "rst", "direction": "input", "width": 1}]
     for path, member, port in component.signature.flatten(component):
         name = "__".join(str(p) for p in path)
         direction = "input" if member.flow.name == "In" else "output"
@@ -51,10 +52,11 @@ def port_manifest(component):
 
 def generate(top, preset, params, factory):
     component = factory()
+    ports = port_manifest(component)
     text = strip_zero_memory_init(verilog.convert(component, name=top, emit_src=False))
     header = HEADER.format(top=top, preset=preset, params=params.as_dict(), version=CONTRACT_VERSION)
     manifest = {"top": top, "preset": preset, "params": params.as_dict(), "contract_version": CONTRACT_VERSION,
-                "ports": port_manifest(factory())}
+                "ports": ports}
     return header + text, json.dumps(manifest, indent=2) + "\n"
 
 

@@ -19,6 +19,12 @@ VERILATOR_WAIVERS = [
     "-Wno-WIDTHTRUNC",      # truncation of sums/shifts to their declared width
     "-Wno-CASEINCOMPLETE",  # casez without default: the preceding default assignment covers other values
 ]
+# `verilator --lint-only -Wall` additionally meets these backend patterns; everything else stays fatal.
+LINT_WAIVERS = VERILATOR_WAIVERS + [
+    "-Wno-DECLFILENAME",    # the whole hierarchy is one file, submodules are named `top.sub`
+    "-Wno-PROCASSINIT",     # `reg r = init;` is the power-on value; the reset branch assigns the same value
+    "-Wno-UNUSEDSIGNAL",    # every named Python signal and port alias is kept as a wire, used or not
+]
 
 
 def verilator_on_path() -> None:

@@ -1,0 +1,36 @@
+"""verilator --lint-only -Wall on generated tops, with only the documented waivers (tb/support/runner.py).
+
+Usage: python -m ci.lint rtl/<top>.v ...   Exits non-zero on any warning.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tb.support.runner import LINT_WAIVERS, verilator_on_path
+
+
+def lint(path: Path) -> subprocess.CompletedProcess:
+    verilator_on_path()
+    top = path.stem
+    return subprocess.run(["verilator", "--lint-only", "-Wall", *LINT_WAIVERS, "--top-module", top, str(path)],
+                          capture_output=True, text=True)
+
+
+def main(argv=None):
+    paths = [Path(a) for a in (argv if argv is not None else sys.argv[1:])]
+    if not paths:
+        raise SystemExit("usage: python -m ci.lint FILE.v ...")
+    failed = 0
+    for p in paths:
+        r = lint(p)
+        ok = r.returncode == 0 and "%Warning" not in r.stderr
+        print(f"{'clean' if ok else 'FAILED'}: {p}")
+        if not ok:
+            failed += 1
+            sys.stderr.write(r.stderr[-4000:])
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Gateware constructors refuse bad parameters with an error that names the value."""
+
+import pytest
+
+from hw.activation import ActivationUnit
+from hw.bank_array import BankArray
+from hw.bank_pu import BankPU
+from hw.burst_memory import BurstMemory
+from hw.lane_reduce import LaneReduce
+from pimhil.contract import PRESETS
+
+
+@pytest.mark.parametrize("make,err,needle", [
+    (lambda: LaneReduce(lanes=3), ValueError, "lanes must be a power of two >= 2, not 3"),
+    (lambda: LaneReduce(lanes="16"), ValueError, "'16'"),
+    (lambda: BankPU(lanes=16, accs=0), ValueError, "accs must be a positive int, not 0"),
+    (lambda: BankPU(lanes=12, accs=4), ValueError, "not 12"),
+    (lambda: BurstMemory(lanes=16, depth=1), ValueError, "depth must be an int >= 2, not 1"),
+    (lambda: BurstMemory(lanes=0, depth=8), ValueError, "lanes must be a positive int, not 0"),
+    (lambda: BankArray(params={"banks": 16}), TypeError, "params must be a DeviceParams"),
+])
+def test_bad_parameters(make, err, needle):
+    with pytest.raises(err, match=needle.replace("(", r"\(")):
+        make()
+
+
+def test_parameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        LaneReduce(16)
+    with pytest.raises(TypeError):
+        BankArray(PRESETS["sim"])
+
+
+def test_good_parameters_elaborate():
+    from amaranth.hdl import Fragment
+
+    Fragment.get(BankArray(params=PRESETS["board"]), None)   # the sim preset is elaborated by make rtl
+    Fragment.get(ActivationUnit(), None)
