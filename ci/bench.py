@@ -1,0 +1,87 @@
+"""`make bench`: benchmark figures, printed and written to build/bench/results.json.
+
+gemv_mac_utilization    ideal MAC cycles M*K/(B*L) over measured cycles, 256x1024 GEMV on the sim-preset array
+                        (first MAC issued to last result received; weights and vector preloaded)
+verilator_cycles_per_s  simulated cycles per wall second over repeated GEMV compute phases (testbench in loop)
+golden_gflops           golden-model GEMV (bit-exact device arithmetic) of the same shape, 2*M*K / time
+numpy_f32_gflops        numpy float32 GEMV (W @ x) of the same shape, measured in the same run
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pimhil.contract import preset
+from pimhil.golden import bf16_to_bits, gemv
+from tb.support.runner import BUILD, ROOT
+
+OUT = ROOT / "build" / "bench"
+
+
+def best_time(fn, *, min_time=0.5, min_runs=3):
+    """Best wall time of fn() over at least min_runs calls and min_time seconds."""
+    times, t_start = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - t_start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def array_gemv(repeat):
+    from tb.bank_array.test_bank_array import run
+
+    result, log = OUT / "array_gemv.json", OUT / "array_gemv.log"
+    result.unlink(missing_ok=True)
+    run("sim", testcase="test_gemv", extra_env={"GEMV_RESULT_FILE": str(result), "BENCH_REPEAT": str(repeat)},
+        log_file=log)
+    return json.loads(result.read_text())
+
+
+def host_gemv(m, k):
+    rng = np.random.default_rng(0)
+    w32 = rng.standard_normal((m, k)).astype(np.float32)
+    x32 = rng.standard_normal(k).astype(np.float32)
+    wb, xb = bf16_to_bits(w32), bf16_to_bits(x32)
+    lanes = preset("sim").lanes
+    flops = 2.0 * m * k
+    return {
+        "golden_gflops": flops / best_time(lambda: gemv(wb, xb, lanes=lanes)) / 1e9,
+        "numpy_f32_gflops": flops / best_time(lambda: w32 @ x32, min_time=0.2, min_runs=20) / 1e9,
+    }
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    repeat = int(os.environ.get("BENCH_REPEAT", "30"))
+    arr = array_gemv(repeat)
+    m, k = arr["m"], arr["k"]
+    results = {
+        "gemv_mac_utilization": arr["mac_utilization"],
+        "verilator_cycles_per_s": arr["cycles_per_s"],
+        **host_gemv(m, k),
+        "shape": {"m": m, "k": k},
+        "array_gemv_cycles": arr["cycles"],
+        "array_gemv_ideal_cycles": arr["ideal_cycles"],
+        "array_gemv_bit_exact": arr["bit_exact"],
+        "meta": {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                  cwd=ROOT).stdout.strip(),
+            "verilator_repeats": repeat,
+        },
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"written to {OUT / 'results.json'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
