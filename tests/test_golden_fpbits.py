@@ -113,3 +113,20 @@ def test_bf16_readout_ties_and_overflow():
     assert int(fp32_to_bf16(0x3F818000)) == 0x3F82     # tie, odd rounds up
     assert int(fp32_to_bf16(0x7F7FFFFF)) == 0x7F80     # rounds past the largest BF16
     assert int(fp32_to_bf16(0xFFC00001)) == 0x7FC0
+
+
+def test_elementwise_ops_are_the_fp32_ops_on_whole_vectors():
+    from pimhil.golden import ewadd, ewmul
+
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 2 ** 32, 5000, dtype=np.uint64).astype(np.uint32)
+    b = rng.integers(0, 2 ** 32, 5000, dtype=np.uint64).astype(np.uint32)
+    assert np.array_equal(ewadd(a, b), fp32_add(a, b))
+    assert np.array_equal(ewmul(a, b), fp32_mul(a, b))
+    # spot-check against the exact reference on normal operands
+    for i in range(200):
+        x, y = int(a[i]) & 0x7F7FFFFF | 0x00800000, int(b[i]) & 0xBF7FFFFF | 0x00800000
+        assert int(ewmul(np.uint32(x), np.uint32(y))) == exact_round_flush(f32_value(x) * f32_value(y))
+    import pytest
+    with pytest.raises(ValueError, match="one shape"):
+        ewadd(a[:3], b[:4])
