@@ -16,6 +16,10 @@ __all__ = [
     "cmd_fields", "resp_fields", "pack_fields", "unpack_fields",
     "BF16_EXP_BIAS", "BF16_MANT_BITS", "FP32_EXP_BIAS", "FP32_MANT_BITS", "LANE_GUARD_BITS",
     "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
+    "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
+    "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
+    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "CONTROL_CLEAR_ERROR",
+    "CONTROL_CLEAR_COUNTERS", "check_command",
 ]
 
 CONTRACT_VERSION = 1
@@ -73,6 +77,10 @@ class DeviceParams:
     bursts_per_row: column bursts per row (a row holds bursts_per_row * lanes BF16 words).
     gb_words: global-buffer size in BF16 words (a multiple of lanes).
     accs: FP32 accumulators per bank.
+    scratch_words: control-hub scratch memory, 32-bit words (tile outputs, read-backs, EW operands).
+    score_words: attention score buffer, FP32 words: the most tokens one ATTN_TILE handles.
+    cmdq_words: command-queue depth in 32-bit words.
+    clk_hz: the device clock the identity registers report, Hz.
     """
 
     banks: int
@@ -81,6 +89,10 @@ class DeviceParams:
     bursts_per_row: int
     gb_words: int
     accs: int
+    scratch_words: int = 4096
+    score_words: int = 2048
+    cmdq_words: int = 1024
+    clk_hz: int = 100_000_000
 
     def __post_init__(self):
         for f in fields(self):
@@ -94,12 +106,17 @@ class DeviceParams:
             ("bursts_per_row", self.bursts_per_row, 1, 1 << 16),
             ("gb_words", self.gb_words, self.lanes, self.lanes << 16),
             ("accs", self.accs, 1, 1 << 8),     # acc field is 8 bits
+            ("scratch_words", self.scratch_words, 64, 1 << 16),   # addressed by 16-bit fields
+            ("score_words", self.score_words, self.banks, 1 << 16),
+            ("cmdq_words", self.cmdq_words, 16, 1 << 16),
         ]
         for name, v, lo, hi in checks:
             if not lo <= v <= hi:
                 raise ParamError(f"{name}={v} is out of range [{lo}, {hi}]")
             if not _is_pow2(v):
                 raise ParamError(f"{name}={v} must be a power of two")
+        if not 1_000_000 <= self.clk_hz <= 1_000_000_000:
+            raise ParamError(f"clk_hz={self.clk_hz} is out of range [1 MHz, 1 GHz]")
         if self.gb_words % self.lanes:
             raise ParamError(f"gb_words={self.gb_words} is not a multiple of lanes={self.lanes}")
 
@@ -133,7 +150,8 @@ PRESETS = {
     # One full AiM channel: 16 banks x 16 lanes, 1024-word GB, 64 rows of 1024 words per bank (128 KiB/bank).
     "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32),
     # Reduced so that the datapath fits an ECP5-85F with room for the hub and links.
-    "board": DeviceParams(banks=4, lanes=8, rows=64, bursts_per_row=32, gb_words=256, accs=8),
+    "board": DeviceParams(banks=4, lanes=8, rows=64, bursts_per_row=32, gb_words=256, accs=8,
+                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=50_000_000),
 }
 
 
@@ -322,3 +340,157 @@ def check_command(cmd: Command, params: DeviceParams) -> None:
         raise CommandError(ErrorCode.BAD_ACC, f"acc {cmd.acc} >= accs={params.accs}")
     if op == Op.WR_AFLUT and not 0 <= cmd.imm < AF_SEGMENTS:
         raise CommandError(ErrorCode.BAD_LUT, f"LUT segment {cmd.imm} >= {AF_SEGMENTS}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Control hub: tile commands, register map, data windows
+# ---------------------------------------------------------------------------------------------------------
+class HubOp(enum.IntEnum):
+    """Commands the control hub executes itself (beside the array's Op set and EWMUL/EWADD/EOC)."""
+
+    GEMV_TILE = 0x20
+    ATTN_TILE = 0x21
+
+
+# What each header field means for the hub-level commands (docs/control_hub.md has the full story).
+HUB_FIELDS = {
+    Op.EWMUL: {"row": "scratch word address of operand a", "col": "scratch address of operand b",
+               "gb": "scratch address of the result", "count": "elements"},
+    Op.EWADD: {"row": "scratch word address of operand a", "col": "scratch address of operand b",
+               "gb": "scratch address of the result", "count": "elements"},
+    HubOp.GEMV_TILE: {"row": "first weight row (every bank)", "col": "row groups (M / banks)",
+                      "count": "K chunks (K / row_words)", "bank": "bank holding x",
+                      "acc": "unused (0)", "gb": "first row of x in that bank", "imm": "scratch address of y",
+                      "flags": "Flag.BF16: y as BF16 in the low half of each word"},
+    HubOp.ATTN_TILE: {"row": "first key-cache row", "col": "first V-transpose row", "count": "tokens T",
+                      "acc": "head dimension d / lanes", "gb": "scratch address of the output (d words)",
+                      "imm": "score scale as FP32 bits (1/sqrt(d) for standard attention)"},
+}
+
+
+class Reg(enum.IntEnum):
+    """CSR byte addresses (32-bit registers) in the CSR window at CSR_BASE."""
+
+    MAGIC = 0x000
+    VERSION = 0x004
+    BANKS = 0x008
+    LANES = 0x00C
+    ROWS = 0x010
+    BURSTS_PER_ROW = 0x014
+    GB_WORDS = 0x018
+    ACCS = 0x01C
+    SCRATCH_WORDS = 0x020
+    SCORE_WORDS = 0x024
+    CMDQ_WORDS = 0x028
+    CLK_HZ = 0x02C
+    STATUS = 0x040          # bit 0 busy, bit 1 error latched, bit 2 queue empty
+    CONTROL = 0x044         # write 1s: bit 0 clear error, bit 1 clear performance counters
+    ERROR_CODE = 0x048      # first error since the last clear (ErrorCode / HubError)
+    ERROR_OP = 0x04C        # opcode of the command that raised it
+    ERROR_COUNT = 0x050     # refused commands, ever (cleared with the performance counters)
+    CMDQ_LEVEL = 0x054      # words waiting in the command queue
+    PERF_CYCLES = 0x060     # free-running cycle counter
+    PERF_BUSY = 0x064       # cycles with the sequencer or the array busy
+    PERF_MAC = 0x068        # cycles in which a MAC burst issued
+    PERF_STALL = 0x06C      # cycles the array was frozen by back-pressure
+    PERF_CMDS = 0x070       # commands completed
+    UART_BAUD_DIV = 0x080   # clock cycles per UART bit
+    UART_FRAMES_OK = 0x084
+    UART_CRC_ERRORS = 0x088
+    UART_FRAMING_ERRORS = 0x08C   # stop bit not high
+    UART_TIMEOUTS = 0x090         # frame abandoned after the inter-byte timeout
+    UART_OVERRUNS = 0x094         # byte arrived while the receiver could not take it
+    UART_BAD_FRAMES = 0x098       # CRC good but command, length or address refused
+    BUS_ERRORS = 0x0A0            # accesses to unmapped or read-only addresses
+    BUS_ERROR_ADDR = 0x0A4
+
+
+STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY = 0x1, 0x2, 0x4
+CONTROL_CLEAR_ERROR, CONTROL_CLEAR_COUNTERS = 0x1, 0x2
+
+
+class HubError(enum.IntEnum):
+    """Errors the hub raises itself (array refusals keep their ErrorCode values below 0x40)."""
+
+    BAD_TILE = 0x40        # tile parameters do not fit the device (sizes, rows, scratch range)
+    BAD_SCRATCH = 0x41     # scratch range outside the scratch memory
+    QUEUE_OVERFLOW = 0x42  # a word was pushed into a full command queue (it is dropped)
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    base: int       # byte address
+    size: int       # bytes
+
+
+CSR_BASE = 0x0000_0000
+CMDQ_BASE = 0x0000_1000      # any write in this window pushes one word onto the command queue
+SCRATCH_BASE = 0x0001_0000
+GB_BASE = 0x0002_0000
+BANK_BASE = 0x0100_0000
+
+
+def _pow2_ceil(v: int) -> int:
+    return 1 << (v - 1).bit_length()
+
+
+def bank_stride(params: DeviceParams) -> int:
+    """Bytes between the windows of consecutive banks (a power of two at least one bank's size)."""
+    return _pow2_ceil(params.bank_bursts * params.burst_bits // 8)
+
+
+def windows(params: DeviceParams) -> tuple[Window, ...]:
+    return (
+        Window("csr", CSR_BASE, 0x1000),
+        Window("cmdq", CMDQ_BASE, 0x1000),
+        Window("scratch", SCRATCH_BASE, params.scratch_words * 4),
+        Window("gb", GB_BASE, params.gb_words * 2),
+        Window("bank", BANK_BASE, params.banks * bank_stride(params)),
+    )
+
+
+def bank_address(params: DeviceParams, bank: int, row: int, col: int = 0) -> int:
+    """Byte address of burst (row, col) of `bank` in the bank window."""
+    if not (0 <= bank < params.banks and 0 <= row < params.rows and 0 <= col < params.bursts_per_row):
+        raise ValueError(f"bank {bank}, row {row}, col {col} is outside the device")
+    return BANK_BASE + bank * bank_stride(params) + (row * params.bursts_per_row + col) * params.burst_bits // 8
+
+
+def payload_words(op: int, params: DeviceParams) -> int:
+    """32-bit words that follow a command's 4 header words in the command queue."""
+    if op in (Op.WR_SBK, Op.WR_ABK, Op.WR_GB):
+        return params.burst_bits // 32
+    if op == Op.WR_AFLUT:
+        return 2
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# UART frame format (docs/uart_link.md has a byte-level example)
+# ---------------------------------------------------------------------------------------------------------
+class Frame:
+    REQ_SYNC = 0xA5
+    RESP_SYNC = 0x5A
+    MAX_WORDS = 256          # payload words one frame may carry
+    # request: sync, seq, cmd, len (u16 LE, words), addr (u32 LE, bytes), payload (writes), crc (u16 BE)
+    REQ_HEADER = 9
+    # response: sync, seq, status, len (u16 LE, words), payload (reads), crc (u16 BE)
+    RESP_HEADER = 5
+    CRC_BYTES = 2
+    CRC_INIT = 0xFFFF        # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF (binascii.crc_hqx(data, 0xFFFF))
+    TIMEOUT_BYTES = 16       # receiver drops a partial frame after this many idle byte times
+
+
+class FrameCmd(enum.IntEnum):
+    READ = 0x01             # read len words from addr, addr+4, ...
+    WRITE = 0x02            # write len words to addr, addr+4, ...
+    WRITE_FIXED = 0x03      # write len words all to addr (command-queue pushes, FIFO-style registers)
+
+
+class FrameStatus(enum.IntEnum):
+    OK = 0x00
+    BAD_CMD = 0x01
+    BAD_LEN = 0x02          # zero or above Frame.MAX_WORDS, or a length that does not match the bytes sent
+    BAD_ADDR = 0x03         # unaligned, unmapped or read-only for a write (no word of the frame is written)
+    BUS_ERROR = 0x04        # an access failed part-way (reported, the frame's earlier words did happen)
