@@ -7,6 +7,7 @@ standard library only. Nothing declared here may be typed again elsewhere: deriv
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, fields
 
 __all__ = [
@@ -19,7 +20,8 @@ __all__ = [
     "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
     "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
     "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "CONTROL_CLEAR_ERROR",
-    "CONTROL_CLEAR_COUNTERS", "check_command",
+    "CONTROL_CLEAR_COUNTERS", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
+    "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32",
 ]
 
 CONTRACT_VERSION = 1
@@ -494,3 +496,18 @@ class FrameStatus(enum.IntEnum):
     BAD_LEN = 0x02          # zero or above Frame.MAX_WORDS, or a length that does not match the bytes sent
     BAD_ADDR = 0x03         # unaligned, unmapped or read-only for a write (no word of the frame is written)
     BUS_ERROR = 0x04        # an access failed part-way (reported, the frame's earlier words did happen)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Function-unit constants (docs/numerics.md §9); integer tables so both sides use identical values
+# ---------------------------------------------------------------------------------------------------------
+EXP2_SEGMENTS = 64
+EXP2_FRAC_BITS = 24          # t is cut to a fixed-point number with this many fraction bits (floor)
+# 2**(i/64) as 24-bit significands (2**23 = 1.0), i = 0..64; round() of a float64 value is exact enough.
+EXP2_TABLE = tuple(round(2.0 ** (i / EXP2_SEGMENTS) * (1 << 23)) for i in range(EXP2_SEGMENTS + 1))
+RECIP_SEGMENTS = 64
+# FP32 bit patterns of 1 / (1 + (i + 0.5)/64): Newton seeds for a significand in segment i.
+RECIP_TABLE = tuple(struct.unpack("<I", struct.pack("<f", 1.0 / (1.0 + (i + 0.5) / RECIP_SEGMENTS)))[0]
+                    for i in range(RECIP_SEGMENTS))
+RECIP_NEWTON_STEPS = 2
+LOG2E_F32 = 0x3FB8AA3B        # log2(e) rounded to FP32
