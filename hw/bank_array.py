@@ -41,7 +41,9 @@ def _in_set(value, ops):
 
 class BankArray(wiring.Component):
     """Ports: `cmd` (stream in), `resp` (stream out), `busy` (work in flight), `mac_active` (a MAC burst
-    issues this cycle), `stall` (pipeline frozen by response back-pressure)."""
+    issues this cycle), `stall` (pipeline frozen by response back-pressure), `cmd_err` (the error code the
+    head command will be refused with, 0 if accepted: lets a driver stop at a refusal without waiting for
+    its error beat)."""
 
     def __init__(self, *, params):
         if not isinstance(params, DeviceParams):
@@ -53,6 +55,7 @@ class BankArray(wiring.Component):
             "busy": Out(1),
             "mac_active": Out(1),
             "stall": Out(1),
+            "cmd_err": Out(8),
         })
 
     LATENCY = 1 + BankPU.LATENCY   # s0 -> s4
@@ -107,6 +110,7 @@ class BankArray(wiring.Component):
         with m.Elif((op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)):
             m.d.comb += err.eq(ErrorCode.BAD_LUT)
         ok = err == 0
+        m.d.comb += self.cmd_err.eq(err)
 
         # ---- issue state ----------------------------------------------------------------------------------
         k = Signal(16)                 # burst within the head command

@@ -21,7 +21,7 @@ def expected_ports(params):
         ("cmd__valid", "input", 1), ("cmd__ready", "output", 1),
         ("resp__payload", "output", sum(w for _, w in resp_fields(params))),
         ("resp__valid", "output", 1), ("resp__ready", "input", 1),
-        ("busy", "output", 1), ("mac_active", "output", 1), ("stall", "output", 1),
+        ("busy", "output", 1), ("mac_active", "output", 1), ("stall", "output", 1), ("cmd_err", "output", 8),
     }
 
 

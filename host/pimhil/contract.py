@@ -310,6 +310,12 @@ class Command:
         word = pack_fields(_CMD_HEADER, v)
         return [(word >> (32 * i)) & 0xFFFFFFFF for i in range(CMD_HEADER_WORDS)]
 
+    def queue_words(self, params: "DeviceParams") -> list[int]:
+        """The command as pushed onto the hub's command queue: header words, then payload_words(op) words."""
+        n = payload_words(int(self.op), params)
+        data = self.data_int(params) if n else 0
+        return self.header_words() + [(data >> (32 * i)) & 0xFFFFFFFF for i in range(n)]
+
 
 def check_command(cmd: Command, params: DeviceParams) -> None:
     """Raise CommandError with the device's error code if the array would refuse `cmd`.

@@ -1,0 +1,222 @@
+"""Register-level model of the whole device: CSRs, command queue, sequencer, scratch and bus windows.
+
+It answers 32-bit reads and writes at bus addresses exactly as the control hub does (hw/control_hub.py),
+except for what depends on time: commands execute as soon as their last word is pushed, STATUS never shows
+busy, the performance counters stay 0 and the queue never overflows. Testbenches compare every read with it;
+the host driver uses it as the `golden` target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
+                        CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_ERROR,
+                        STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, Op,
+                        Reg, bank_stride, check_command, payload_words, unpack_fields, windows)
+from .array import GoldenArray
+from .elementwise import ewadd, ewmul
+
+
+class BusError(Exception):
+    """The device answered a bus access with an error (unaligned, unmapped or read-only address)."""
+
+    def __init__(self, addr: int):
+        super().__init__(f"bus error at {addr:#010x}")
+        self.addr = addr
+
+
+class GoldenDevice:
+    def __init__(self, params: DeviceParams, *, uart_default_div: int | None = None):
+        self.p = params
+        self.array = GoldenArray(params)
+        self.scratch = np.zeros(params.scratch_words, np.uint32)
+        self.queue: list[int] = []
+        self.err_latched = False
+        self.err_code = 0
+        self.err_op = 0
+        self.err_count = 0
+        self.cmds_done = 0
+        self.bus_errors = 0
+        self.bus_err_addr = 0
+        self.baud_div = params.clk_hz // 115200 if uart_default_div is None else uart_default_div
+        self._stage = None      # (is_gb, bank, burst, {word: value})
+        self._win = {w.name: w for w in windows(params)}
+
+    # ---- bus -------------------------------------------------------------------------------------------
+    def read(self, addr: int) -> int:
+        return self._access(addr, None)
+
+    def write(self, addr: int, value: int) -> None:
+        self._access(addr, int(value) & 0xFFFFFFFF)
+
+    def _bus_error(self, addr):
+        self.bus_errors += 1
+        self.bus_err_addr = addr
+        raise BusError(addr)
+
+    def _in(self, name, addr):
+        w = self._win[name]
+        return w.base <= addr < w.base + w.size
+
+    def _access(self, addr, value):
+        if addr & 3:
+            self._bus_error(addr)
+        if self._in("csr", addr):
+            return self._csr(addr - CSR_BASE, value)
+        if self._in("cmdq", addr):
+            if value is None:
+                self._bus_error(addr)
+            self._push(value)
+            return None
+        if self._in("scratch", addr):
+            i = (addr - SCRATCH_BASE) // 4
+            if value is None:
+                return int(self.scratch[i])
+            self.scratch[i] = value
+            return None
+        if self._in("gb", addr) or (self._in("bank", addr) and self._bank_ok(addr)):
+            return self._window(addr, value)
+        self._bus_error(addr)
+
+    def _csr(self, off, value):
+        p = self.p
+        regs = {
+            Reg.MAGIC: MAGIC, Reg.VERSION: CONTRACT_VERSION, Reg.BANKS: p.banks, Reg.LANES: p.lanes,
+            Reg.ROWS: p.rows, Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
+            Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
+            Reg.CLK_HZ: p.clk_hz,
+            Reg.STATUS: (STATUS_ERROR if self.err_latched else 0) | (0 if self.queue else STATUS_QUEUE_EMPTY)
+            | (1 if self.queue else 0),
+            Reg.ERROR_CODE: self.err_code, Reg.ERROR_OP: self.err_op, Reg.ERROR_COUNT: self.err_count,
+            Reg.CMDQ_LEVEL: len(self.queue), Reg.PERF_CYCLES: 0, Reg.PERF_BUSY: 0, Reg.PERF_MAC: 0,
+            Reg.PERF_STALL: 0, Reg.PERF_CMDS: self.cmds_done, Reg.UART_BAUD_DIV: self.baud_div,
+            Reg.BUS_ERRORS: self.bus_errors, Reg.BUS_ERROR_ADDR: self.bus_err_addr,
+            Reg.UART_FRAMES_OK: 0, Reg.UART_CRC_ERRORS: 0, Reg.UART_FRAMING_ERRORS: 0, Reg.UART_TIMEOUTS: 0,
+            Reg.UART_OVERRUNS: 0, Reg.UART_BAD_FRAMES: 0,
+        }
+        if value is None:
+            if off not in set(int(r) for r in regs):
+                self._bus_error(CSR_BASE + off)
+            return int(regs[Reg(off)])
+        if off == Reg.CONTROL:
+            if value & CONTROL_CLEAR_ERROR:
+                self.err_latched, self.err_code, self.err_op = False, 0, 0
+            if value & CONTROL_CLEAR_COUNTERS:
+                self.err_count = 0
+                self.cmds_done = 0
+            return None
+        if off == Reg.UART_BAUD_DIV:
+            self.baud_div = max(4, value & 0xFFFF) if value >= 4 else 4
+            return None
+        self._bus_error(CSR_BASE + off)
+
+    # ---- windows ---------------------------------------------------------------------------------------
+    def _bank_ok(self, addr):
+        return (addr - BANK_BASE) % bank_stride(self.p) < self.p.bank_bursts * self.p.burst_bits // 8
+
+    def _locate(self, addr):
+        p = self.p
+        bb = p.burst_bits // 8
+        if self._in("gb", addr):
+            return True, 0, (addr - GB_BASE) // bb, (addr // 4) % (p.lanes // 2)
+        off = addr - BANK_BASE
+        return False, off // bank_stride(p), (off % bank_stride(p)) // bb, (addr // 4) % (p.lanes // 2)
+
+    def _window(self, addr, value):
+        is_gb, bank, burst, word = self._locate(addr)
+        mem = self.array.gb[burst] if is_gb else self.array.banks[bank, burst]
+        if value is None:
+            return int(mem[2 * word]) | (int(mem[2 * word + 1]) << 16)
+        key = (is_gb, bank, burst)
+        if self._stage is not None and self._stage[0] != key:
+            self.bus_errors += 1            # a partial burst is dropped
+            self.bus_err_addr = addr
+            self._stage = None
+        if self._stage is None:
+            self._stage = (key, {})
+        self._stage[1][word] = value
+        if len(self._stage[1]) == self.p.lanes // 2:
+            words = [self._stage[1][i] for i in range(self.p.lanes // 2)]
+            burst_words = [h for w in words for h in (w & 0xFFFF, w >> 16)]
+            mem[:] = burst_words
+            self._stage = None
+        return None
+
+    # ---- command queue and sequencer ---------------------------------------------------------------------
+    def _push(self, word):
+        if self.err_latched:
+            return                       # the sequencer drains the queue until the error is cleared
+        self.queue.append(word)
+        while len(self.queue) >= 4:
+            op = self.queue[0] & 0xFF
+            need = 4 + (payload_words(op, self.p) if op in (int(o) for o in Op) else 0)
+            if len(self.queue) < need:
+                return
+            words, self.queue = self.queue[:need], self.queue[need:]
+            self._execute(words)
+            if self.err_latched:
+                self.queue = []
+                return
+
+    def _raise(self, code, op):
+        self.err_count += 1
+        if not self.err_latched:
+            self.err_latched, self.err_code, self.err_op = True, int(code), int(op)
+
+    def _execute(self, words):
+        p = self.p
+        h = unpack_fields((("op", 8), ("flags", 8), ("bank", 8), ("acc", 8), ("row", 16), ("col", 16),
+                           ("count", 16), ("gb", 16), ("imm", 32)),
+                          sum(w << (32 * i) for i, w in enumerate(words[:4])))
+        op = h["op"]
+        if op in (int(o) for o in ARRAY_OPS) and op != Op.SYNC:
+            data = ()
+            if op in (Op.WR_SBK, Op.WR_ABK, Op.WR_GB):
+                data = tuple(v for w in words[4:] for v in (w & 0xFFFF, w >> 16))
+            elif op == Op.WR_AFLUT:
+                data = (words[4], words[5])
+            cmd = Command(Op(op), data=data, **{k: h[k] for k in ("flags", "bank", "acc", "row", "col", "count",
+                                                                   "gb", "imm")})
+            reads = op in (Op.RD_SBK, Op.RD_GB)
+            responding = reads or op == Op.RD_MAC or (op in (Op.MAC_ABK, Op.MAC_SBK) and h["flags"] & Flag.READ)
+            n = h["count"] * p.lanes // 2 if reads else p.banks
+            if responding and h["imm"] + n > p.scratch_words:
+                return self._raise(HubError.BAD_SCRATCH, op)
+            try:
+                check_command(cmd, p)
+            except CommandError as e:
+                return self._raise(e.code, op)
+            out = self.array.execute(cmd)
+            if responding:
+                dest = h["imm"]
+                for r in out:
+                    if reads:
+                        vals = [(r.data >> (32 * i)) & 0xFFFFFFFF for i in range(p.lanes // 2)]
+                    else:
+                        vals = [(r.data >> (32 * i)) & 0xFFFFFFFF for i in range(p.banks)]
+                    self.scratch[dest:dest + len(vals)] = vals
+                    dest += len(vals)
+        elif op in (Op.SYNC, Op.EOC):
+            pass
+        elif op in (Op.EWMUL, Op.EWADD):
+            n = h["count"]
+            if max(h["row"], h["col"], h["gb"]) + n > p.scratch_words:
+                return self._raise(HubError.BAD_SCRATCH, op)
+            if h["flags"]:
+                return self._raise(ErrorCode.BAD_FLAGS, op)
+            if n == 0:
+                return self._raise(ErrorCode.BAD_COUNT, op)
+            # The hub streams one element per cycle and writes element i-1's result after reading element i's
+            # operands; overlapping ranges see exactly that order.
+            fn = ewmul if op == Op.EWMUL else ewadd
+            pending = None
+            for i in range(n):
+                ai, bi = self.scratch[h["row"] + i], self.scratch[h["col"] + i]
+                if pending is not None:
+                    self.scratch[pending[0]] = pending[1]
+                pending = (h["gb"] + i, fn(np.uint32(ai), np.uint32(bi)))
+            self.scratch[pending[0]] = pending[1]
+        else:
+            return self._raise(ErrorCode.BAD_OPCODE, op)
+        self.cmds_done += 1

@@ -1,0 +1,417 @@
+"""The control hub: CSRs, command queue, sequencer, scratch memory and the bus windows onto the bank array.
+
+The host fills the command queue (CMDQ window) with commands in the contract's encoding: four header words
+(contract.Command.header_words) followed by payload_words(op) words. The sequencer pops and executes them
+with no host action in between; commands that answer (RD_SBK, RD_GB, RD_MAC, MACs with Flag.READ) land in
+the scratch memory at word address `imm`. A refused command latches its error code (STATUS.error,
+ERROR_CODE, ERROR_OP), has no side effect, and the queue is drained until the host clears the error.
+
+The bank and GB windows turn 32-bit bus accesses into burst commands: a burst is written when all of its
+words have been written (in any order), and reads fetch a whole burst into a one-burst read cache.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from pimhil.contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
+                             CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
+                             ErrorCode, Flag, HubError, Op, Reg, bank_stride, payload_words, windows)
+
+from .bank_array import BankArray, cmd_layout
+from .bus import BusSignature
+from .fp32 import fp32_add, fp32_mul
+
+__all__ = ["ControlHub"]
+
+UART_STATS = ("uart_frames_ok", "uart_crc_errors", "uart_framing_errors", "uart_timeouts", "uart_overruns",
+              "uart_bad_frames")
+
+
+def _in_set(value, ops):
+    return Cat(*(value == int(o) for o in sorted(ops))).any()
+
+
+class ControlHub(wiring.Component):
+    """Ports: `bus` (slave), `uart_baud_div` (the BAUD_DIV register, reset value `uart_default_div`),
+    the UART link's counters (inputs shown in the CSR window), `irq_error` (error latched)."""
+
+    def __init__(self, *, params, uart_default_div=None):
+        if not isinstance(params, DeviceParams):
+            raise TypeError(f"params must be a DeviceParams, not {params!r}")
+        div = params.clk_hz // 115200 if uart_default_div is None else uart_default_div
+        if not isinstance(div, int) or not 4 <= div < (1 << 16):
+            raise ValueError(f"uart_default_div must be an int in [4, 65535], not {div!r}")
+        self.params = params
+        self.uart_default_div = div
+        self.array = BankArray(params=params)
+        super().__init__({
+            "bus": In(BusSignature()),
+            "uart_baud_div": Out(16, init=div),
+            **{name: In(32) for name in UART_STATS},
+            "irq_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        B, L = p.banks, p.lanes
+        m.submodules.array = array = self.array
+        m.submodules.cmdq = cmdq = fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words)
+        m.submodules.scratch = scratch = memory.Memory(shape=32, depth=p.scratch_words, init=[])
+        sc_bus_rd = scratch.read_port()
+        sc_bus_wr = scratch.write_port()
+        sc_a = scratch.read_port()          # EW operand a
+        sc_b = scratch.read_port()          # EW operand b
+        sc_wr = scratch.write_port()        # responses and EW results
+        words_per_burst = L // 2
+
+        # ---- error latch and counters ------------------------------------------------------------------
+        err_latched = Signal()
+        err_code = Signal(8)
+        err_op = Signal(8)
+        err_count = Signal(32)
+        raise_err = Signal()
+        raise_code = Signal(8)
+        raise_op = Signal(8)
+        clear_err = Signal()
+        clear_cnt = Signal()
+        with m.If(raise_err):
+            m.d.sync += err_count.eq(err_count + 1)
+            with m.If(~err_latched):
+                m.d.sync += [err_latched.eq(1), err_code.eq(raise_code), err_op.eq(raise_op)]
+        with m.If(clear_err):
+            m.d.sync += [err_latched.eq(0), err_code.eq(0), err_op.eq(0)]
+        m.d.comb += self.irq_error.eq(err_latched)
+
+        perf_cycles, perf_busy, perf_mac, perf_stall, perf_cmds = (Signal(32, name=n) for n in
+                                                                   ("perf_cycles", "perf_busy", "perf_mac",
+                                                                    "perf_stall", "perf_cmds"))
+        seq_busy = Signal()
+        cmd_done = Signal()
+        m.d.sync += perf_cycles.eq(perf_cycles + 1)
+        with m.If(clear_cnt):
+            m.d.sync += [perf_busy.eq(0), perf_mac.eq(0), perf_stall.eq(0), perf_cmds.eq(0), err_count.eq(0)]
+        with m.Else():
+            m.d.sync += [
+                perf_busy.eq(perf_busy + (seq_busy | array.busy)),
+                perf_mac.eq(perf_mac + array.mac_active),
+                perf_stall.eq(perf_stall + array.stall),
+                perf_cmds.eq(perf_cmds + cmd_done),
+            ]
+        bus_errors = Signal(32)
+        bus_err_addr = Signal(32)
+
+        # ---- array command port: shared by the sequencer and the bus windows ---------------------------
+        seq_cmd_valid = Signal()
+        seq_cmd = Signal(cmd_layout(p))
+        win_cmd_valid = Signal()
+        win_fields = ("op", "count", "bank", "row", "col", "gb", "data")
+        win_cmd = {f: Signal(len(getattr(array.cmd.payload, f)), name=f"win_{f}") for f in win_fields}
+        win_owns = Signal()                 # the windows hold the array (only while the sequencer is idle)
+        with m.If(win_owns):
+            m.d.comb += array.cmd.valid.eq(win_cmd_valid)
+            m.d.comb += [getattr(array.cmd.payload, f).eq(win_cmd[f]) for f in win_fields]
+        with m.Else():
+            m.d.comb += [array.cmd.valid.eq(seq_cmd_valid), array.cmd.payload.eq(seq_cmd)]
+        cmd_fire = array.cmd.valid & array.cmd.ready
+
+        # ---- response routing: descriptors in command order -------------------------------------------
+        # kind 0: burst words to scratch, 1: per-bank FP32 to scratch, 2: burst into the window read cache
+        m.submodules.rq = rq = fifo.SyncFIFOBuffered(width=2 + 16 + 16, depth=8)
+        rq_push_kind, rq_push_dest, rq_push_beats = Signal(2), Signal(16), Signal(16)
+        m.d.comb += rq.w_data.eq(Cat(rq_push_kind, rq_push_dest, rq_push_beats))
+        rq_kind, rq_dest, rq_beats = rq.r_data[:2], rq.r_data[2:18], rq.r_data[18:34]
+        beat_done = Signal(16)              # beats finished of the head descriptor
+        word_i = Signal(range(max(B, words_per_burst) + 1))
+        cache_valid = Signal()
+        cache_data = Signal(p.burst_bits)
+        cache_fill = Signal()
+        resp = array.resp
+        words_in_beat = Mux(rq_kind == 1, B, words_per_burst)
+        beat_words = Array(resp.payload.data[32 * i:32 * i + 32] for i in range(max(B, words_per_burst)))
+        with m.If(resp.valid & (resp.payload.err != 0)):
+            m.d.comb += resp.ready.eq(1)                        # refusals were handled at issue
+        with m.Elif(resp.valid & rq.r_rdy):
+            with m.If(rq_kind == 2):
+                m.d.comb += [resp.ready.eq(1), cache_fill.eq(1), rq.r_en.eq(1)]
+                m.d.sync += [cache_data.eq(resp.payload.data[:p.burst_bits])]
+            with m.Else():
+                dest = rq_dest + beat_done * words_in_beat + word_i
+                m.d.comb += [sc_wr.en.eq(1), sc_wr.addr.eq(dest), sc_wr.data.eq(beat_words[word_i])]
+                with m.If(word_i == words_in_beat - 1):
+                    m.d.comb += resp.ready.eq(1)
+                    m.d.sync += word_i.eq(0)
+                    with m.If(beat_done + 1 == rq_beats):
+                        m.d.comb += rq.r_en.eq(1)
+                        m.d.sync += beat_done.eq(0)
+                    with m.Else():
+                        m.d.sync += beat_done.eq(beat_done + 1)
+                with m.Else():
+                    m.d.sync += word_i.eq(word_i + 1)
+        resp_idle = ~rq.r_rdy & ~resp.valid
+
+        # ---- sequencer ----------------------------------------------------------------------------------
+        hdr = Array(Signal(32, name=f"hdr{i}") for i in range(4))
+        payload = Array(Signal(32, name=f"pl{i}") for i in range(max(words_per_burst, 2)))
+        n_words = Signal(range(max(words_per_burst, 2) + 5))
+        h_op, h_flags, h_bank, h_acc = hdr[0][:8], hdr[0][8:16], hdr[0][16:24], hdr[0][24:32]
+        h_row, h_col, h_count, h_gb, h_imm = hdr[1][:16], hdr[1][16:32], hdr[2][:16], hdr[2][16:32], hdr[3]
+        n_payload = Signal(range(max(words_per_burst, 2) + 1))
+        with m.Switch(h_op):
+            for op in (Op.WR_SBK, Op.WR_ABK, Op.WR_GB, Op.WR_AFLUT):
+                with m.Case(int(op)):
+                    m.d.comb += n_payload.eq(payload_words(op, p))
+        m.d.comb += [
+            seq_cmd.op.eq(h_op), seq_cmd.flags.eq(h_flags), seq_cmd.bank.eq(h_bank), seq_cmd.acc.eq(h_acc),
+            seq_cmd.row.eq(h_row), seq_cmd.col.eq(h_col), seq_cmd.count.eq(h_count), seq_cmd.gb.eq(h_gb),
+            seq_cmd.imm.eq(h_imm), seq_cmd.data.eq(Cat(*payload)[:p.burst_bits]),
+        ]
+        responding = (_in_set(h_op, (Op.RD_SBK, Op.RD_GB, Op.RD_MAC))
+                      | (_in_set(h_op, (Op.MAC_ABK, Op.MAC_SBK)) & h_flags[Flag.READ.bit_length() - 1]))
+        resp_words = Signal(32)
+        with m.If(_in_set(h_op, (Op.RD_SBK, Op.RD_GB))):
+            m.d.comb += resp_words.eq(h_count * words_per_burst)
+        with m.Else():
+            m.d.comb += resp_words.eq(B)
+        scratch_ok_resp = h_imm + resp_words <= p.scratch_words
+        ew_ok = ((h_row + h_count <= p.scratch_words) & (h_col + h_count <= p.scratch_words)
+                 & (h_gb + h_count <= p.scratch_words))
+
+        ew_i = Signal(16)          # element being read
+        ew_v = Signal()            # a read issued last cycle, its result is written this cycle
+        ew_dst = Signal(16)
+        ew_mul = Signal()
+        sum_ = fp32_add(m, sc_a.data, sc_b.data, name="ew_add")
+        prod = fp32_mul(m, sc_a.data, sc_b.data, name="ew_mul")
+        m.d.comb += [sc_a.en.eq(1), sc_b.en.eq(1), sc_a.addr.eq(h_row + ew_i), sc_b.addr.eq(h_col + ew_i)]
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.sync += n_words.eq(0)
+                with m.If(err_latched):
+                    m.d.comb += cmdq.r_en.eq(1)       # drain what was queued behind the refused command
+                with m.Elif(cmdq.r_rdy & ~win_owns):
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += seq_busy.eq(1)
+                with m.If(n_words < 4):
+                    with m.If(cmdq.r_rdy):
+                        m.d.comb += cmdq.r_en.eq(1)
+                        m.d.sync += [hdr[n_words[:2]].eq(cmdq.r_data), n_words.eq(n_words + 1)]
+                with m.Elif(n_words < 4 + n_payload):
+                    with m.If(cmdq.r_rdy):
+                        m.d.comb += cmdq.r_en.eq(1)
+                        m.d.sync += [payload[n_words - 4].eq(cmdq.r_data), n_words.eq(n_words + 1)]
+                with m.Else():
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                m.d.comb += seq_busy.eq(1)
+                with m.If(_in_set(h_op, ARRAY_OPS - {Op.SYNC})):
+                    with m.If(responding & ~scratch_ok_resp):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(rq.w_rdy):
+                        m.d.comb += seq_cmd_valid.eq(1)
+                        with m.If(cmd_fire):
+                            with m.If(array.cmd_err != 0):
+                                m.d.comb += [raise_err.eq(1), raise_code.eq(array.cmd_err), raise_op.eq(h_op)]
+                                m.next = "IDLE"
+                            with m.Else():
+                                with m.If(responding):
+                                    m.d.comb += [
+                                        rq.w_en.eq(1), rq_push_dest.eq(h_imm),
+                                        rq_push_kind.eq(Mux(h_op == Op.RD_SBK, 0, Mux(h_op == Op.RD_GB, 0, 1))),
+                                        rq_push_beats.eq(Mux(_in_set(h_op, (Op.RD_SBK, Op.RD_GB)), h_count, 1)),
+                                    ]
+                                m.d.comb += cmd_done.eq(1)
+                                m.next = "IDLE"
+                with m.Elif((h_op == Op.SYNC) | (h_op == Op.EOC)):
+                    with m.If(~array.busy & resp_idle):
+                        m.d.comb += cmd_done.eq(1)
+                        m.next = "IDLE"
+                with m.Elif((h_op == Op.EWMUL) | (h_op == Op.EWADD)):
+                    with m.If(array.busy | ~resp_idle):
+                        pass                              # earlier read-outs may still be landing in scratch
+                    with m.Elif(~ew_ok):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(h_flags != 0):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_FLAGS), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(h_count == 0):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_COUNT), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [ew_i.eq(0), ew_v.eq(0), ew_dst.eq(h_gb), ew_mul.eq(h_op == Op.EWMUL)]
+                        m.next = "EW"
+                with m.Else():
+                    m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_OPCODE), raise_op.eq(h_op)]
+                    m.next = "IDLE"
+            with m.State("EW"):
+                # One element per cycle: operands read in cycle i arrive in cycle i+1 and are written then.
+                m.d.comb += seq_busy.eq(1)
+                with m.If(ew_v):
+                    m.d.comb += [sc_wr.en.eq(1), sc_wr.addr.eq(ew_dst), sc_wr.data.eq(Mux(ew_mul, prod, sum_))]
+                    m.d.sync += ew_dst.eq(ew_dst + 1)
+                with m.If(ew_i < h_count):
+                    m.d.sync += [ew_i.eq(ew_i + 1), ew_v.eq(1)]
+                with m.Else():
+                    m.d.sync += ew_v.eq(0)
+                    with m.If(~ew_v):
+                        m.d.comb += cmd_done.eq(1)
+                        m.next = "IDLE"
+
+        # ---- bus slave -----------------------------------------------------------------------------------
+        bus = self.bus
+        a = bus.addr
+        sc_win, gb_win, bank_win = (w for w in windows(p) if w.name in ("scratch", "gb", "bank"))
+
+        def inside(base, size):
+            return (a < base + size) if base == 0 else ((a >= base) & (a < base + size))
+
+        in_csr = inside(CSR_BASE, 0x1000)
+        in_cmdq = inside(CMDQ_BASE, 0x1000)
+        in_sc = inside(sc_win.base, sc_win.size)
+        in_gb = inside(gb_win.base, gb_win.size)
+        in_bank = inside(bank_win.base, bank_win.size)
+        stride = bank_stride(p)
+        burst_bytes = p.burst_bits // 8
+        boff = a - BANK_BASE
+        w_bank = Signal(8)
+        m.d.comb += w_bank.eq(boff // stride)
+        w_burst = Signal(32)
+        m.d.comb += w_burst.eq(Mux(in_gb, (a - GB_BASE) // burst_bytes, (boff % stride) // burst_bytes))
+        w_word = (a // 4) % words_per_burst
+        bank_ok = (boff % stride) < p.bank_bursts * burst_bytes
+        unaligned = a[:2] != 0
+
+        csr_r = Signal(32)
+        regs = {
+            Reg.MAGIC: MAGIC, Reg.VERSION: CONTRACT_VERSION, Reg.BANKS: B, Reg.LANES: L, Reg.ROWS: p.rows,
+            Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
+            Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
+            Reg.CLK_HZ: p.clk_hz,
+            Reg.STATUS: Cat(seq_busy | array.busy | cmdq.r_rdy, err_latched, ~cmdq.r_rdy),
+            Reg.ERROR_CODE: err_code, Reg.ERROR_OP: err_op, Reg.ERROR_COUNT: err_count,
+            Reg.CMDQ_LEVEL: cmdq.r_level, Reg.PERF_CYCLES: perf_cycles, Reg.PERF_BUSY: perf_busy,
+            Reg.PERF_MAC: perf_mac, Reg.PERF_STALL: perf_stall, Reg.PERF_CMDS: perf_cmds,
+            Reg.UART_BAUD_DIV: self.uart_baud_div, Reg.BUS_ERRORS: bus_errors, Reg.BUS_ERROR_ADDR: bus_err_addr,
+            Reg.UART_FRAMES_OK: self.uart_frames_ok, Reg.UART_CRC_ERRORS: self.uart_crc_errors,
+            Reg.UART_FRAMING_ERRORS: self.uart_framing_errors, Reg.UART_TIMEOUTS: self.uart_timeouts,
+            Reg.UART_OVERRUNS: self.uart_overruns, Reg.UART_BAD_FRAMES: self.uart_bad_frames,
+        }
+        csr_hit = Signal()
+        with m.Switch(a - CSR_BASE):
+            for reg, value in regs.items():
+                with m.Case(int(reg)):
+                    m.d.comb += [csr_r.eq(value), csr_hit.eq(1)]
+        writable = Cat((a - CSR_BASE) == int(Reg.CONTROL), (a - CSR_BASE) == int(Reg.UART_BAUD_DIV)).any()
+
+        # Window state: one staged burst for writes, one cached burst for reads.
+        stg_valid = Signal()
+        stg_gb = Signal()
+        stg_bank = Signal(8)
+        stg_burst = Signal(32)
+        stg_mask = Signal(words_per_burst)
+        stg_data = Array(Signal(32, name=f"stg{i}") for i in range(words_per_burst))
+        cache_gb = Signal()
+        cache_bank = Signal(8)
+        cache_burst = Signal(32)
+        same_stage = stg_valid & (stg_gb == in_gb) & (in_gb | (stg_bank == w_bank)) & (stg_burst == w_burst)
+        cache_hit = cache_valid & (cache_gb == in_gb) & (in_gb | (cache_bank == w_bank)) & (cache_burst == w_burst)
+        with m.If(cache_fill):
+            m.d.sync += cache_valid.eq(1)
+        with m.If(cmd_done | seq_busy):
+            m.d.sync += cache_valid.eq(0)          # any command may change memory
+
+        def win_command(op, bank, burst, is_gb, data=None):
+            stmts = [win_cmd["op"].eq(op), win_cmd["count"].eq(1), win_cmd["bank"].eq(Mux(is_gb, 0, bank)),
+                     win_cmd["row"].eq(burst // p.bursts_per_row), win_cmd["col"].eq(burst % p.bursts_per_row),
+                     win_cmd["gb"].eq(burst)]
+            if data is not None:
+                stmts.append(win_cmd["data"].eq(data))
+            return stmts
+
+        with m.FSM(name="bus"):
+            with m.State("IDLE"):
+                with m.If(bus.valid):
+                    with m.If(unaligned):
+                        m.next = "ERR"
+                    with m.Elif(in_csr):
+                        with m.If(bus.we & ~writable):
+                            m.next = "ERR"
+                        with m.Elif(~bus.we & ~csr_hit):
+                            m.next = "ERR"
+                        with m.Else():
+                            with m.If(bus.we & ((a - CSR_BASE) == int(Reg.CONTROL))):
+                                m.d.comb += [clear_err.eq(bus.wdata[0]), clear_cnt.eq(bus.wdata[1])]
+                            with m.If(bus.we & ((a - CSR_BASE) == int(Reg.UART_BAUD_DIV))):
+                                m.d.sync += self.uart_baud_div.eq(Mux(bus.wdata < 4, 4, bus.wdata[:16]))
+                            m.d.comb += [bus.ready.eq(1), bus.rdata.eq(csr_r)]
+                    with m.Elif(in_cmdq):
+                        with m.If(~bus.we):
+                            m.next = "ERR"
+                        with m.Else():
+                            m.d.comb += [cmdq.w_en.eq(1), cmdq.w_data.eq(bus.wdata), bus.ready.eq(1)]
+                            with m.If(~cmdq.w_rdy):
+                                m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.QUEUE_OVERFLOW),
+                                             raise_op.eq(0), bus.err.eq(1)]
+                    with m.Elif(in_sc):
+                        m.d.comb += [sc_bus_rd.addr.eq((a - SCRATCH_BASE) // 4), sc_bus_rd.en.eq(1)]
+                        with m.If(bus.we):
+                            m.d.comb += [sc_bus_wr.en.eq(1), sc_bus_wr.addr.eq((a - SCRATCH_BASE) // 4),
+                                         sc_bus_wr.data.eq(bus.wdata), bus.ready.eq(1)]
+                        with m.Else():
+                            m.next = "SC_READ"
+                    with m.Elif(in_gb | (in_bank & bank_ok)):
+                        with m.If(~seq_busy & ~cmdq.r_rdy & resp_idle):
+                            m.d.sync += win_owns.eq(1)
+                            m.next = "WIN"
+                    with m.Else():
+                        m.next = "ERR"
+            with m.State("SC_READ"):
+                m.d.comb += [bus.ready.eq(1), bus.rdata.eq(sc_bus_rd.data)]
+                m.next = "IDLE"
+            with m.State("ERR"):
+                m.d.comb += [bus.ready.eq(1), bus.err.eq(1)]
+                m.d.sync += [bus_errors.eq(bus_errors + 1), bus_err_addr.eq(a)]
+                m.next = "IDLE"
+            with m.State("WIN"):
+                with m.If(bus.we):
+                    with m.If(stg_valid & ~same_stage):
+                        m.d.sync += [bus_errors.eq(bus_errors + 1), bus_err_addr.eq(a)]   # partial burst dropped
+                    mask = Mux(same_stage, stg_mask, 0) | (1 << w_word)
+                    m.d.sync += [stg_valid.eq(1), stg_gb.eq(in_gb), stg_bank.eq(w_bank), stg_burst.eq(w_burst),
+                                 stg_mask.eq(mask), stg_data[w_word].eq(bus.wdata), cache_valid.eq(0)]
+                    with m.If(mask == (1 << words_per_burst) - 1):
+                        m.next = "WIN_WRITE"
+                    with m.Else():
+                        m.d.comb += bus.ready.eq(1)
+                        m.d.sync += win_owns.eq(0)
+                        m.next = "IDLE"
+                with m.Elif(cache_hit):
+                    m.d.comb += [bus.ready.eq(1),
+                                 bus.rdata.eq(Array(cache_data[32 * i:32 * i + 32]
+                                                    for i in range(words_per_burst))[w_word])]
+                    m.d.sync += win_owns.eq(0)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += win_command(Mux(in_gb, Op.RD_GB, Op.RD_SBK), w_bank, w_burst, in_gb)
+                    m.d.comb += win_cmd_valid.eq(rq.w_rdy)
+                    with m.If(cmd_fire):
+                        m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(2), rq_push_beats.eq(1)]
+                        m.d.sync += [cache_gb.eq(in_gb), cache_bank.eq(w_bank), cache_burst.eq(w_burst)]
+                        m.next = "WIN_READ"
+            with m.State("WIN_WRITE"):
+                m.d.comb += win_command(Mux(stg_gb, Op.WR_GB, Op.WR_SBK), stg_bank, stg_burst, stg_gb,
+                                        data=Cat(*stg_data))
+                m.d.comb += win_cmd_valid.eq(1)
+                with m.If(cmd_fire):
+                    m.d.sync += [stg_valid.eq(0), stg_mask.eq(0), win_owns.eq(0)]
+                    m.d.comb += bus.ready.eq(1)
+                    m.next = "IDLE"
+            with m.State("WIN_READ"):
+                with m.If(cache_fill):
+                    m.next = "WIN"                   # now a cache hit
+        return m

@@ -1,0 +1,246 @@
+"""The control hub (with its bank array) on its bus port, every read compared with golden.GoldenDevice."""
+
+import os
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from pimhil.contract import (BANK_BASE, CMDQ_BASE, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, GB_BASE,
+                             SCRATCH_BASE, STATUS_BUSY, STATUS_ERROR, Command, ErrorCode, Flag, HubError, Op,
+                             Reg, bank_address, preset)
+from pimhil.golden.device import BusError as GoldenBusError
+from pimhil.golden.device import GoldenDevice
+from tb.support.bus import BusError, BusMaster
+from tb.support.seed import rngs
+from tb.support.vectors import bf16_operands, fp32_operands
+
+# Registers that count time: the golden model does not model them.
+TIMED = {Reg.PERF_CYCLES, Reg.PERF_BUSY, Reg.PERF_MAC, Reg.PERF_STALL, Reg.STATUS, Reg.CMDQ_LEVEL}
+
+
+class TB:
+    def __init__(self, dut):
+        self.dut = dut
+        self.p = preset(os.environ["PIM_PRESET"])
+        self.rng_py, self.rng = rngs(dut._log)
+        Clock(dut.clk, 10, unit="ns").start()
+        for name in ("uart_frames_ok", "uart_crc_errors", "uart_framing_errors", "uart_timeouts",
+                     "uart_overruns", "uart_bad_frames"):
+            getattr(dut, name).value = 0
+        self.bus = BusMaster(dut, "bus", dut.clk)
+        self.golden = GoldenDevice(self.p)
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        for _ in range(3):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+        # Bank memory and the GB keep their contents over reset (like DRAM): zero them through the queue.
+        p = self.p
+        zero = (0,) * p.lanes
+        for row in range(p.rows):
+            for col in range(p.bursts_per_row):
+                await self.command(Command(Op.WR_ABK, row=row, col=col, data=zero))
+        for g in range(p.gb_bursts):
+            await self.command(Command(Op.WR_GB, gb=g, data=zero))
+        await self.idle()
+
+    async def write(self, addr, value):
+        """Write to both; a bus error must happen on both or neither."""
+        try:
+            self.golden.write(addr, value)
+            g_err = None
+        except GoldenBusError as e:
+            g_err = e
+        try:
+            await self.bus.write(addr, value)
+            r_err = None
+        except BusError as e:
+            r_err = e
+        assert (g_err is None) == (r_err is None), f"write {addr:#x}: golden {g_err}, rtl {r_err}"
+
+    async def read(self, addr):
+        try:
+            want = self.golden.read(addr)
+        except GoldenBusError:
+            want = "bus error"
+        try:
+            got = await self.bus.read(addr)
+        except BusError:
+            got = "bus error"
+        assert got == want, f"read {addr:#x}: rtl {got!r}, golden {want!r}"
+        return got
+
+    async def command(self, cmd: Command):
+        for w in cmd.queue_words(self.p):
+            await self.write(CMDQ_BASE, w)
+
+    async def idle(self, timeout=200000):
+        for _ in range(timeout // 10):
+            if not int(await self.bus.read(Reg.STATUS)) & STATUS_BUSY:
+                return
+            for _ in range(8):
+                await RisingEdge(self.dut.clk)
+        raise TimeoutError("hub did not go idle")
+
+    async def compare_scratch(self, n=None):
+        n = self.p.scratch_words if n is None else n
+        for i in range(n):
+            await self.read(SCRATCH_BASE + 4 * i)
+
+    async def compare_regs(self):
+        for r in Reg:
+            if r not in TIMED and r != Reg.CONTROL:
+                await self.read(int(r))
+
+
+@cocotb.test()
+async def test_identity_and_bus_errors(dut):
+    tb = TB(dut)
+    await tb.reset()
+    await tb.compare_regs()
+    for addr in (0x3, 0x100, Reg.CONTROL, 0x0FFC, CMDQ_BASE, GB_BASE + tb.p.gb_words * 2, 0x00800000,
+                 BANK_BASE + tb.p.banks * (1 << 30)):
+        await tb.read(addr & 0xFFFFFFFF)
+    await tb.write(Reg.MAGIC, 1)                     # read-only
+    await tb.write(Reg.UART_BAUD_DIV, 2)             # clamped to 4
+    await tb.compare_regs()
+
+
+@cocotb.test()
+async def test_windows(dut):
+    """Bank and GB windows: full bursts commit, a partial burst is dropped (and counted), reads come back."""
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    wpb = p.lanes // 2
+    for bank, row, col in [(0, 0, 0), (p.banks - 1, p.rows - 1, p.bursts_per_row - 1), (1, 3, 2)]:
+        base = bank_address(p, bank, row, col)
+        words = [tb.rng_py.getrandbits(32) for _ in range(wpb)]
+        for i in reversed(range(wpb)):               # any order
+            await tb.write(base + 4 * i, words[i])
+        for i in range(wpb):
+            await tb.read(base + 4 * i)
+    for g in range(p.gb_bursts):
+        for i in range(wpb):
+            await tb.write(GB_BASE + g * 4 * wpb + 4 * i, tb.rng_py.getrandbits(32))
+    await tb.write(GB_BASE, 0x12345678)              # partial burst...
+    await tb.write(GB_BASE + 4 * wpb, 0x1)           # ...dropped when another burst starts
+    for i in range(p.gb_words // 2):
+        await tb.read(GB_BASE + 4 * i)
+    await tb.compare_regs()
+
+
+@cocotb.test()
+async def test_queued_commands(dut):
+    """Random loads, MACs with READ, RD_MAC/RD_SBK/RD_GB into scratch, executed from the queue."""
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    r = tb.rng_py
+    for row in range(2):
+        data = bf16_operands(tb.rng, (p.banks, p.bursts_per_row, p.lanes), special_rate=0.01)
+        for b in range(p.banks):
+            for c in range(p.bursts_per_row):
+                await tb.command(Command(Op.WR_SBK, bank=b, row=row, col=c, data=tuple(int(v) for v in data[b, c])))
+    gbdata = bf16_operands(tb.rng, (p.gb_bursts, p.lanes))
+    for g in range(p.gb_bursts):
+        await tb.command(Command(Op.WR_GB, gb=g, data=tuple(int(v) for v in gbdata[g])))
+    for _ in range(60):
+        k = r.random()
+        acc = r.randrange(p.accs)
+        dest = r.randrange(p.scratch_words - 4 * p.banks)
+        if k < 0.5:
+            n = r.randint(1, min(p.bursts_per_row, p.gb_bursts))
+            await tb.command(Command(r.choice([Op.MAC_ABK, Op.MAC_SBK]), bank=r.randrange(p.banks),
+                                     flags=r.choice([Flag.ZERO | Flag.READ, Flag.READ, 0, Flag.READ | Flag.BF16]),
+                                     acc=acc, row=r.randrange(2), col=r.randrange(p.bursts_per_row - n + 1),
+                                     count=n, gb=r.randrange(p.gb_bursts - n + 1), imm=dest))
+        elif k < 0.7:
+            await tb.command(Command(Op.RD_MAC, acc=acc, imm=dest, flags=r.choice([0, Flag.BF16])))
+        elif k < 0.8:
+            await tb.command(Command(Op.WR_BIAS, flags=Flag.ALL, acc=acc, imm=int(fp32_operands(tb.rng, 1)[0])))
+        elif k < 0.9:
+            await tb.command(Command(Op.RD_SBK, bank=r.randrange(p.banks), row=r.randrange(2), count=2, imm=dest))
+        else:
+            await tb.command(Command(Op.RD_GB, gb=0, count=2, imm=dest))
+    await tb.command(Command(Op.SYNC))
+    await tb.idle()
+    await tb.compare_scratch()
+    await tb.compare_regs()
+
+
+@cocotb.test()
+async def test_refusal_latches_and_recovers(dut):
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    await tb.command(Command(Op.WR_BIAS, flags=Flag.ALL, acc=0, imm=0x3F800000))
+    await tb.command(Command(Op.MAC_ABK, acc=p.accs, count=1))                 # refused: BAD_ACC
+    await tb.command(Command(Op.WR_BIAS, flags=Flag.ALL, acc=0, imm=0x40000000))  # drained, never runs
+    await tb.idle()
+    assert int(await tb.read(Reg.ERROR_CODE)) == ErrorCode.BAD_ACC
+    assert int(await tb.read(Reg.ERROR_OP)) == Op.MAC_ABK
+    assert int(await tb.bus.read(Reg.STATUS)) & STATUS_ERROR
+    await tb.command(Command(Op.RD_MAC, acc=0, imm=0))                        # dropped while latched
+    await tb.write(Reg.CONTROL, CONTROL_CLEAR_ERROR)
+    await tb.command(Command(Op.RD_MAC, acc=0, imm=0))
+    await tb.command(Command(Op.RD_MAC, acc=0, imm=p.scratch_words - 1))      # refused: BAD_SCRATCH
+    await tb.idle()
+    await tb.compare_scratch(2 * p.banks)
+    assert int(await tb.read(Reg.ERROR_CODE)) == HubError.BAD_SCRATCH
+    await tb.write(Reg.CONTROL, CONTROL_CLEAR_ERROR)
+    await tb.command(Command(0x7E))                                           # unknown opcode
+    await tb.idle()
+    await tb.compare_regs()
+    await tb.write(Reg.CONTROL, CONTROL_CLEAR_ERROR | CONTROL_CLEAR_COUNTERS)
+    await tb.compare_regs()
+
+
+@cocotb.test()
+async def test_elementwise(dut):
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    n = 64
+    vals = fp32_operands(tb.rng, 2 * n)
+    for i, v in enumerate(vals):
+        await tb.write(SCRATCH_BASE + 4 * i, int(v))
+    await tb.command(Command(Op.EWADD, row=0, col=n, gb=2 * n, count=n))
+    await tb.command(Command(Op.EWMUL, row=0, col=n, gb=3 * n, count=n))
+    await tb.command(Command(Op.EWADD, row=0, col=n, gb=1, count=n))        # overlapping destination
+    await tb.command(Command(Op.EWMUL, row=0, col=0, gb=p.scratch_words - 1, count=2))   # refused
+    await tb.idle()
+    await tb.compare_scratch(4 * n + 8)
+    await tb.compare_regs()
+
+
+@cocotb.test()
+async def test_perf_counters(dut):
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    await tb.write(Reg.CONTROL, CONTROL_CLEAR_COUNTERS)
+    bursts = 0
+    for g in range(5):
+        n = 1 + g
+        await tb.command(Command(Op.MAC_ABK, flags=Flag.ZERO | Flag.READ, acc=g, count=n, imm=g * p.banks))
+        bursts += n
+    await tb.idle()
+    assert int(await tb.bus.read(Reg.PERF_MAC)) == bursts
+    assert int(await tb.read(Reg.PERF_CMDS)) == 5
+
+
+@pytest.mark.parametrize("preset_name", ["board"])
+def test_control_hub(preset_name):
+    from hw.control_hub import ControlHub
+    from tb.support import runner
+
+    config = f"control_hub_{preset_name}"
+    src = runner.amaranth_verilog(lambda: ControlHub(params=preset(preset_name)), "control_hub",
+                                  runner.BUILD / config)
+    runner.run(toplevel="control_hub", sources=[src], test_module="tb.control_hub.test_control_hub",
+               config=config, extra_env={"PIM_PRESET": preset_name})
