@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
                              CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
-                             ErrorCode, Flag, HubError, Op, Reg, bank_stride, payload_words, windows)
+                             ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_stride, payload_words, windows)
 
 from .bank_array import BankArray, cmd_layout
 from .bus import BusSignature
@@ -186,6 +186,23 @@ class ControlHub(wiring.Component):
         prod = fp32_mul(m, sc_a.data, sc_b.data, name="ew_mul")
         m.d.comb += [sc_a.en.eq(1), sc_b.en.eq(1), sc_a.addr.eq(h_row + ew_i), sc_b.addr.eq(h_col + ew_i)]
 
+        # GEMV tile: x chunk c lives in bank `bank`, row gb+c; weights of row group g, chunk c in every bank's
+        # row `row + g*chunks + c`; groups run in passes of `accs`, each pass walking all chunks.
+        C = p.bursts_per_row
+        t_groups, t_chunks = h_col, h_count
+        t_pass = Signal(16)        # first group of this pass
+        t_c = Signal(16)           # chunk
+        t_g = Signal(16)           # group (absolute)
+        t_copy = Signal()          # next command is the chunk's COPY_BKGB
+        t_last = Signal()          # every command of the tile has been issued
+        pass_end = Signal(17)
+        m.d.comb += pass_end.eq(Mux(t_pass + p.accs < t_groups, t_pass + p.accs, t_groups))
+        tile_bad = ((t_groups == 0) | (t_chunks == 0) | (h_row + t_groups * t_chunks > p.rows)
+                    | (h_bank >= B) | (h_gb + t_chunks > p.rows))
+        tile_flags_bad = (h_flags & ~int(Flag.BF16)) != 0
+        tile_scratch_bad = h_imm + t_groups * B > p.scratch_words
+        assert p.row_words <= p.gb_words, "a GEMV chunk is one bank row and must fit the GB"
+
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.sync += n_words.eq(0)
@@ -226,6 +243,19 @@ class ControlHub(wiring.Component):
                                     ]
                                 m.d.comb += cmd_done.eq(1)
                                 m.next = "IDLE"
+                with m.Elif(h_op == HubOp.GEMV_TILE):
+                    with m.If(tile_flags_bad):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_FLAGS), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(tile_bad):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_TILE), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(tile_scratch_bad):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [t_pass.eq(0), t_c.eq(0), t_g.eq(0), t_copy.eq(1), t_last.eq(0)]
+                        m.next = "GEMV"
                 with m.Elif((h_op == Op.SYNC) | (h_op == Op.EOC)):
                     with m.If(~array.busy & resp_idle):
                         m.d.comb += cmd_done.eq(1)
@@ -248,6 +278,38 @@ class ControlHub(wiring.Component):
                 with m.Else():
                     m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_OPCODE), raise_op.eq(h_op)]
                     m.next = "IDLE"
+            with m.State("GEMV"):
+                m.d.comb += seq_busy.eq(1)
+                read = t_c + 1 == t_chunks
+                with m.If(t_last):
+                    with m.If(~array.busy & resp_idle):
+                        m.d.comb += cmd_done.eq(1)
+                        m.next = "IDLE"
+                with m.Elif(t_copy):
+                    m.d.comb += [seq_cmd.op.eq(Op.COPY_BKGB), seq_cmd.flags.eq(0), seq_cmd.bank.eq(h_bank),
+                                 seq_cmd.row.eq(h_gb + t_c), seq_cmd.col.eq(0), seq_cmd.count.eq(C),
+                                 seq_cmd.gb.eq(0), seq_cmd.acc.eq(0), seq_cmd_valid.eq(1)]
+                    with m.If(cmd_fire):
+                        m.d.sync += [t_copy.eq(0), t_g.eq(t_pass)]
+                with m.Else():
+                    flags = (Mux(t_c == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
+                             | (h_flags & int(Flag.BF16)))
+                    m.d.comb += [seq_cmd.op.eq(Op.MAC_ABK), seq_cmd.flags.eq(flags), seq_cmd.bank.eq(0),
+                                 seq_cmd.row.eq(h_row + t_g * t_chunks + t_c), seq_cmd.col.eq(0),
+                                 seq_cmd.count.eq(C), seq_cmd.gb.eq(0), seq_cmd.acc.eq(t_g - t_pass)]
+                    m.d.comb += seq_cmd_valid.eq(~read | rq.w_rdy)
+                    with m.If(cmd_fire):
+                        with m.If(read):
+                            m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(1), rq_push_beats.eq(1),
+                                         rq_push_dest.eq(h_imm + t_g * B)]
+                        with m.If(t_g + 1 < pass_end):
+                            m.d.sync += t_g.eq(t_g + 1)
+                        with m.Elif(~read):
+                            m.d.sync += [t_c.eq(t_c + 1), t_copy.eq(1)]
+                        with m.Elif(pass_end < t_groups):
+                            m.d.sync += [t_pass.eq(pass_end), t_c.eq(0), t_copy.eq(1)]
+                        with m.Else():
+                            m.d.sync += t_last.eq(1)
             with m.State("EW"):
                 # One element per cycle: operands read in cycle i arrive in cycle i+1 and are written then.
                 m.d.comb += seq_busy.eq(1)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
                         CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_ERROR,
-                        STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, Op,
+                        STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
                         Reg, bank_stride, check_command, payload_words, unpack_fields, windows)
 from .array import GoldenArray
 from .elementwise import ewadd, ewmul
@@ -199,6 +199,8 @@ class GoldenDevice:
                     dest += len(vals)
         elif op in (Op.SYNC, Op.EOC):
             pass
+        elif op == HubOp.GEMV_TILE:
+            return self._gemv_tile(h)
         elif op in (Op.EWMUL, Op.EWADD):
             n = h["count"]
             if max(h["row"], h["col"], h["gb"]) + n > p.scratch_words:
@@ -219,4 +221,30 @@ class GoldenDevice:
             self.scratch[pending[0]] = pending[1]
         else:
             return self._raise(ErrorCode.BAD_OPCODE, op)
+        self.cmds_done += 1
+
+    def _gemv_tile(self, h):
+        """The command sequence the hub expands a GEMV tile into (docs/control_hub.md)."""
+        p = self.p
+        groups, chunks = h["col"], h["count"]
+        if h["flags"] & ~int(Flag.BF16):
+            return self._raise(ErrorCode.BAD_FLAGS, HubOp.GEMV_TILE)
+        if (groups == 0 or chunks == 0 or h["row"] + groups * chunks > p.rows or h["bank"] >= p.banks
+                or h["gb"] + chunks > p.rows):
+            return self._raise(HubError.BAD_TILE, HubOp.GEMV_TILE)
+        if h["imm"] + groups * p.banks > p.scratch_words:
+            return self._raise(HubError.BAD_SCRATCH, HubOp.GEMV_TILE)
+        C = p.bursts_per_row
+        for start in range(0, groups, p.accs):
+            for c in range(chunks):
+                self.array.execute(Command(Op.COPY_BKGB, bank=h["bank"], row=h["gb"] + c, count=C))
+                for g in range(start, min(groups, start + p.accs)):
+                    flags = (Flag.ZERO if c == 0 else 0) | (Flag.READ if c == chunks - 1 else 0)
+                    flags |= h["flags"] & Flag.BF16
+                    out = self.array.execute(Command(Op.MAC_ABK, flags=flags, row=h["row"] + g * chunks + c,
+                                                     count=C, acc=g - start))
+                    if out:
+                        dest = h["imm"] + g * p.banks
+                        self.scratch[dest:dest + p.banks] = [(out[0].data >> (32 * b)) & 0xFFFFFFFF
+                                                             for b in range(p.banks)]
         self.cmds_done += 1
