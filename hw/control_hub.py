@@ -14,13 +14,14 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from pimhil.contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
+from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
                              CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
                              ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_stride, payload_words, windows)
 
 from .bank_array import BankArray, cmd_layout
 from .bus import BusSignature
-from .fp32 import fp32_add, fp32_mul
+from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
+from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
 
 __all__ = ["ControlHub"]
 
@@ -128,12 +129,30 @@ class ControlHub(wiring.Component):
         cache_data = Signal(p.burst_bits)
         cache_fill = Signal()
         resp = array.resp
+        # Attention scores: kind 3 writes a whole beat (B scores) into one row of the score memory and keeps a
+        # running maximum per lane.
+        m.submodules.scores = scores = memory.Memory(shape=B * 32, depth=p.score_words // B, init=[])
+        score_wr = scores.write_port()
+        score_rd = scores.read_port()
+        e_wr = scores.write_port()
+        run_max = Array(Signal(32, name=f"run_max{i}", init=0xFF800000) for i in range(B))
+        any_nan = Signal()
+        max_reset = Signal()
         words_in_beat = Mux(rq_kind == 1, B, words_per_burst)
         beat_words = Array(resp.payload.data[32 * i:32 * i + 32] for i in range(max(B, words_per_burst)))
         with m.If(resp.valid & (resp.payload.err != 0)):
             m.d.comb += resp.ready.eq(1)                        # refusals were handled at issue
         with m.Elif(resp.valid & rq.r_rdy):
-            with m.If(rq_kind == 2):
+            with m.If(rq_kind == 3):
+                m.d.comb += [resp.ready.eq(1), rq.r_en.eq(1), score_wr.en.eq(1), score_wr.addr.eq(rq_dest),
+                             score_wr.data.eq(resp.payload.data[:B * 32])]
+                for i in range(B):
+                    sv = resp.payload.data[32 * i:32 * i + 32]
+                    with m.If(is_nan(sv)):
+                        m.d.sync += any_nan.eq(1)
+                    with m.Elif(order_key(sv) > order_key(run_max[i])):
+                        m.d.sync += run_max[i].eq(sv)
+            with m.Elif(rq_kind == 2):
                 m.d.comb += [resp.ready.eq(1), cache_fill.eq(1), rq.r_en.eq(1)]
                 m.d.sync += [cache_data.eq(resp.payload.data[:p.burst_bits])]
             with m.Else():
@@ -150,6 +169,8 @@ class ControlHub(wiring.Component):
                 with m.Else():
                     m.d.sync += word_i.eq(word_i + 1)
         resp_idle = ~rq.r_rdy & ~resp.valid
+        with m.If(max_reset):
+            m.d.sync += [any_nan.eq(0)] + [run_max[i].eq(0xFF800000) for i in range(B)]
 
         # ---- sequencer ----------------------------------------------------------------------------------
         hdr = Array(Signal(32, name=f"hdr{i}") for i in range(4))
@@ -202,6 +223,70 @@ class ControlHub(wiring.Component):
         tile_flags_bad = (h_flags & ~int(Flag.BF16)) != 0
         tile_scratch_bad = h_imm + t_groups * B > p.scratch_words
         assert p.row_words <= p.gb_words, "a GEMV chunk is one bank row and must fit the GB"
+
+        # Attention tile (one head). Key j: bank j % B, slot q = j // B at row `row + q // kpr`, column
+        # (q % kpr) * dl with kpr = C / dl keys per row; V-transpose dim i: bank i % B, row
+        # `col + (i // B) * nch + chunk`. Chunks of ch = min(T, row_words) probabilities go through the GB.
+        T, dl = h_count, h_acc
+        log2 = {1 << i: i for i in range(17)}
+        dl_log = Signal(5)
+        with m.Switch(dl):
+            for v, lg in log2.items():
+                if v <= C:
+                    with m.Case(v):
+                        m.d.comb += dl_log.eq(lg)
+        c_log = (C - 1).bit_length()
+        rw_log = (p.row_words - 1).bit_length()
+        l_log = (L - 1).bit_length()
+        b_log = (B - 1).bit_length()
+        dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
+        d_words = Signal(16)
+        m.d.comb += d_words.eq(dl << l_log)
+        groups_v = Signal(16)                                   # d / B output groups
+        m.d.comb += groups_v.eq(d_words >> b_log)
+        big_t = T > p.row_words
+        ch = Signal(17)
+        nch = Signal(17)
+        m.d.comb += [ch.eq(Mux(big_t, p.row_words, T)), nch.eq(Mux(big_t, T >> rw_log, 1))]
+        key_rows = Signal(32)
+        m.d.comb += key_rows.eq((((T >> b_log) << dl_log) + C - 1) >> c_log)
+        attn_bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
+                    | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
+                    | (groups_v > p.accs) | (h_row + key_rows > p.rows) | (h_col + groups_v * nch > p.rows))
+        attn_scratch_bad = h_gb + d_words > p.scratch_words
+        a_q = Signal(16)             # score MAC / row index
+        a_v = Signal()               # exp pass: a row read last cycle is being processed
+        a_c = Signal(17)             # chunk
+        a_k = Signal(16)             # burst within the chunk
+        a_g = Signal(16)             # V output group
+        m_all = Signal(32)
+        c_scale = Signal(32)
+        r_reg = Signal(32)
+        lane_sum = Array(Signal(32, name=f"lane_sum{i}") for i in range(B))
+        # Per-lane exp datapath on the score row read from score_rd.
+        e_row = []
+        for i in range(B):
+            sv = score_rd.data[32 * i:32 * i + 32]
+            diff = fp32_add(m, sv, m_all ^ 0x80000000, name=f"sm_d{i}")
+            t = fp32_mul(m, diff, c_scale, name=f"sm_t{i}")
+            e_row.append(exp2_fixed(m, t, name=f"sm_e{i}"))
+        lane_next = [fp32_add(m, lane_sum[i], e_row[i], name=f"sm_s{i}") for i in range(B)]
+        ls_taps = [lane_sum[i] for i in range(B)]
+        level, lvl = ls_taps, 0
+        while len(level) > 1:
+            level = [fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}") for j in range(0, len(level), 2)]
+            lvl += 1
+        recip = reciprocal(m, level[0], name="sm_recip")
+        m_tree = tree_reduce(list(run_max), lambda a, b: Mux(order_key(b) > order_key(a), b, a))
+        scale_c = fp32_mul(m, h_imm, Const(LOG2E_F32, 32), name="sm_c")
+        # p for the row on score_rd, as BF16, and the L of them that form GB burst a_k.
+        p_bf = []
+        for i in range(B):
+            pv = fp32_mul(m, score_rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}")
+            p_bf.append(fp32_to_bf16(m, pv, name=f"sm_pb{i}"))
+        elem = Signal(32)
+        m.d.comb += elem.eq((a_c * ch) + (a_k << l_log))
+        burst_sel = Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[elem[l_log:b_log] if b_log > l_log else 0]
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -256,6 +341,20 @@ class ControlHub(wiring.Component):
                     with m.Else():
                         m.d.sync += [t_pass.eq(0), t_c.eq(0), t_g.eq(0), t_copy.eq(1), t_last.eq(0)]
                         m.next = "GEMV"
+                with m.Elif(h_op == HubOp.ATTN_TILE):
+                    with m.If(h_flags != 0):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_FLAGS), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(attn_bad):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_TILE), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Elif(attn_scratch_bad):
+                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += max_reset.eq(1)
+                        m.d.sync += a_q.eq(0)
+                        m.next = "ATTN_S"
                 with m.Elif((h_op == Op.SYNC) | (h_op == Op.EOC)):
                     with m.If(~array.busy & resp_idle):
                         m.d.comb += cmd_done.eq(1)
@@ -310,6 +409,84 @@ class ControlHub(wiring.Component):
                             m.d.sync += [t_pass.eq(pass_end), t_c.eq(0), t_copy.eq(1)]
                         with m.Else():
                             m.d.sync += t_last.eq(1)
+            with m.State("ATTN_S"):
+                m.d.comb += seq_busy.eq(1)
+                kpr_log = Signal(5)
+                m.d.comb += kpr_log.eq(c_log - dl_log)
+                m.d.comb += [seq_cmd.op.eq(Op.MAC_ABK), seq_cmd.flags.eq(int(Flag.ZERO | Flag.READ)),
+                             seq_cmd.bank.eq(0), seq_cmd.row.eq(h_row + (a_q >> kpr_log)),
+                             seq_cmd.col.eq((a_q & ((Const(1, 17) << kpr_log) - 1)) << dl_log),
+                             seq_cmd.count.eq(dl),
+                             seq_cmd.gb.eq(0), seq_cmd.acc.eq(a_q & (p.accs - 1)), seq_cmd_valid.eq(rq.w_rdy)]
+                with m.If(cmd_fire):
+                    m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(3), rq_push_beats.eq(1), rq_push_dest.eq(a_q)]
+                    m.d.sync += a_q.eq(a_q + 1)
+                    with m.If(a_q + 1 == (T >> b_log)):
+                        m.next = "ATTN_MAX"
+            with m.State("ATTN_MAX"):
+                m.d.comb += seq_busy.eq(1)
+                with m.If(~array.busy & resp_idle):
+                    m.d.sync += [m_all.eq(Mux(any_nan, FP32_QNAN, m_tree)), c_scale.eq(scale_c), a_q.eq(0),
+                                 a_v.eq(0)] + [lane_sum[i].eq(0) for i in range(B)]
+                    m.next = "ATTN_EXP"
+            with m.State("ATTN_EXP"):
+                # Row a_q is read this cycle; the row read last cycle is exponentiated, summed and written back.
+                m.d.comb += seq_busy.eq(1)
+                m.d.comb += [score_rd.addr.eq(a_q), score_rd.en.eq(1)]
+                with m.If(a_v):
+                    m.d.comb += [e_wr.en.eq(1), e_wr.addr.eq(a_q - 1), e_wr.data.eq(Cat(*e_row))]
+                    m.d.sync += [lane_sum[i].eq(lane_next[i]) for i in range(B)]
+                with m.If(a_q < (T >> b_log)):
+                    m.d.sync += [a_q.eq(a_q + 1), a_v.eq(1)]
+                with m.Else():
+                    m.d.sync += a_v.eq(0)
+                    with m.If(~a_v):
+                        m.next = "ATTN_RECIP"
+            with m.State("ATTN_RECIP"):
+                m.d.comb += seq_busy.eq(1)
+                m.d.sync += [r_reg.eq(recip), a_c.eq(0), a_k.eq(0)]
+                m.next = "ATTN_PREAD"
+            with m.State("ATTN_PREAD"):
+                m.d.comb += seq_busy.eq(1)
+                m.d.comb += [score_rd.addr.eq(elem >> b_log), score_rd.en.eq(1)]
+                m.next = "ATTN_PWRITE"
+            with m.State("ATTN_PWRITE"):
+                m.d.comb += seq_busy.eq(1)
+                m.d.comb += [score_rd.addr.eq(elem >> b_log), score_rd.en.eq(1)]
+                m.d.comb += [seq_cmd.op.eq(Op.WR_GB), seq_cmd.flags.eq(0), seq_cmd.gb.eq(a_k), seq_cmd.count.eq(1),
+                             seq_cmd.row.eq(0), seq_cmd.col.eq(0), seq_cmd.bank.eq(0), seq_cmd.acc.eq(0),
+                             seq_cmd.data.eq(burst_sel), seq_cmd_valid.eq(1)]
+                with m.If(cmd_fire):
+                    with m.If(a_k + 1 == (ch >> l_log)):
+                        m.d.sync += [a_k.eq(0), a_g.eq(0)]
+                        m.next = "ATTN_V"
+                    with m.Else():
+                        m.d.sync += a_k.eq(a_k + 1)
+                        m.next = "ATTN_PREAD"
+            with m.State("ATTN_V"):
+                m.d.comb += seq_busy.eq(1)
+                last_chunk = a_c + 1 == nch
+                flags = Mux(a_c == 0, int(Flag.ZERO), 0) | Mux(last_chunk, int(Flag.READ), 0)
+                m.d.comb += [seq_cmd.op.eq(Op.MAC_ABK), seq_cmd.flags.eq(flags), seq_cmd.bank.eq(0),
+                             seq_cmd.row.eq(h_col + a_g * nch + a_c), seq_cmd.col.eq(0),
+                             seq_cmd.count.eq(ch >> l_log), seq_cmd.gb.eq(0), seq_cmd.acc.eq(a_g),
+                             seq_cmd_valid.eq(~last_chunk | rq.w_rdy)]
+                with m.If(cmd_fire):
+                    with m.If(last_chunk):
+                        m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(1), rq_push_beats.eq(1),
+                                     rq_push_dest.eq(h_gb + (a_g << b_log))]
+                    with m.If(a_g + 1 < groups_v):
+                        m.d.sync += a_g.eq(a_g + 1)
+                    with m.Elif(~last_chunk):
+                        m.d.sync += [a_c.eq(a_c + 1), a_k.eq(0)]
+                        m.next = "ATTN_PREAD"
+                    with m.Else():
+                        m.next = "ATTN_DONE"
+            with m.State("ATTN_DONE"):
+                m.d.comb += seq_busy.eq(1)
+                with m.If(~array.busy & resp_idle):
+                    m.d.comb += cmd_done.eq(1)
+                    m.next = "IDLE"
             with m.State("EW"):
                 # One element per cycle: operands read in cycle i arrive in cycle i+1 and are written then.
                 m.d.comb += seq_busy.eq(1)

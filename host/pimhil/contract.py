@@ -121,6 +121,9 @@ class DeviceParams:
             raise ParamError(f"clk_hz={self.clk_hz} is out of range [1 MHz, 1 GHz]")
         if self.gb_words % self.lanes:
             raise ParamError(f"gb_words={self.gb_words} is not a multiple of lanes={self.lanes}")
+        if self.banks < self.lanes:
+            # The hub turns rows of B attention probabilities into GB bursts of L words.
+            raise ParamError(f"banks={self.banks} must be at least lanes={self.lanes}")
 
     # Derived sizes ------------------------------------------------------------------------------------
     @property
@@ -152,7 +155,7 @@ PRESETS = {
     # One full AiM channel: 16 banks x 16 lanes, 1024-word GB, 64 rows of 1024 words per bank (128 KiB/bank).
     "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32),
     # Reduced so that the datapath fits an ECP5-85F with room for the hub and links.
-    "board": DeviceParams(banks=4, lanes=8, rows=64, bursts_per_row=32, gb_words=256, accs=8,
+    "board": DeviceParams(banks=4, lanes=4, rows=64, bursts_per_row=64, gb_words=256, accs=8,
                           scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=50_000_000),
 }
 

@@ -85,7 +85,7 @@ async def test_accumulate_with_stalls(dut):
     assert mism == 0, f"{mism} accumulator reads differ from the model"
 
 
-@pytest.mark.parametrize("lanes,accs", [(16, 8), (8, 4)])
+@pytest.mark.parametrize("lanes,accs", [(16, 8), (4, 8)])
 def test_bank_pu(lanes, accs):
     from hw.bank_pu import BankPU
     from tb.support import runner

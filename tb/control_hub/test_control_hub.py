@@ -290,6 +290,69 @@ async def test_gemv_tile(dut):
     await tb.compare_regs()
 
 
+async def write_bf16(tb, addr, values):
+    words = np.ascontiguousarray(values, dtype=np.uint16).view(np.uint32)
+    for j, v in enumerate(words):
+        await tb.write(addr + 4 * j, int(v))
+
+
+async def load_attention(tb, q, k, v, *, kbase, vbase):
+    """Keys: key j in bank j % B, slot j // B at row kbase + slot // kpr, column (slot % kpr) * d/L.
+    V-transpose: dim i in bank i % B, row vbase + (i // B) * nch + chunk. q: GB bursts from 0."""
+    p = tb.p
+    T, d = k.shape
+    dl = d // p.lanes
+    kpr = p.bursts_per_row // dl
+    for j in range(T):
+        slot = j // p.banks
+        await write_bf16(tb, bank_address(p, j % p.banks, kbase + slot // kpr, (slot % kpr) * dl), k[j])
+    ch = min(T, p.row_words)
+    nch = T // ch
+    for i in range(d):
+        for c in range(nch):
+            await write_bf16(tb, bank_address(p, i % p.banks, vbase + (i // p.banks) * nch + c),
+                             v[c * ch:(c + 1) * ch, i])
+    await write_bf16(tb, GB_BASE, q)
+
+
+@cocotb.test()
+async def test_attention_tile(dut):
+    """Decode attention for one head with T larger than a row (two chunks through the GB)."""
+    from pimhil.contract import HubOp
+    from pimhil.golden import bf16_to_bits, f32_to_bits
+    from pimhil.golden.attention import attention
+
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    T, d = 2 * p.row_words, 8 * p.lanes
+    q = bf16_to_bits(tb.rng.standard_normal(d))
+    k = bf16_to_bits(tb.rng.standard_normal((T, d)))
+    v = bf16_to_bits(tb.rng.standard_normal((T, d)))
+    scale = int(f32_to_bits(np.float32(1 / np.sqrt(d))))
+    kbase, vbase = 0, 32
+    await load_attention(tb, q, k, v, kbase=kbase, vbase=vbase)
+    await tb.write(Reg.CONTROL, CONTROL_CLEAR_COUNTERS)
+    dest = 8
+    await tb.command(Command(HubOp.ATTN_TILE, row=kbase, col=vbase, count=T, acc=d // p.lanes, gb=dest,
+                             imm=scale))
+    await tb.idle()
+    await tb.compare_regs()
+    await tb.compare_scratch(dest + d + 4)
+    want = attention(q, k, v, scale, p)["out"]
+    got = np.array(tb.golden.scratch[dest:dest + d], np.uint32)
+    assert np.array_equal(got, want), "tile output differs from golden.attention"
+    mac = int(await tb.bus.read(Reg.PERF_MAC))
+    busy = int(await tb.bus.read(Reg.PERF_BUSY))
+    ideal = 2 * T * d // (p.banks * p.lanes)
+    assert mac == ideal
+    dut._log.info("attention T=%d d=%d: %d busy cycles, MAC-only ideal %d (%.3f)", T, d, busy, ideal, ideal / busy)
+    # A tile whose T exceeds the score memory is refused.
+    await tb.command(Command(HubOp.ATTN_TILE, row=0, col=0, count=2 * p.score_words, acc=1, gb=0, imm=scale))
+    await tb.idle()
+    assert int(await tb.read(Reg.ERROR_CODE)) == HubError.BAD_TILE
+
+
 @pytest.mark.parametrize("preset_name", ["board"])
 def test_control_hub(preset_name):
     from hw.control_hub import ControlHub

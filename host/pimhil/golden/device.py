@@ -16,6 +16,8 @@ from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTR
                         Reg, bank_stride, check_command, payload_words, unpack_fields, windows)
 from .array import GoldenArray
 from .elementwise import ewadd, ewmul
+from .fpbits import fp32_to_bf16
+from .softmax import softmax
 
 
 class BusError(Exception):
@@ -201,6 +203,8 @@ class GoldenDevice:
             pass
         elif op == HubOp.GEMV_TILE:
             return self._gemv_tile(h)
+        elif op == HubOp.ATTN_TILE:
+            return self._attn_tile(h)
         elif op in (Op.EWMUL, Op.EWADD):
             n = h["count"]
             if max(h["row"], h["col"], h["gb"]) + n > p.scratch_words:
@@ -221,6 +225,45 @@ class GoldenDevice:
             self.scratch[pending[0]] = pending[1]
         else:
             return self._raise(ErrorCode.BAD_OPCODE, op)
+        self.cmds_done += 1
+
+    def _attn_tile(self, h):
+        """The hub's attention tile: score MACs, function-unit softmax, p through the GB, V-transpose MACs."""
+        p = self.p
+        B, L, C = p.banks, p.lanes, p.bursts_per_row
+        T, dl = h["count"], h["acc"]
+        d = dl * L
+        if h["flags"]:
+            return self._raise(ErrorCode.BAD_FLAGS, HubOp.ATTN_TILE)
+        pow2 = dl > 0 and dl & (dl - 1) == 0
+        ch = min(T, p.row_words)
+        nch = T // p.row_words if T > p.row_words else 1
+        bad = (T < B or T % B or T > p.score_words or (T > p.row_words and T % p.row_words) or not pow2
+               or dl > min(C, p.gb_bursts) or d % B or d // B > p.accs
+               or h["row"] + -(-(T // B) * dl // C) > p.rows or h["col"] + (d // B) * nch > p.rows)
+        if bad:
+            return self._raise(HubError.BAD_TILE, HubOp.ATTN_TILE)
+        if h["gb"] + d > p.scratch_words:
+            return self._raise(HubError.BAD_SCRATCH, HubOp.ATTN_TILE)
+        kpr = C // dl
+        scores = []
+        for q in range(T // B):
+            out = self.array.execute(Command(Op.MAC_ABK, flags=Flag.ZERO | Flag.READ, row=h["row"] + q // kpr,
+                                             col=(q % kpr) * dl, count=dl, acc=q % p.accs))
+            scores.extend((out[0].data >> (32 * b)) & 0xFFFFFFFF for b in range(B))
+        p32, *_ = softmax(np.array(scores, np.uint32), h["imm"], lanes=B)
+        pb = fp32_to_bf16(p32)
+        for c in range(nch):
+            for k in range(ch // L):
+                self.array.execute(Command(Op.WR_GB, gb=k, data=tuple(int(v) for v in
+                                                                      pb[c * ch + k * L:c * ch + (k + 1) * L])))
+            for g in range(d // B):
+                flags = (Flag.ZERO if c == 0 else 0) | (Flag.READ if c == nch - 1 else 0)
+                out = self.array.execute(Command(Op.MAC_ABK, flags=flags, row=h["col"] + g * nch + c,
+                                                 count=ch // L, acc=g))
+                if out:
+                    dest = h["gb"] + g * B
+                    self.scratch[dest:dest + B] = [(out[0].data >> (32 * b)) & 0xFFFFFFFF for b in range(B)]
         self.cmds_done += 1
 
     def _gemv_tile(self, h):

@@ -1,0 +1,87 @@
+"""The control hub's FP32 function-unit operations (docs/numerics.md §8): exp2, reciprocal, max.
+
+Like fp32.py these build combinational logic inside a Module; the hub decides where registers go.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
+
+from pimhil.contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNAN, RECIP_NEWTON_STEPS,
+                             RECIP_SEGMENTS, RECIP_TABLE)
+
+from .fp32 import fp32_add, fp32_mul, round_pack
+
+__all__ = ["exp2_fixed", "reciprocal", "order_key", "is_nan"]
+
+_SEG_BITS = (EXP2_SEGMENTS - 1).bit_length()
+_SEG_SHIFT = EXP2_FRAC_BITS - _SEG_BITS
+
+
+def is_nan(x):
+    return (x[23:31] == 0xFF) & (x[:23] != 0)
+
+
+def order_key(x):
+    """An unsigned key that orders FP32 patterns like their values (for non-NaN inputs)."""
+    return Mux(x[31], ~x, x | 0x80000000)
+
+
+def exp2_fixed(m, t, *, name):
+    """2**t, bit-exact with golden.softmax.exp2_fixed."""
+    sign, e = t[31], t[23:31]
+    mant = Signal(24, name=f"{name}_mant")
+    m.d.comb += mant.eq(Mux(e == 0, 0, Cat(t[:23], Const(1, 1))))
+    big = e >= 127 + 8
+    # t * 2**FRAC = mant * 2**(e - 150 + FRAC); right shift by k = 150 - FRAC - e when positive.
+    k = Signal(signed(10), name=f"{name}_k")
+    m.d.comb += k.eq(150 - EXP2_FRAC_BITS - e)
+    mag = Signal(33, name=f"{name}_mag")
+    inexact = Signal(name=f"{name}_inexact")
+    with m.If(k >= 24):
+        m.d.comb += [mag.eq(0), inexact.eq(mant != 0)]
+    with m.Elif(k > 0):
+        ks = k[:5]
+        m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ((Const(1, 25) << ks) - 1)) != 0)]
+    with m.Else():
+        m.d.comb += mag.eq(mant << (-k)[:4])
+    fx = Signal(signed(35), name=f"{name}_fx")
+    m.d.comb += fx.eq(Mux(sign, -(mag + inexact), mag))
+    n = Signal(signed(11), name=f"{name}_n")
+    m.d.comb += n.eq(fx >> EXP2_FRAC_BITS)
+    frac = fx[:EXP2_FRAC_BITS]
+    i = frac[_SEG_SHIFT:]
+    r = frac[:_SEG_SHIFT]
+    table = Array(Const(v, 25) for v in EXP2_TABLE)
+    lo = Signal(25, name=f"{name}_lo")
+    hi = Signal(25, name=f"{name}_hi")
+    m.d.comb += [lo.eq(table[i]), hi.eq(table[i + 1])]
+    v = Signal(26, name=f"{name}_v")
+    m.d.comb += v.eq(lo + (((hi - lo) * r) >> _SEG_SHIFT))
+    exp2 = Signal(signed(12), name=f"{name}_exp2")
+    m.d.comb += exp2.eq(n - 23)
+    packed = round_pack(m, Const(0, 1), v, exp2, name=f"{name}_rp")
+    out = Signal(32, name=name)
+    with m.If(is_nan(t)):
+        m.d.comb += out.eq(FP32_QNAN)
+    with m.Elif(big & sign):
+        m.d.comb += out.eq(0)
+    with m.Elif(big):
+        m.d.comb += out.eq(0x7F800000)
+    with m.Else():
+        m.d.comb += out.eq(packed)
+    return out
+
+
+def reciprocal(m, x, *, name):
+    """1/x for positive normal x, bit-exact with golden.softmax.reciprocal (table seed + Newton steps)."""
+    seg_bits = (RECIP_SEGMENTS - 1).bit_length()
+    table = Array(Const(v, 32) for v in RECIP_TABLE)
+    seed = Signal(signed(34), name=f"{name}_seed")
+    m.d.comb += seed.eq(table[x[23 - seg_bits:23]] - ((x[23:31] - 127).as_signed() << 23))
+    y = Signal(32, name=f"{name}_y0")
+    m.d.comb += y.eq(Mux(seed < 0, 0, Mux(seed > 0x7F7FFFFF, 0x7F7FFFFF, seed[:32])))
+    two = Const(0x40000000, 32)
+    for step in range(RECIP_NEWTON_STEPS):
+        xy = fp32_mul(m, x, y, name=f"{name}_xy{step}")
+        corr = fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}")
+        y = fp32_mul(m, y, corr, name=f"{name}_y{step + 1}")
+    return y
