@@ -10,7 +10,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell cat requirements.txt host/pyproject.toml | cksum | cut -d' ' -f1)
 HW_SRC     := $(wildcard hw/*.py) host/pimhil/contract.py
-RTL        := rtl/pim_bank_array_sim.v rtl/pim_bank_array_board.v
+RTL        := $(foreach p,sim board,rtl/pim_bank_array_$(p).v rtl/pim_device_$(p).v)
 PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/host

@@ -26,7 +26,7 @@ from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
 __all__ = ["ControlHub"]
 
 UART_STATS = ("uart_frames_ok", "uart_crc_errors", "uart_framing_errors", "uart_timeouts", "uart_overruns",
-              "uart_bad_frames")
+              "uart_bad_frames", "uart_dropped_bytes")
 
 
 def _in_set(value, ops):
@@ -539,6 +539,7 @@ class ControlHub(wiring.Component):
             Reg.UART_FRAMES_OK: self.uart_frames_ok, Reg.UART_CRC_ERRORS: self.uart_crc_errors,
             Reg.UART_FRAMING_ERRORS: self.uart_framing_errors, Reg.UART_TIMEOUTS: self.uart_timeouts,
             Reg.UART_OVERRUNS: self.uart_overruns, Reg.UART_BAD_FRAMES: self.uart_bad_frames,
+            Reg.UART_DROPPED_BYTES: self.uart_dropped_bytes,
         }
         csr_hit = Signal()
         with m.Switch(a - CSR_BASE):

@@ -17,6 +17,7 @@ from amaranth.hdl import Value
 from pimhil.contract import CONTRACT_VERSION, PRESETS
 
 from .bank_array import BankArray
+from .device import Device
 
 HEADER = """\
 // GENERATED FILE - DO NOT EDIT.
@@ -35,9 +36,10 @@ def strip_zero_memory_init(text: str) -> str:
 
 
 def tops():
-    """(top module name, preset name, elaboratable factory) for every generated top."""
+    """(top module name, preset name, params, elaboratable factory) for every generated top."""
     for name, params in PRESETS.items():
         yield f"pim_bank_array_{name}", name, params, (lambda params=params: BankArray(params=params))
+        yield f"pim_device_{name}", name, params, (lambda params=params: Device(params=params))
 
 
 def port_manifest(component):

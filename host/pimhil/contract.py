@@ -412,6 +412,7 @@ class Reg(enum.IntEnum):
     UART_TIMEOUTS = 0x090         # frame abandoned after the inter-byte timeout
     UART_OVERRUNS = 0x094         # byte arrived while the receiver could not take it
     UART_BAD_FRAMES = 0x098       # CRC good but command, length or address refused
+    UART_DROPPED_BYTES = 0x09C    # bytes discarded while hunting for a sync byte
     BUS_ERRORS = 0x0A0            # accesses to unmapped or read-only addresses
     BUS_ERROR_ADDR = 0x0A4
 

@@ -28,7 +28,7 @@ class TB:
         self.rng_py, self.rng = rngs(dut._log)
         Clock(dut.clk, 10, unit="ns").start()
         for name in ("uart_frames_ok", "uart_crc_errors", "uart_framing_errors", "uart_timeouts",
-                     "uart_overruns", "uart_bad_frames"):
+                     "uart_overruns", "uart_bad_frames", "uart_dropped_bytes"):
             getattr(dut, name).value = 0
         self.bus = BusMaster(dut, "bus", dut.clk)
         self.golden = GoldenDevice(self.p)

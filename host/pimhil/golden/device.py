@@ -95,7 +95,7 @@ class GoldenDevice:
             Reg.PERF_STALL: 0, Reg.PERF_CMDS: self.cmds_done, Reg.UART_BAUD_DIV: self.baud_div,
             Reg.BUS_ERRORS: self.bus_errors, Reg.BUS_ERROR_ADDR: self.bus_err_addr,
             Reg.UART_FRAMES_OK: 0, Reg.UART_CRC_ERRORS: 0, Reg.UART_FRAMING_ERRORS: 0, Reg.UART_TIMEOUTS: 0,
-            Reg.UART_OVERRUNS: 0, Reg.UART_BAD_FRAMES: 0,
+            Reg.UART_OVERRUNS: 0, Reg.UART_BAD_FRAMES: 0, Reg.UART_DROPPED_BYTES: 0,
         }
         if value is None:
             if off not in set(int(r) for r in regs):
