@@ -35,7 +35,8 @@ def _in_set(value, ops):
 
 class ControlHub(wiring.Component):
     """Ports: `bus` (slave), `uart_baud_div` (the BAUD_DIV register, reset value `uart_default_div`),
-    the UART link's counters (inputs shown in the CSR window), `irq_error` (error latched)."""
+    the UART link's counters (inputs shown in the CSR window), `irq_error` (error latched), `busy` (what
+    PERF_BUSY counts: the sequencer or the array at work)."""
 
     def __init__(self, *, params, uart_default_div=None):
         if not isinstance(params, DeviceParams):
@@ -51,6 +52,7 @@ class ControlHub(wiring.Component):
             "uart_baud_div": Out(16, init=div),
             **{name: In(32) for name in UART_STATS},
             "irq_error": Out(1),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -91,6 +93,7 @@ class ControlHub(wiring.Component):
         seq_busy = Signal()
         cmd_done = Signal()
         m.d.sync += perf_cycles.eq(perf_cycles + 1)
+        m.d.comb += self.busy.eq(seq_busy | array.busy)
         with m.If(clear_cnt):
             m.d.sync += [perf_busy.eq(0), perf_mac.eq(0), perf_stall.eq(0), perf_cmds.eq(0), err_count.eq(0)]
         with m.Else():

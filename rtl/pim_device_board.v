@@ -8,202 +8,205 @@
 (* generator = "Amaranth" *)
 module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready, axil__awaddr, axil__awprot, axil__awvalid, axil__wdata, axil__wstrb, axil__wvalid, axil__bready, axil__araddr, axil__arprot, axil__arvalid, axil__rready, axi__awid, axi__awaddr, axi__awlen, axi__awsize, axi__awburst, axi__awvalid
 , axi__wdata, axi__wstrb, axi__wlast, axi__wvalid, axi__bready, axi__arid, axi__araddr, axi__arlen, axi__arsize, axi__arburst, axi__arvalid, axi__rready, clk, rst, uart_tx, ub_in__ready, ub_out__payload, ub_out__valid, axil__awready, axil__wready, axil__bresp
-, axil__bvalid, axil__arready, axil__rdata, axil__rresp, axil__rvalid, axi__awready, axi__wready, axi__bid, axi__bresp, axi__bvalid, axi__arready, axi__rid, axi__rdata, axi__rresp, axi__rlast, axi__rvalid, irq_error, uart_rx);
+, axil__bvalid, axil__arready, axil__rdata, axil__rresp, axil__rvalid, axi__awready, axi__wready, axi__bid, axi__bresp, axi__bvalid, axi__arready, axi__rid, axi__rdata, axi__rresp, axi__rlast, axi__rvalid, irq_error, busy, uart_rx);
   reg \$auto$verilog_backend.cc:2355:dump_module$441  = 0;
   wire \$1 ;
   wire \$2 ;
   input [31:0] axi__araddr;
   wire [31:0] axi__araddr;
-  wire [31:0] \axi__araddr$121 ;
+  wire [31:0] \axi__araddr$123 ;
   input [1:0] axi__arburst;
   wire [1:0] axi__arburst;
-  wire [1:0] \axi__arburst$122 ;
+  wire [1:0] \axi__arburst$124 ;
   input [3:0] axi__arid;
   wire [3:0] axi__arid;
-  wire [3:0] \axi__arid$123 ;
+  wire [3:0] \axi__arid$125 ;
   input [7:0] axi__arlen;
   wire [7:0] axi__arlen;
-  wire [7:0] \axi__arlen$124 ;
+  wire [7:0] \axi__arlen$126 ;
   output axi__arready;
   wire axi__arready;
-  wire \axi__arready$125 ;
+  wire \axi__arready$127 ;
   input [2:0] axi__arsize;
   wire [2:0] axi__arsize;
-  wire [2:0] \axi__arsize$126 ;
+  wire [2:0] \axi__arsize$128 ;
   input axi__arvalid;
   wire axi__arvalid;
-  wire \axi__arvalid$127 ;
+  wire \axi__arvalid$129 ;
   input [31:0] axi__awaddr;
   wire [31:0] axi__awaddr;
-  wire [31:0] \axi__awaddr$128 ;
+  wire [31:0] \axi__awaddr$130 ;
   input [1:0] axi__awburst;
   wire [1:0] axi__awburst;
-  wire [1:0] \axi__awburst$129 ;
+  wire [1:0] \axi__awburst$131 ;
   input [3:0] axi__awid;
   wire [3:0] axi__awid;
-  wire [3:0] \axi__awid$130 ;
+  wire [3:0] \axi__awid$132 ;
   input [7:0] axi__awlen;
   wire [7:0] axi__awlen;
-  wire [7:0] \axi__awlen$131 ;
+  wire [7:0] \axi__awlen$133 ;
   output axi__awready;
   wire axi__awready;
-  wire \axi__awready$132 ;
+  wire \axi__awready$134 ;
   input [2:0] axi__awsize;
   wire [2:0] axi__awsize;
-  wire [2:0] \axi__awsize$133 ;
+  wire [2:0] \axi__awsize$135 ;
   input axi__awvalid;
   wire axi__awvalid;
-  wire \axi__awvalid$134 ;
+  wire \axi__awvalid$136 ;
   output [3:0] axi__bid;
   wire [3:0] axi__bid;
-  wire [3:0] \axi__bid$135 ;
+  wire [3:0] \axi__bid$137 ;
   input axi__bready;
   wire axi__bready;
-  wire \axi__bready$136 ;
+  wire \axi__bready$138 ;
   output [1:0] axi__bresp;
   wire [1:0] axi__bresp;
-  wire [1:0] \axi__bresp$137 ;
+  wire [1:0] \axi__bresp$139 ;
   output axi__bvalid;
   wire axi__bvalid;
-  wire \axi__bvalid$138 ;
+  wire \axi__bvalid$140 ;
   output [31:0] axi__rdata;
   wire [31:0] axi__rdata;
-  wire [31:0] \axi__rdata$139 ;
+  wire [31:0] \axi__rdata$141 ;
   output [3:0] axi__rid;
   wire [3:0] axi__rid;
-  wire [3:0] \axi__rid$140 ;
+  wire [3:0] \axi__rid$142 ;
   output axi__rlast;
   wire axi__rlast;
-  wire \axi__rlast$141 ;
+  wire \axi__rlast$143 ;
   input axi__rready;
   wire axi__rready;
-  wire \axi__rready$142 ;
+  wire \axi__rready$144 ;
   output [1:0] axi__rresp;
   wire [1:0] axi__rresp;
-  wire [1:0] \axi__rresp$143 ;
+  wire [1:0] \axi__rresp$145 ;
   output axi__rvalid;
   wire axi__rvalid;
-  wire \axi__rvalid$144 ;
+  wire \axi__rvalid$146 ;
   input [31:0] axi__wdata;
   wire [31:0] axi__wdata;
-  wire [31:0] \axi__wdata$145 ;
+  wire [31:0] \axi__wdata$147 ;
   input axi__wlast;
   wire axi__wlast;
-  wire \axi__wlast$146 ;
+  wire \axi__wlast$148 ;
   output axi__wready;
   wire axi__wready;
-  wire \axi__wready$147 ;
+  wire \axi__wready$149 ;
   input [3:0] axi__wstrb;
   wire [3:0] axi__wstrb;
-  wire [3:0] \axi__wstrb$148 ;
+  wire [3:0] \axi__wstrb$150 ;
   input axi__wvalid;
   wire axi__wvalid;
-  wire \axi__wvalid$149 ;
+  wire \axi__wvalid$151 ;
   input [31:0] axil__araddr;
   wire [31:0] axil__araddr;
-  wire [31:0] \axil__araddr$102 ;
+  wire [31:0] \axil__araddr$104 ;
   input [2:0] axil__arprot;
   wire [2:0] axil__arprot;
-  wire [2:0] \axil__arprot$103 ;
+  wire [2:0] \axil__arprot$105 ;
   output axil__arready;
   wire axil__arready;
-  wire \axil__arready$104 ;
+  wire \axil__arready$106 ;
   input axil__arvalid;
   wire axil__arvalid;
-  wire \axil__arvalid$105 ;
+  wire \axil__arvalid$107 ;
   input [31:0] axil__awaddr;
   wire [31:0] axil__awaddr;
-  wire [31:0] \axil__awaddr$106 ;
+  wire [31:0] \axil__awaddr$108 ;
   input [2:0] axil__awprot;
   wire [2:0] axil__awprot;
-  wire [2:0] \axil__awprot$107 ;
+  wire [2:0] \axil__awprot$109 ;
   output axil__awready;
   wire axil__awready;
-  wire \axil__awready$108 ;
+  wire \axil__awready$110 ;
   input axil__awvalid;
   wire axil__awvalid;
-  wire \axil__awvalid$109 ;
+  wire \axil__awvalid$111 ;
   input axil__bready;
   wire axil__bready;
-  wire \axil__bready$110 ;
+  wire \axil__bready$112 ;
   output [1:0] axil__bresp;
   wire [1:0] axil__bresp;
-  wire [1:0] \axil__bresp$111 ;
+  wire [1:0] \axil__bresp$113 ;
   output axil__bvalid;
   wire axil__bvalid;
-  wire \axil__bvalid$112 ;
+  wire \axil__bvalid$114 ;
   output [31:0] axil__rdata;
   wire [31:0] axil__rdata;
-  wire [31:0] \axil__rdata$113 ;
+  wire [31:0] \axil__rdata$115 ;
   input axil__rready;
   wire axil__rready;
-  wire \axil__rready$114 ;
+  wire \axil__rready$116 ;
   output [1:0] axil__rresp;
   wire [1:0] axil__rresp;
-  wire [1:0] \axil__rresp$115 ;
+  wire [1:0] \axil__rresp$117 ;
   output axil__rvalid;
   wire axil__rvalid;
-  wire \axil__rvalid$116 ;
+  wire \axil__rvalid$118 ;
   input [31:0] axil__wdata;
   wire [31:0] axil__wdata;
-  wire [31:0] \axil__wdata$117 ;
+  wire [31:0] \axil__wdata$119 ;
   output axil__wready;
   wire axil__wready;
-  wire \axil__wready$118 ;
+  wire \axil__wready$120 ;
   input [3:0] axil__wstrb;
   wire [3:0] axil__wstrb;
-  wire [3:0] \axil__wstrb$119 ;
+  wire [3:0] \axil__wstrb$121 ;
   input axil__wvalid;
   wire axil__wvalid;
-  wire \axil__wvalid$120 ;
+  wire \axil__wvalid$122 ;
   wire [31:0] bad_frames;
   wire [31:0] bus__addr;
-  wire [31:0] \bus__addr$165 ;
-  wire [31:0] \bus__addr$179 ;
-  wire [31:0] \bus__addr$192 ;
-  wire [31:0] \bus__addr$193 ;
+  wire [31:0] \bus__addr$167 ;
+  wire [31:0] \bus__addr$181 ;
+  wire [31:0] \bus__addr$194 ;
+  wire [31:0] \bus__addr$195 ;
   wire bus__err;
-  wire \bus__err$166 ;
-  wire \bus__err$180 ;
-  wire \bus__err$194 ;
-  wire \bus__err$195 ;
+  wire \bus__err$168 ;
+  wire \bus__err$182 ;
+  wire \bus__err$196 ;
+  wire \bus__err$197 ;
   wire [31:0] bus__rdata;
-  wire [31:0] \bus__rdata$168 ;
-  wire [31:0] \bus__rdata$182 ;
-  wire [31:0] \bus__rdata$196 ;
-  wire [31:0] \bus__rdata$197 ;
+  wire [31:0] \bus__rdata$170 ;
+  wire [31:0] \bus__rdata$184 ;
+  wire [31:0] \bus__rdata$198 ;
+  wire [31:0] \bus__rdata$199 ;
   wire bus__ready;
-  wire \bus__ready$170 ;
-  wire \bus__ready$184 ;
-  wire \bus__ready$198 ;
-  wire \bus__ready$199 ;
+  wire \bus__ready$172 ;
+  wire \bus__ready$186 ;
+  wire \bus__ready$200 ;
+  wire \bus__ready$201 ;
   wire bus__valid;
-  wire \bus__valid$173 ;
-  wire \bus__valid$187 ;
-  wire \bus__valid$200 ;
-  wire \bus__valid$201 ;
+  wire \bus__valid$175 ;
+  wire \bus__valid$189 ;
+  wire \bus__valid$202 ;
+  wire \bus__valid$203 ;
   wire [31:0] bus__wdata;
-  wire [31:0] \bus__wdata$175 ;
-  wire [31:0] \bus__wdata$189 ;
-  wire [31:0] \bus__wdata$202 ;
-  wire [31:0] \bus__wdata$203 ;
+  wire [31:0] \bus__wdata$177 ;
+  wire [31:0] \bus__wdata$191 ;
+  wire [31:0] \bus__wdata$204 ;
+  wire [31:0] \bus__wdata$205 ;
   wire bus__we;
-  wire \bus__we$177 ;
-  wire \bus__we$191 ;
-  wire \bus__we$204 ;
-  wire \bus__we$205 ;
+  wire \bus__we$179 ;
+  wire \bus__we$193 ;
+  wire \bus__we$206 ;
+  wire \bus__we$207 ;
+  output busy;
+  wire busy;
+  wire \busy$73 ;
   input clk;
   wire clk;
   wire [31:0] crc_errors;
   wire [15:0] div;
-  wire [15:0] \div$62 ;
+  wire [15:0] \div$63 ;
   wire [31:0] dropped_bytes;
   wire [31:0] frames_ok;
   wire framing_error;
   wire [31:0] framing_errors;
   output irq_error;
   wire irq_error;
-  wire \irq_error$71 ;
+  wire \irq_error$72 ;
   wire [31:0] m0__addr;
   wire m0__err;
   wire [31:0] m0__rdata;
@@ -282,13 +285,13 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
   assign \$2  = w_en & \$1 ;
   assign overrun = rx_overrun | \$2 ;
   \pim_device_board.arbiter  arbiter (
-    .bus__addr(\bus__addr$192 ),
-    .bus__err(\bus__err$194 ),
-    .bus__rdata(\bus__rdata$196 ),
-    .bus__ready(\bus__ready$198 ),
-    .bus__valid(\bus__valid$200 ),
-    .bus__wdata(\bus__wdata$202 ),
-    .bus__we(\bus__we$204 ),
+    .bus__addr(\bus__addr$194 ),
+    .bus__err(\bus__err$196 ),
+    .bus__rdata(\bus__rdata$198 ),
+    .bus__ready(\bus__ready$200 ),
+    .bus__valid(\bus__valid$202 ),
+    .bus__wdata(\bus__wdata$204 ),
+    .bus__we(\bus__we$206 ),
     .clk(clk),
     .m0__addr(m0__addr),
     .m0__err(bus__err),
@@ -298,16 +301,16 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
     .m0__wdata(m0__wdata),
     .m0__we(m0__we),
     .m1__addr(m1__addr),
-    .m1__err(\bus__err$166 ),
-    .m1__rdata(\bus__rdata$168 ),
-    .m1__ready(\bus__ready$170 ),
+    .m1__err(\bus__err$168 ),
+    .m1__rdata(\bus__rdata$170 ),
+    .m1__ready(\bus__ready$172 ),
     .m1__valid(m1__valid),
     .m1__wdata(m1__wdata),
     .m1__we(m1__we),
     .m2__addr(m2__addr),
-    .m2__err(\bus__err$180 ),
-    .m2__rdata(\bus__rdata$182 ),
-    .m2__ready(\bus__ready$184 ),
+    .m2__err(\bus__err$182 ),
+    .m2__rdata(\bus__rdata$184 ),
+    .m2__ready(\bus__ready$186 ),
     .m2__valid(m2__valid),
     .m2__wdata(m2__wdata),
     .m2__we(m2__we),
@@ -344,9 +347,9 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
     .axi__wstrb(axi__wstrb),
     .axi__wvalid(axi__wvalid),
     .bus__addr(m2__addr),
-    .bus__err(\bus__err$180 ),
-    .bus__rdata(\bus__rdata$182 ),
-    .bus__ready(\bus__ready$184 ),
+    .bus__err(\bus__err$182 ),
+    .bus__rdata(\bus__rdata$184 ),
+    .bus__ready(\bus__ready$186 ),
     .bus__valid(m2__valid),
     .bus__wdata(m2__wdata),
     .bus__we(m2__we),
@@ -372,9 +375,9 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
     .axil__wstrb(axil__wstrb),
     .axil__wvalid(axil__wvalid),
     .bus__addr(m1__addr),
-    .bus__err(\bus__err$166 ),
-    .bus__rdata(\bus__rdata$168 ),
-    .bus__ready(\bus__ready$170 ),
+    .bus__err(\bus__err$168 ),
+    .bus__rdata(\bus__rdata$170 ),
+    .bus__ready(\bus__ready$172 ),
     .bus__valid(m1__valid),
     .bus__wdata(m1__wdata),
     .bus__we(m1__we),
@@ -382,13 +385,14 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
     .rst(rst)
   );
   \pim_device_board.hub  hub (
-    .bus__addr(\bus__addr$192 ),
-    .bus__err(\bus__err$194 ),
-    .bus__rdata(\bus__rdata$196 ),
-    .bus__ready(\bus__ready$198 ),
-    .bus__valid(\bus__valid$200 ),
-    .bus__wdata(\bus__wdata$202 ),
-    .bus__we(\bus__we$204 ),
+    .bus__addr(\bus__addr$194 ),
+    .bus__err(\bus__err$196 ),
+    .bus__rdata(\bus__rdata$198 ),
+    .bus__ready(\bus__ready$200 ),
+    .bus__valid(\bus__valid$202 ),
+    .bus__wdata(\bus__wdata$204 ),
+    .bus__we(\bus__we$206 ),
+    .\busy$108 (busy),
     .clk(clk),
     .err_latched(irq_error),
     .rst(rst),
@@ -528,11 +532,12 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
     end
   end
   assign uart_baud_div = div;
-  assign \div$62  = div;
+  assign \div$63  = div;
   assign rx = uart_rx;
   assign tx = uart_tx;
   assign rx_framing_error = framing_error;
-  assign \irq_error$71  = irq_error;
+  assign \irq_error$72  = irq_error;
+  assign \busy$73  = busy;
   assign frames_ok = uart_frames_ok;
   assign crc_errors = uart_crc_errors;
   assign framing_errors = uart_framing_errors;
@@ -543,54 +548,54 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
   assign rx_data__valid = w_en;
   assign rx_data__payload = w_data;
   assign rx_data__ready = 1'h1;
-  assign \axil__araddr$102  = axil__araddr;
-  assign \axil__arprot$103  = axil__arprot;
-  assign \axil__arready$104  = axil__arready;
-  assign \axil__arvalid$105  = axil__arvalid;
-  assign \axil__awaddr$106  = axil__awaddr;
-  assign \axil__awprot$107  = axil__awprot;
-  assign \axil__awready$108  = axil__awready;
-  assign \axil__awvalid$109  = axil__awvalid;
-  assign \axil__bready$110  = axil__bready;
-  assign \axil__bresp$111  = axil__bresp;
-  assign \axil__bvalid$112  = axil__bvalid;
-  assign \axil__rdata$113  = axil__rdata;
-  assign \axil__rready$114  = axil__rready;
-  assign \axil__rresp$115  = axil__rresp;
-  assign \axil__rvalid$116  = axil__rvalid;
-  assign \axil__wdata$117  = axil__wdata;
-  assign \axil__wready$118  = axil__wready;
-  assign \axil__wstrb$119  = axil__wstrb;
-  assign \axil__wvalid$120  = axil__wvalid;
-  assign \axi__araddr$121  = axi__araddr;
-  assign \axi__arburst$122  = axi__arburst;
-  assign \axi__arid$123  = axi__arid;
-  assign \axi__arlen$124  = axi__arlen;
-  assign \axi__arready$125  = axi__arready;
-  assign \axi__arsize$126  = axi__arsize;
-  assign \axi__arvalid$127  = axi__arvalid;
-  assign \axi__awaddr$128  = axi__awaddr;
-  assign \axi__awburst$129  = axi__awburst;
-  assign \axi__awid$130  = axi__awid;
-  assign \axi__awlen$131  = axi__awlen;
-  assign \axi__awready$132  = axi__awready;
-  assign \axi__awsize$133  = axi__awsize;
-  assign \axi__awvalid$134  = axi__awvalid;
-  assign \axi__bid$135  = axi__bid;
-  assign \axi__bready$136  = axi__bready;
-  assign \axi__bresp$137  = axi__bresp;
-  assign \axi__bvalid$138  = axi__bvalid;
-  assign \axi__rdata$139  = axi__rdata;
-  assign \axi__rid$140  = axi__rid;
-  assign \axi__rlast$141  = axi__rlast;
-  assign \axi__rready$142  = axi__rready;
-  assign \axi__rresp$143  = axi__rresp;
-  assign \axi__rvalid$144  = axi__rvalid;
-  assign \axi__wdata$145  = axi__wdata;
-  assign \axi__wlast$146  = axi__wlast;
-  assign \axi__wready$147  = axi__wready;
-  assign \axi__wstrb$148  = axi__wstrb;
-  assign \axi__wvalid$149  = axi__wvalid;
+  assign \axil__araddr$104  = axil__araddr;
+  assign \axil__arprot$105  = axil__arprot;
+  assign \axil__arready$106  = axil__arready;
+  assign \axil__arvalid$107  = axil__arvalid;
+  assign \axil__awaddr$108  = axil__awaddr;
+  assign \axil__awprot$109  = axil__awprot;
+  assign \axil__awready$110  = axil__awready;
+  assign \axil__awvalid$111  = axil__awvalid;
+  assign \axil__bready$112  = axil__bready;
+  assign \axil__bresp$113  = axil__bresp;
+  assign \axil__bvalid$114  = axil__bvalid;
+  assign \axil__rdata$115  = axil__rdata;
+  assign \axil__rready$116  = axil__rready;
+  assign \axil__rresp$117  = axil__rresp;
+  assign \axil__rvalid$118  = axil__rvalid;
+  assign \axil__wdata$119  = axil__wdata;
+  assign \axil__wready$120  = axil__wready;
+  assign \axil__wstrb$121  = axil__wstrb;
+  assign \axil__wvalid$122  = axil__wvalid;
+  assign \axi__araddr$123  = axi__araddr;
+  assign \axi__arburst$124  = axi__arburst;
+  assign \axi__arid$125  = axi__arid;
+  assign \axi__arlen$126  = axi__arlen;
+  assign \axi__arready$127  = axi__arready;
+  assign \axi__arsize$128  = axi__arsize;
+  assign \axi__arvalid$129  = axi__arvalid;
+  assign \axi__awaddr$130  = axi__awaddr;
+  assign \axi__awburst$131  = axi__awburst;
+  assign \axi__awid$132  = axi__awid;
+  assign \axi__awlen$133  = axi__awlen;
+  assign \axi__awready$134  = axi__awready;
+  assign \axi__awsize$135  = axi__awsize;
+  assign \axi__awvalid$136  = axi__awvalid;
+  assign \axi__bid$137  = axi__bid;
+  assign \axi__bready$138  = axi__bready;
+  assign \axi__bresp$139  = axi__bresp;
+  assign \axi__bvalid$140  = axi__bvalid;
+  assign \axi__rdata$141  = axi__rdata;
+  assign \axi__rid$142  = axi__rid;
+  assign \axi__rlast$143  = axi__rlast;
+  assign \axi__rready$144  = axi__rready;
+  assign \axi__rresp$145  = axi__rresp;
+  assign \axi__rvalid$146  = axi__rvalid;
+  assign \axi__wdata$147  = axi__wdata;
+  assign \axi__wlast$148  = axi__wlast;
+  assign \axi__wready$149  = axi__wready;
+  assign \axi__wstrb$150  = axi__wstrb;
+  assign \axi__wvalid$151  = axi__wvalid;
   assign bus__addr = m0__addr;
   assign m0__err = bus__err;
   assign m0__rdata = bus__rdata;
@@ -598,27 +603,27 @@ module pim_device_board(uart_bypass, ub_in__payload, ub_in__valid, ub_out__ready
   assign bus__valid = m0__valid;
   assign bus__wdata = m0__wdata;
   assign bus__we = m0__we;
-  assign \bus__addr$165  = m1__addr;
-  assign m1__err = \bus__err$166 ;
-  assign m1__rdata = \bus__rdata$168 ;
-  assign m1__ready = \bus__ready$170 ;
-  assign \bus__valid$173  = m1__valid;
-  assign \bus__wdata$175  = m1__wdata;
-  assign \bus__we$177  = m1__we;
-  assign \bus__addr$179  = m2__addr;
-  assign m2__err = \bus__err$180 ;
-  assign m2__rdata = \bus__rdata$182 ;
-  assign m2__ready = \bus__ready$184 ;
-  assign \bus__valid$187  = m2__valid;
-  assign \bus__wdata$189  = m2__wdata;
-  assign \bus__we$191  = m2__we;
-  assign \bus__addr$193  = \bus__addr$192 ;
-  assign \bus__err$195  = \bus__err$194 ;
-  assign \bus__rdata$197  = \bus__rdata$196 ;
-  assign \bus__ready$199  = \bus__ready$198 ;
-  assign \bus__valid$201  = \bus__valid$200 ;
-  assign \bus__wdata$203  = \bus__wdata$202 ;
-  assign \bus__we$205  = \bus__we$204 ;
+  assign \bus__addr$167  = m1__addr;
+  assign m1__err = \bus__err$168 ;
+  assign m1__rdata = \bus__rdata$170 ;
+  assign m1__ready = \bus__ready$172 ;
+  assign \bus__valid$175  = m1__valid;
+  assign \bus__wdata$177  = m1__wdata;
+  assign \bus__we$179  = m1__we;
+  assign \bus__addr$181  = m2__addr;
+  assign m2__err = \bus__err$182 ;
+  assign m2__rdata = \bus__rdata$184 ;
+  assign m2__ready = \bus__ready$186 ;
+  assign \bus__valid$189  = m2__valid;
+  assign \bus__wdata$191  = m2__wdata;
+  assign \bus__we$193  = m2__we;
+  assign \bus__addr$195  = \bus__addr$194 ;
+  assign \bus__err$197  = \bus__err$196 ;
+  assign \bus__rdata$199  = \bus__rdata$198 ;
+  assign \bus__ready$201  = \bus__ready$200 ;
+  assign \bus__valid$203  = \bus__valid$202 ;
+  assign \bus__wdata$205  = \bus__wdata$204 ;
+  assign \bus__we$207  = \bus__we$206 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2085,7 +2090,7 @@ module \pim_device_board.axil_slave (axil__awvalid, axil__wdata, axil__wstrb, ax
 endmodule
 
 (* generator = "Amaranth" *)
-module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__rdata, bus__err, uart_framing_errors, uart_overruns, uart_dropped_bytes, uart_timeouts, uart_crc_errors, uart_bad_frames, uart_frames_ok, bus__valid, bus__we, bus__addr, bus__wdata, clk);
+module \pim_device_board.hub (rst, \busy$108 , err_latched, uart_baud_div, bus__ready, bus__rdata, bus__err, uart_framing_errors, uart_overruns, uart_dropped_bytes, uart_timeouts, uart_crc_errors, uart_bad_frames, uart_frames_ok, bus__valid, bus__we, bus__addr, bus__wdata, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$445  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
@@ -4681,55 +4686,55 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   wire \$597 ;
   wire [31:0] \$598 ;
   wire [7:0] \$599 ;
-  wire [32:0] \$5994 ;
-  wire \$5996 ;
+  wire [32:0] \$5995 ;
+  wire \$5997 ;
   wire [32:0] \$6 ;
   wire [16:0] \$60 ;
   wire [8:0] \$600 ;
-  wire [32:0] \$6003 ;
-  wire \$6005 ;
-  wire [32:0] \$6009 ;
+  wire [32:0] \$6004 ;
+  wire \$6006 ;
   wire [31:0] \$601 ;
-  wire \$6011 ;
-  wire [15:0] \$6014 ;
-  wire \$6016 ;
+  wire [32:0] \$6010 ;
+  wire \$6012 ;
+  wire [15:0] \$6015 ;
+  wire \$6017 ;
   wire \$602 ;
   wire [23:0] \$603 ;
-  wire [32:0] \$6039 ;
   wire \$604 ;
-  wire \$6041 ;
+  wire [32:0] \$6040 ;
+  wire \$6042 ;
   wire [7:0] \$605 ;
   wire \$606 ;
-  wire [32:0] \$6063 ;
-  wire \$6065 ;
-  wire [32:0] \$6069 ;
+  wire [32:0] \$6064 ;
+  wire \$6066 ;
   wire [31:0] \$607 ;
-  wire \$6071 ;
+  wire [32:0] \$6070 ;
+  wire \$6072 ;
   wire \$608 ;
   wire [31:0] \$609 ;
   wire [3:0] \$61 ;
   wire \$610 ;
-  wire [31:0] \$6101 ;
-  wire \$6103 ;
-  wire [31:0] \$6106 ;
-  wire \$6108 ;
+  wire [31:0] \$6102 ;
+  wire \$6104 ;
+  wire [31:0] \$6107 ;
+  wire \$6109 ;
   wire [31:0] \$611 ;
-  wire [31:0] \$6114 ;
-  wire \$6116 ;
-  wire [31:0] \$6119 ;
+  wire [31:0] \$6115 ;
+  wire \$6117 ;
   wire \$612 ;
-  wire \$6121 ;
+  wire [31:0] \$6120 ;
+  wire \$6122 ;
   wire [31:0] \$613 ;
-  wire [31:0] \$6133 ;
-  wire \$6135 ;
-  wire [31:0] \$6138 ;
+  wire [31:0] \$6134 ;
+  wire \$6136 ;
+  wire [31:0] \$6139 ;
   wire \$614 ;
-  wire \$6140 ;
-  wire [31:0] \$6146 ;
-  wire \$6148 ;
+  wire \$6141 ;
+  wire [31:0] \$6147 ;
+  wire \$6149 ;
   wire \$615 ;
-  wire [31:0] \$6151 ;
-  wire \$6153 ;
+  wire [31:0] \$6152 ;
+  wire \$6154 ;
   wire [31:0] \$616 ;
   wire \$617 ;
   wire [23:0] \$618 ;
@@ -5360,7 +5365,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   wire \$auto$rtlil.cc:2739:Not$96 ;
   wire \$auto$rtlil.cc:2739:Not$98 ;
   reg [1:0] \$signal ;
-  reg [15:0] \$signal$121 ;
+  reg [15:0] \$signal$122 ;
   reg [16:0] a_c = 17'h00000;
   reg [15:0] a_g = 16'h0000;
   reg [15:0] a_k = 16'h0000;
@@ -5386,6 +5391,8 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   reg [31:0] bus_errors = 32'd0;
   reg [2:0] bus_state = 3'h0;
   wire busy;
+  output \busy$108 ;
+  wire \busy$108 ;
   reg [31:0] c_scale = 32'd0;
   reg [7:0] cache_bank = 8'h00;
   reg [31:0] cache_burst = 32'd0;
@@ -5444,7 +5451,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   reg [15:0] ew_dst = 16'h0000;
   reg [15:0] ew_i = 16'h0000;
   reg ew_mul = 1'h0;
-  reg [31:0] \ew_mul$159 ;
+  reg [31:0] \ew_mul$160 ;
   wire [23:0] ew_mul_a_mant;
   wire [23:0] ew_mul_b_mant;
   wire [11:0] ew_mul_exp2;
@@ -5487,7 +5494,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   wire [33:0] r_data;
   wire [31:0] \r_data$43 ;
   reg r_en;
-  reg \r_en$594 ;
+  reg \r_en$595 ;
   wire [8:0] r_level;
   wire r_rdy;
   wire \r_rdy$36 ;
@@ -6009,11 +6016,11 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   wire [7:0] w_bank;
   wire [31:0] w_burst;
   wire [33:0] w_data;
-  reg [31:0] \w_data$614 ;
+  reg [31:0] \w_data$615 ;
   reg w_en;
-  reg \w_en$613 ;
+  reg \w_en$614 ;
   wire w_rdy;
-  wire \w_rdy$615 ;
+  wire \w_rdy$616 ;
   reg [7:0] win_bank;
   reg win_cmd_valid;
   reg [15:0] win_col;
@@ -7480,6 +7487,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$424  = bus__addr < 18'h20200;
   assign \$425  = \$423  & \$424 ;
   assign \$426  = cmd__valid & cmd__ready;
+  assign \busy$108  = seq_busy | busy;
   assign \$427  = | resp__payload[15:8];
   assign \$428  = resp__valid & \$427 ;
   assign \$429  = resp__valid & r_rdy;
@@ -9643,7 +9651,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$2834  = ~ resp__valid;
   assign \$2835  = \$2833  & \$2834 ;
   assign \$2836  = \$2832  & \$2835 ;
-  assign \$2837  = ew_mul ? \ew_mul$159  : ew_add;
+  assign \$2837  = ew_mul ? \ew_mul$160  : ew_add;
   assign \$2838  = ew_i < hdr2[15:0];
   assign \$2839  = ~ ew_v;
   assign \$2840  = bus__addr - 25'h1000000;
@@ -9651,7 +9659,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign _5_ = $signed(\$2840 );
   assign _6_ = $signed(17'h08000);
   assign _7_ = (\$2840 [32] == 1'h0) || \$2840  == 0 ? _5_ : $signed(_5_ - (1'h0 ? _6_ + 1 : _6_ - 1));
-  assign \$5994  = $signed(_7_) / $signed(_6_);
+  assign \$5995  = $signed(_7_) / $signed(_6_);
   assign \$2842  = bus__addr >= 18'h20000;
   assign \$2843  = bus__addr < 18'h20200;
   assign \$2844  = \$2842  & \$2843 ;
@@ -9660,11 +9668,11 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign _8_ = $signed(\$2845 );
   assign _9_ = $signed(5'h08);
   assign _10_ = (\$2845 [32] == 1'h0) || \$2845  == 0 ? _8_ : $signed(_8_ - (1'h0 ? _9_ + 1 : _9_ - 1));
-  assign \$6003  = $signed(_10_) / $signed(_9_);
+  assign \$6004  = $signed(_10_) / $signed(_9_);
   assign \$2847  = bus__addr - 25'h1000000;
   wire [32:0] _11_ = $signed(\$2847 ) % $signed(17'h08000);
-  assign \$6009  = (\$2847 [32] == 1'h0) || _11_ == 0 ? $signed(_11_) : $signed(17'h08000) + $signed(_11_);
-  assign \$6014  = \$2848 [15:0] / 4'h8;
+  assign \$6010  = (\$2847 [32] == 1'h0) || _11_ == 0 ? $signed(_11_) : $signed(17'h08000) + $signed(_11_);
+  assign \$6015  = \$2848 [15:0] / 4'h8;
   assign \$2850  = \$2844  ? \$2846  : { 17'h00000, \$2849  };
   assign \$2851  = bus__addr - 1'h0;
   assign \$2852  = seq_busy | busy;
@@ -9686,7 +9694,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$2868  = \$2866  & \$2867 ;
   assign \$2869  = bus__addr - 25'h1000000;
   wire [32:0] _12_ = $signed(\$2869 ) % $signed(17'h08000);
-  assign \$6039  = (\$2869 [32] == 1'h0) || _12_ == 0 ? $signed(_12_) : $signed(17'h08000) + $signed(_12_);
+  assign \$6040  = (\$2869 [32] == 1'h0) || _12_ == 0 ? $signed(_12_) : $signed(17'h08000) + $signed(_12_);
   assign \$2871  = \$2870 [15:0] < 16'h8000;
   assign \$2872  = \$2868  & \$2871 ;
   assign \$2873  = \$2865  | \$2872 ;
@@ -9704,19 +9712,19 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$2885  = \$2884  == 7'h44;
   assign \$2886  = bus__we & \$2885 ;
   assign \$2887  = ~ bus__we;
-  assign \$2888  = ~ \w_rdy$615 ;
+  assign \$2888  = ~ \w_rdy$616 ;
   assign \$2889  = bus__addr - 17'h10000;
   wire [33:0] _13_, _14_, _15_;
   assign _13_ = $signed(\$2889 );
   assign _14_ = $signed(4'h4);
   assign _15_ = (\$2889 [32] == 1'h0) || \$2889  == 0 ? _13_ : $signed(_13_ - (1'h0 ? _14_ + 1 : _14_ - 1));
-  assign \$6063  = $signed(_15_) / $signed(_14_);
+  assign \$6064  = $signed(_15_) / $signed(_14_);
   assign \$2891  = bus__addr - 17'h10000;
   wire [33:0] _16_, _17_, _18_;
   assign _16_ = $signed(\$2891 );
   assign _17_ = $signed(4'h4);
   assign _18_ = (\$2891 [32] == 1'h0) || \$2891  == 0 ? _16_ : $signed(_16_ - (1'h0 ? _17_ + 1 : _17_ - 1));
-  assign \$6069  = $signed(_18_) / $signed(_17_);
+  assign \$6070  = $signed(_18_) / $signed(_17_);
   assign \$2893  = bus__addr >= 18'h20000;
   assign \$2894  = bus__addr < 18'h20200;
   assign \$2895  = \$2893  & \$2894 ;
@@ -9744,13 +9752,13 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$2917  = stg_burst == \$2850 [31:0];
   assign \$2918  = \$2916  & \$2917 ;
   assign \$2919  = \$2918  ? stg_mask : 2'h0;
-  assign \$6101  = bus__addr / 3'h4;
-  assign \$6106  = \$2920  % 2'h2;
+  assign \$6102  = bus__addr / 3'h4;
+  assign \$6107  = \$2920  % 2'h2;
   assign \$2922  = 1'h1 << \$2921 [1:0];
   assign \$2923  = { 2'h0, \$2919  } | \$2922 ;
   assign \$2924  = \$2923  == 2'h3;
-  assign \$6114  = bus__addr / 3'h4;
-  assign \$6119  = \$2925  % 2'h2;
+  assign \$6115  = bus__addr / 3'h4;
+  assign \$6120  = \$2925  % 2'h2;
   assign \$2928  = bus__addr >= 18'h20000;
   assign \$2929  = bus__addr < 18'h20200;
   assign \$2930  = \$2928  & \$2929 ;
@@ -9759,13 +9767,13 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$2933  = bus__addr < 18'h20200;
   assign \$2934  = \$2932  & \$2933 ;
   assign \$2935  = \$2934  ? 8'h00 : \$2841 [7:0];
-  assign \$6133  = \$2850 [31:0] / 7'h40;
-  assign \$6138  = \$2850 [31:0] % 7'h40;
+  assign \$6134  = \$2850 [31:0] / 7'h40;
+  assign \$6139  = \$2850 [31:0] % 7'h40;
   assign \$2938  = cmd__valid & cmd__ready;
   assign \$2939  = stg_gb ? 5'h04 : 5'h01;
   assign \$2940  = stg_gb ? 8'h00 : stg_bank;
-  assign \$6146  = stg_burst / 7'h40;
-  assign \$6151  = stg_burst % 7'h40;
+  assign \$6147  = stg_burst / 7'h40;
+  assign \$6152  = stg_burst % 7'h40;
   assign \$2943  = cmd__valid & cmd__ready;
   assign \$2944  = ! seq_state;
   assign \$2945  = seq_state == 1'h1;
@@ -10131,19 +10139,19 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   \pim_device_board.hub.cmdq  cmdq (
     .clk(clk),
     .r_data(\r_data$43 ),
-    .r_en(\r_en$594 ),
+    .r_en(\r_en$595 ),
     .r_rdy(\r_rdy$36 ),
     .rst(rst),
-    .w_en(\w_en$613 ),
+    .w_en(\w_en$614 ),
     .w_level(r_level),
-    .w_port__data(\w_data$614 ),
-    .w_rdy(\w_rdy$615 )
+    .w_port__data(\w_data$615 ),
+    .w_rdy(\w_rdy$616 )
   );
   \pim_device_board.hub.rq  rq (
     .clk(clk),
-    .\port$10994$0 (\$signal$121 ),
-    .\port$10995$0 (\$signal ),
-    .\port$10996$0 (rq_push_beats),
+    .\port$10995$0 (\$signal$122 ),
+    .\port$10996$0 (\$signal ),
+    .\port$10997$0 (rq_push_beats),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -13744,13 +13752,13 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
     if (\$auto$verilog_backend.cc:2355:dump_module$445 ) begin end
     (* full_case = 32'd1 *)
     if (\$562 ) begin
-      \ew_mul$159  = 32'd2143289344;
+      \ew_mul$160  = 32'd2143289344;
     end else if (\$565 ) begin
-      \ew_mul$159  = { \$573 , 31'h00000000 };
+      \ew_mul$160  = { \$573 , 31'h00000000 };
     end else if (\$572 ) begin
-      \ew_mul$159  = { \$574 , 31'h7f800000 };
+      \ew_mul$160  = { \$574 , 31'h7f800000 };
     end else begin
-      \ew_mul$159  = ew_mul_rp;
+      \ew_mul$160  = ew_mul_rp;
     end
   end
   always @* begin
@@ -18192,20 +18200,20 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$445 ) begin end
-    \r_en$594  = 1'h0;
+    \r_en$595  = 1'h0;
     casez (seq_state)
       4'h0:
           if (err_latched) begin
-            \r_en$594  = 1'h1;
+            \r_en$595  = 1'h1;
           end
       4'h1:
           if (\$2642 ) begin
             if (\r_rdy$36 ) begin
-              \r_en$594  = 1'h1;
+              \r_en$595  = 1'h1;
             end
           end else if (\$2644 ) begin
             if (\r_rdy$36 ) begin
-              \r_en$594  = 1'h1;
+              \r_en$595  = 1'h1;
             end
           end
     endcase
@@ -18557,7 +18565,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$445 ) begin end
-    \$signal$121  = 16'h0000;
+    \$signal$122  = 16'h0000;
     casez (seq_state)
       4'h0:
           /* empty */;
@@ -18572,7 +18580,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
                 if (\$2682 ) begin
                 end else begin
                   if (\$2691 ) begin
-                    \$signal$121  = hdr3[15:0];
+                    \$signal$122  = hdr3[15:0];
                   end
                 end
               end
@@ -18585,13 +18593,13 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
           end else begin
             if (\$2796 ) begin
               if (\$2798 ) begin
-                \$signal$121  = \$2800 [15:0];
+                \$signal$122  = \$2800 [15:0];
               end
             end
           end
       4'h4:
           if (\$2809 ) begin
-            \$signal$121  = a_q;
+            \$signal$122  = a_q;
           end
       4'h6:
           /* empty */;
@@ -18606,7 +18614,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
       4'hb:
           if (\$2827 ) begin
             if (\$2829 ) begin
-              \$signal$121  = \$2831 [15:0];
+              \$signal$122  = \$2831 [15:0];
             end
           end
     endcase
@@ -19229,7 +19237,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$445 ) begin end
-    \w_en$613  = 1'h0;
+    \w_en$614  = 1'h0;
     casez (bus_state)
       3'h0:
           if (bus__valid) begin
@@ -19239,7 +19247,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
               (* full_case = 32'd1 *)
               if (\$2887 ) begin
               end else begin
-                \w_en$613  = 1'h1;
+                \w_en$614  = 1'h1;
               end
             end
           end
@@ -19247,7 +19255,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$445 ) begin end
-    \w_data$614  = 32'd0;
+    \w_data$615  = 32'd0;
     casez (bus_state)
       3'h0:
           if (bus__valid) begin
@@ -19257,7 +19265,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
               (* full_case = 32'd1 *)
               if (\$2887 ) begin
               end else begin
-                \w_data$614  = bus__wdata;
+                \w_data$615  = bus__wdata;
               end
             end
           end
@@ -19538,7 +19546,7 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign w_bank = \$2841 [7:0];
   assign w_burst = \$2850 [31:0];
   assign irq_error = err_latched;
-  assign w_data = { rq_push_beats, \$signal$121 , \$signal  };
+  assign w_data = { rq_push_beats, \$signal$122 , \$signal  };
   assign ew_add_a_mant = { 1'h1, sc_a__data[22:0] };
   assign ew_add_b_mant = { 1'h1, sc_b__data[22:0] };
   assign ew_add_d = \$452 [7:0];
@@ -19882,14 +19890,14 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$287  = { 3'h0, \$582 [15:2] };
   assign \$3349  = 1'h1;
   assign \$323  = \$3347 ;
-  assign \$5996  = 1'h1;
-  assign \$2841  = \$5994 ;
-  assign \$6005  = 1'h1;
-  assign \$2846  = \$6003 ;
-  assign \$6011  = 1'h1;
-  assign \$2848  = \$6009 ;
-  assign \$6016  = 1'h1;
-  assign \$2849  = \$6014 ;
+  assign \$5997  = 1'h1;
+  assign \$2841  = \$5995 ;
+  assign \$6006  = 1'h1;
+  assign \$2846  = \$6004 ;
+  assign \$6012  = 1'h1;
+  assign \$2848  = \$6010 ;
+  assign \$6017  = 1'h1;
+  assign \$2849  = \$6015 ;
   assign \$3427  = 1'h1;
   assign \$397  = \$3425 ;
   assign \$3432  = 1'h1;
@@ -20441,28 +20449,28 @@ module \pim_device_board.hub (rst, err_latched, uart_baud_div, bus__ready, bus__
   assign \$2812  = { 2'h0, \$2639 [31:2] };
   assign \$2822  = { 3'h0, \$582 [15:2] };
   assign \$2830  = { 1'h0, a_g, 2'h0 };
-  assign \$6041  = 1'h1;
-  assign \$2870  = \$6039 ;
-  assign \$6065  = 1'h1;
-  assign \$2890  = \$6063 ;
-  assign \$6071  = 1'h1;
-  assign \$2892  = \$6069 ;
-  assign \$6103  = 1'h1;
-  assign \$2920  = \$6101 ;
-  assign \$6108  = 1'h1;
-  assign \$2921  = \$6106 ;
-  assign \$6116  = 1'h1;
-  assign \$2925  = \$6114 ;
-  assign \$6121  = 1'h1;
-  assign \$2926  = \$6119 ;
-  assign \$6135  = 1'h1;
-  assign \$2936  = \$6133 ;
-  assign \$6140  = 1'h1;
-  assign \$2937  = \$6138 ;
-  assign \$6148  = 1'h1;
-  assign \$2941  = \$6146 ;
-  assign \$6153  = 1'h1;
-  assign \$2942  = \$6151 ;
+  assign \$6042  = 1'h1;
+  assign \$2870  = \$6040 ;
+  assign \$6066  = 1'h1;
+  assign \$2890  = \$6064 ;
+  assign \$6072  = 1'h1;
+  assign \$2892  = \$6070 ;
+  assign \$6104  = 1'h1;
+  assign \$2920  = \$6102 ;
+  assign \$6109  = 1'h1;
+  assign \$2921  = \$6107 ;
+  assign \$6117  = 1'h1;
+  assign \$2925  = \$6115 ;
+  assign \$6122  = 1'h1;
+  assign \$2926  = \$6120 ;
+  assign \$6136  = 1'h1;
+  assign \$2936  = \$6134 ;
+  assign \$6141  = 1'h1;
+  assign \$2937  = \$6139 ;
+  assign \$6149  = 1'h1;
+  assign \$2941  = \$6147 ;
+  assign \$6154  = 1'h1;
+  assign \$2942  = \$6152 ;
   assign \$148  = 1'h0;
   assign \$149  = \$146 ;
   assign \$2067  = \$auto$rtlil.cc:2739:Not$354 ;
@@ -34508,7 +34516,7 @@ module \pim_device_board.hub.cmdq (rst, w_rdy, w_level, r_data, r_en, w_en, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \pim_device_board.hub.rq (rst, w_rdy, r_data, r_en, w_en, \port$10994$0 , \port$10995$0 , \port$10996$0 , r_rdy, clk);
+module \pim_device_board.hub.rq (rst, w_rdy, r_data, r_en, w_en, \port$10995$0 , \port$10996$0 , \port$10997$0 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$457  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -34550,12 +34558,12 @@ module \pim_device_board.hub.rq (rst, w_rdy, r_data, r_en, w_en, \port$10994$0 ,
   reg [2:0] inner_level = 3'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input [15:0] \port$10994$0 ;
-  wire [15:0] \port$10994$0 ;
-  input [1:0] \port$10995$0 ;
-  wire [1:0] \port$10995$0 ;
-  input [15:0] \port$10996$0 ;
-  wire [15:0] \port$10996$0 ;
+  input [15:0] \port$10995$0 ;
+  wire [15:0] \port$10995$0 ;
+  input [1:0] \port$10996$0 ;
+  wire [1:0] \port$10996$0 ;
+  input [15:0] \port$10997$0 ;
+  wire [15:0] \port$10997$0 ;
   (* init = 3'h0 *)
   wire [2:0] produce;
   output [33:0] r_data;
@@ -34582,7 +34590,7 @@ module \pim_device_board.hub.rq (rst, w_rdy, r_data, r_en, w_en, \port$10994$0 ,
   reg [33:0] storage [6:0];
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$10996$0 , \port$10994$0 , \port$10995$0  };
+      storage[w_port__addr] <= { \port$10997$0 , \port$10995$0 , \port$10996$0  };
   end
   reg [33:0] _0_;
   always @(posedge clk) begin
@@ -34681,8 +34689,8 @@ module \pim_device_board.hub.rq (rst, w_rdy, r_data, r_en, w_en, \port$10994$0 ,
   assign level = w_level;
   assign r_level = w_level;
   assign produce = w_port__addr;
-  assign w_port__data = { \port$10996$0 , \port$10994$0 , \port$10995$0  };
-  assign w_data = { \port$10996$0 , \port$10994$0 , \port$10995$0  };
+  assign w_port__data = { \port$10997$0 , \port$10995$0 , \port$10996$0  };
+  assign w_data = { \port$10997$0 , \port$10995$0 , \port$10996$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule
