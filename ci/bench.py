@@ -5,6 +5,11 @@ gemv_mac_utilization    ideal MAC cycles M*K/(B*L) over measured cycles, 256x102
 verilator_cycles_per_s  simulated cycles per wall second over repeated GEMV compute phases (testbench in loop)
 golden_gflops           golden-model GEMV (bit-exact device arithmetic) of the same shape, 2*M*K / time
 numpy_f32_gflops        numpy float32 GEMV (W @ x) of the same shape, measured in the same run
+gemv_tile_mac_utilization   512x2048 GEMV tile through the control hub on the sim-preset device: ideal MAC
+                        cycles over PERF_BUSY (command start to last result in scratch)
+attention_tile_cycles / attention_mac_utilization   one decode-attention head, d=128, T=512 and T=2048:
+                        PERF_BUSY cycles, and the MAC-only ideal 2*T*d/(B*L) over them
+uart_write_efficiency / uart_read_efficiency   payload bytes over wire bytes, 256-word frames
 """
 
 import json
@@ -44,6 +49,31 @@ def array_gemv(repeat):
     return json.loads(result.read_text())
 
 
+def device_runs():
+    """Tile and link figures from the sim-preset device testbench (one Verilator build, several runs)."""
+    from tb.device.test_device import run
+
+    out = OUT / "device"
+    out.mkdir(parents=True, exist_ok=True)
+    for f in out.glob("*.json"):
+        f.unlink()
+    env = {"DEVICE_BENCH_DIR": str(out)}
+    run("sim", testcase="test_gemv_tile", extra_env={**env, "TILE_M": "512", "TILE_K": "2048"},
+        log_file=OUT / "device_gemv.log")
+    for t in (512, 2048):
+        run("sim", testcase="test_attention_tile", extra_env={**env, "ATTN_T": str(t), "ATTN_D": "128"},
+            log_file=OUT / f"device_attention_{t}.log")
+    run("sim", testcase="test_uart_efficiency", extra_env=env, log_file=OUT / "device_uart.log")
+    gemv = json.loads((out / "gemv_tile_512x2048.json").read_text())
+    res = {"gemv_tile_mac_utilization": gemv["utilization"], "gemv_tile_cycles": gemv["cycles"]}
+    for t in (512, 2048):
+        a = json.loads((out / f"attention_T{t}_d128.json").read_text())
+        res[f"attention_tile_cycles_T{t}"] = a["cycles"]
+        res[f"attention_mac_utilization_T{t}"] = a["utilization"]
+    res.update(json.loads((out / "uart_efficiency.json").read_text()))
+    return res
+
+
 def host_gemv(m, k):
     rng = np.random.default_rng(0)
     w32 = rng.standard_normal((m, k)).astype(np.float32)
@@ -66,6 +96,7 @@ def main():
         "gemv_mac_utilization": arr["mac_utilization"],
         "verilator_cycles_per_s": arr["cycles_per_s"],
         **host_gemv(m, k),
+        **(device_runs() if os.environ.get("BENCH_DEVICE", "1") == "1" else {}),
         "shape": {"m": m, "k": k},
         "array_gemv_cycles": arr["cycles"],
         "array_gemv_ideal_cycles": arr["ideal_cycles"],

@@ -142,12 +142,17 @@ class ControlHub(wiring.Component):
         any_nan = Signal()
         max_reset = Signal()
         words_in_beat = Mux(rq_kind == 1, B, words_per_burst)
-        beat_words = Array(resp.payload.data[32 * i:32 * i + 32] for i in range(max(B, words_per_burst)))
+        # Beats bound for scratch are taken into `beat` at once and written out word by word from there, so
+        # the array is never frozen while a beat is serialised.
+        beat = Signal(p.resp_data_bits)
+        beat_full = Signal()
+        beat_words = Array(beat[32 * i:32 * i + 32] for i in range(max(B, words_per_burst)))
         with m.If(resp.valid & (resp.payload.err != 0)):
             m.d.comb += resp.ready.eq(1)                        # refusals were handled at issue
-        with m.Elif(resp.valid & rq.r_rdy):
+        with m.Elif(resp.valid & rq.r_rdy & ~beat_full):
+            m.d.comb += resp.ready.eq(1)
             with m.If(rq_kind == 3):
-                m.d.comb += [resp.ready.eq(1), rq.r_en.eq(1), score_wr.en.eq(1), score_wr.addr.eq(rq_dest),
+                m.d.comb += [rq.r_en.eq(1), score_wr.en.eq(1), score_wr.addr.eq(rq_dest),
                              score_wr.data.eq(resp.payload.data[:B * 32])]
                 for i in range(B):
                     sv = resp.payload.data[32 * i:32 * i + 32]
@@ -156,22 +161,23 @@ class ControlHub(wiring.Component):
                     with m.Elif(order_key(sv) > order_key(run_max[i])):
                         m.d.sync += run_max[i].eq(sv)
             with m.Elif(rq_kind == 2):
-                m.d.comb += [resp.ready.eq(1), cache_fill.eq(1), rq.r_en.eq(1)]
+                m.d.comb += [cache_fill.eq(1), rq.r_en.eq(1)]
                 m.d.sync += [cache_data.eq(resp.payload.data[:p.burst_bits])]
             with m.Else():
-                dest = rq_dest + beat_done * words_in_beat + word_i
-                m.d.comb += [sc_wr.en.eq(1), sc_wr.addr.eq(dest), sc_wr.data.eq(beat_words[word_i])]
-                with m.If(word_i == words_in_beat - 1):
-                    m.d.comb += resp.ready.eq(1)
-                    m.d.sync += word_i.eq(0)
-                    with m.If(beat_done + 1 == rq_beats):
-                        m.d.comb += rq.r_en.eq(1)
-                        m.d.sync += beat_done.eq(0)
-                    with m.Else():
-                        m.d.sync += beat_done.eq(beat_done + 1)
+                m.d.sync += [beat.eq(resp.payload.data), beat_full.eq(1), word_i.eq(0)]
+        with m.If(beat_full):
+            dest = rq_dest + beat_done * words_in_beat + word_i
+            m.d.comb += [sc_wr.en.eq(1), sc_wr.addr.eq(dest), sc_wr.data.eq(beat_words[word_i])]
+            with m.If(word_i == words_in_beat - 1):
+                m.d.sync += [word_i.eq(0), beat_full.eq(0)]
+                with m.If(beat_done + 1 == rq_beats):
+                    m.d.comb += rq.r_en.eq(1)
+                    m.d.sync += beat_done.eq(0)
                 with m.Else():
-                    m.d.sync += word_i.eq(word_i + 1)
-        resp_idle = ~rq.r_rdy & ~resp.valid
+                    m.d.sync += beat_done.eq(beat_done + 1)
+            with m.Else():
+                m.d.sync += word_i.eq(word_i + 1)
+        resp_idle = ~rq.r_rdy & ~resp.valid & ~beat_full
         with m.If(max_reset):
             m.d.sync += [any_nan.eq(0)] + [run_max[i].eq(0xFF800000) for i in range(B)]
 

@@ -5,7 +5,7 @@ is dropped, `rx_framing_error` pulses) and a byte finished while the previous on
 (`rx_overrun` pulses, the new byte is dropped). Neither ever blocks the receiver.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,7 +38,9 @@ class UARTPhy(wiring.Component):
         with m.FSM(name="rx"):
             with m.State("IDLE"):
                 with m.If(~rx):
-                    m.d.sync += rcount.eq(self.div >> 1)      # to the middle of the start bit
+                    # To the middle of the start bit: the synchroniser and this state already took 3 cycles
+                    # (at the fastest divisor, 4, the sample lands 3/4 into each bit).
+                    m.d.sync += rcount.eq(Mux(self.div >= 8, (self.div >> 1) - 3, 0))
                     m.next = "START"
             with m.State("START"):
                 with m.If(rcount == 0):

@@ -248,6 +248,28 @@ async def test_uart_phy_in_the_loop(dut):
     dut.uart_bypass.value = 1
 
 
+@cocotb.test()
+async def test_uart_efficiency(dut):
+    """Payload bytes over wire bytes for 256-word bursts, counted on the link's byte streams."""
+    tb = TB(dut)
+    await tb.reset()
+    n = Frame.MAX_WORDS
+    words = [tb.rng_py.getrandbits(32) for _ in range(n)]
+    result = {}
+    for name, frame in (("write", encode_request(1, FrameCmd.WRITE, SCRATCH_BASE, words=words)),
+                        ("read", encode_request(2, FrameCmd.READ, SCRATCH_BASE, count=n))):
+        sent0, got0 = tb.ub_in.sent, len(tb.ub_out.items)
+        tb.send_bytes(frame)
+        r = await tb.recv_response()
+        assert r.status == FrameStatus.OK
+        wire = (tb.ub_in.sent - sent0) + r.nbytes
+        result[f"uart_{name}_efficiency"] = 4 * n / wire
+    assert list(r.words) == words
+    dut._log.info("UART efficiency at %d-word bursts: %s", n, result)
+    assert min(result.values()) >= 0.95
+    bench_out("uart_efficiency", result)
+
+
 class BusyCounter:
     """Counts the cycles in which the device's `busy` output is high (what PERF_BUSY must count)."""
 
