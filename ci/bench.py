@@ -5,7 +5,7 @@ gemv_mac_utilization    ideal MAC cycles M*K/(B*L) over measured cycles, 256x102
 verilator_cycles_per_s  simulated cycles per wall second over repeated GEMV compute phases (testbench in loop)
 golden_gflops           golden-model GEMV (bit-exact device arithmetic) of the same shape, 2*M*K / time
 numpy_f32_gflops        numpy float32 GEMV (W @ x) of the same shape, measured in the same run
-gemv_tile_mac_utilization   512x2048 GEMV tile through the control hub on the sim-preset device: ideal MAC
+gemv_tile_mac_utilization   512x1024 GEMV tile (the largest single tile with K >= 1024: 2 MiB of banks) through the control hub on the sim-preset device: ideal MAC
                         cycles over PERF_BUSY (command start to last result in scratch)
 attention_tile_cycles / attention_mac_utilization   one decode-attention head, d=128, T=512 and T=2048:
                         PERF_BUSY cycles, and the MAC-only ideal 2*T*d/(B*L) over them
@@ -58,13 +58,13 @@ def device_runs():
     for f in out.glob("*.json"):
         f.unlink()
     env = {"DEVICE_BENCH_DIR": str(out)}
-    run("sim", testcase="test_gemv_tile", extra_env={**env, "TILE_M": "512", "TILE_K": "2048"},
+    run("sim", testcase="test_gemv_tile", extra_env={**env, "TILE_M": "512", "TILE_K": "1024"},
         log_file=OUT / "device_gemv.log")
     for t in (512, 2048):
         run("sim", testcase="test_attention_tile", extra_env={**env, "ATTN_T": str(t), "ATTN_D": "128"},
             log_file=OUT / f"device_attention_{t}.log")
     run("sim", testcase="test_uart_efficiency", extra_env=env, log_file=OUT / "device_uart.log")
-    gemv = json.loads((out / "gemv_tile_512x2048.json").read_text())
+    gemv = json.loads((out / "gemv_tile_512x1024.json").read_text())
     res = {"gemv_tile_mac_utilization": gemv["utilization"], "gemv_tile_cycles": gemv["cycles"]}
     for t in (512, 2048):
         a = json.loads((out / f"attention_T{t}_d128.json").read_text())

@@ -297,6 +297,10 @@ class ControlHub(wiring.Component):
         m.d.comb += elem.eq((a_c * ch) + (a_k << l_log))
         burst_sel = Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[elem[l_log:b_log] if b_log > l_log else 0]
 
+        def refuse(code):
+            """Statements that refuse the current command with `code` (first error latches)."""
+            return [raise_err.eq(1), raise_code.eq(code), raise_op.eq(h_op)]
+
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.sync += n_words.eq(0)
@@ -320,13 +324,13 @@ class ControlHub(wiring.Component):
                 m.d.comb += seq_busy.eq(1)
                 with m.If(_in_set(h_op, ARRAY_OPS - {Op.SYNC})):
                     with m.If(responding & ~scratch_ok_resp):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.d.comb += refuse(HubError.BAD_SCRATCH)
                         m.next = "IDLE"
                     with m.Elif(rq.w_rdy):
                         m.d.comb += seq_cmd_valid.eq(1)
                         with m.If(cmd_fire):
                             with m.If(array.cmd_err != 0):
-                                m.d.comb += [raise_err.eq(1), raise_code.eq(array.cmd_err), raise_op.eq(h_op)]
+                                m.d.comb += refuse(array.cmd_err)
                                 m.next = "IDLE"
                             with m.Else():
                                 with m.If(responding):
@@ -339,26 +343,26 @@ class ControlHub(wiring.Component):
                                 m.next = "IDLE"
                 with m.Elif(h_op == HubOp.GEMV_TILE):
                     with m.If(tile_flags_bad):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_FLAGS), raise_op.eq(h_op)]
+                        m.d.comb += refuse(ErrorCode.BAD_FLAGS)
                         m.next = "IDLE"
                     with m.Elif(tile_bad):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_TILE), raise_op.eq(h_op)]
+                        m.d.comb += refuse(HubError.BAD_TILE)
                         m.next = "IDLE"
                     with m.Elif(tile_scratch_bad):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.d.comb += refuse(HubError.BAD_SCRATCH)
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += [t_pass.eq(0), t_c.eq(0), t_g.eq(0), t_copy.eq(1), t_last.eq(0)]
                         m.next = "GEMV"
                 with m.Elif(h_op == HubOp.ATTN_TILE):
                     with m.If(h_flags != 0):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_FLAGS), raise_op.eq(h_op)]
+                        m.d.comb += refuse(ErrorCode.BAD_FLAGS)
                         m.next = "IDLE"
                     with m.Elif(attn_bad):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_TILE), raise_op.eq(h_op)]
+                        m.d.comb += refuse(HubError.BAD_TILE)
                         m.next = "IDLE"
                     with m.Elif(attn_scratch_bad):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.d.comb += refuse(HubError.BAD_SCRATCH)
                         m.next = "IDLE"
                     with m.Else():
                         m.d.comb += max_reset.eq(1)
@@ -372,19 +376,19 @@ class ControlHub(wiring.Component):
                     with m.If(array.busy | ~resp_idle):
                         pass                              # earlier read-outs may still be landing in scratch
                     with m.Elif(~ew_ok):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.BAD_SCRATCH), raise_op.eq(h_op)]
+                        m.d.comb += refuse(HubError.BAD_SCRATCH)
                         m.next = "IDLE"
                     with m.Elif(h_flags != 0):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_FLAGS), raise_op.eq(h_op)]
+                        m.d.comb += refuse(ErrorCode.BAD_FLAGS)
                         m.next = "IDLE"
                     with m.Elif(h_count == 0):
-                        m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_COUNT), raise_op.eq(h_op)]
+                        m.d.comb += refuse(ErrorCode.BAD_COUNT)
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += [ew_i.eq(0), ew_v.eq(0), ew_dst.eq(h_gb), ew_mul.eq(h_op == Op.EWMUL)]
                         m.next = "EW"
                 with m.Else():
-                    m.d.comb += [raise_err.eq(1), raise_code.eq(ErrorCode.BAD_OPCODE), raise_op.eq(h_op)]
+                    m.d.comb += refuse(ErrorCode.BAD_OPCODE)
                     m.next = "IDLE"
             with m.State("GEMV"):
                 m.d.comb += seq_busy.eq(1)
@@ -540,7 +544,8 @@ class ControlHub(wiring.Component):
             Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
             Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
             Reg.CLK_HZ: p.clk_hz,
-            Reg.STATUS: Cat(seq_busy | array.busy | cmdq.r_rdy, err_latched, ~cmdq.r_rdy),
+            Reg.STATUS: Cat(seq_busy | array.busy | cmdq.r_rdy, err_latched, ~cmdq.r_rdy,
+                            ~(seq_busy | array.busy | cmdq.r_rdy)),
             Reg.ERROR_CODE: err_code, Reg.ERROR_OP: err_op, Reg.ERROR_COUNT: err_count,
             Reg.CMDQ_LEVEL: cmdq.r_level, Reg.PERF_CYCLES: perf_cycles, Reg.PERF_BUSY: perf_busy,
             Reg.PERF_MAC: perf_mac, Reg.PERF_STALL: perf_stall, Reg.PERF_CMDS: perf_cmds,

@@ -19,7 +19,7 @@ __all__ = [
     "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
     "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
     "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
-    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "CONTROL_CLEAR_ERROR",
+    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "CONTROL_CLEAR_ERROR",
     "CONTROL_CLEAR_COUNTERS", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
     "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32",
 ]
@@ -394,7 +394,7 @@ class Reg(enum.IntEnum):
     SCORE_WORDS = 0x024
     CMDQ_WORDS = 0x028
     CLK_HZ = 0x02C
-    STATUS = 0x040          # bit 0 busy, bit 1 error latched, bit 2 queue empty
+    STATUS = 0x040          # bit 0 busy, bit 1 error latched, bit 2 queue empty, bit 3 done (idle, queue empty)
     CONTROL = 0x044         # write 1s: bit 0 clear error, bit 1 clear performance counters
     ERROR_CODE = 0x048      # first error since the last clear (ErrorCode / HubError)
     ERROR_OP = 0x04C        # opcode of the command that raised it
@@ -417,7 +417,7 @@ class Reg(enum.IntEnum):
     BUS_ERROR_ADDR = 0x0A4
 
 
-STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY = 0x1, 0x2, 0x4
+STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY, STATUS_DONE = 0x1, 0x2, 0x4, 0x8
 CONTROL_CLEAR_ERROR, CONTROL_CLEAR_COUNTERS = 0x1, 0x2
 
 

@@ -9,8 +9,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from pimhil.contract import (BANK_BASE, CMDQ_BASE, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, GB_BASE,
-                             SCRATCH_BASE, STATUS_BUSY, STATUS_ERROR, Command, ErrorCode, Flag, HubError, Op,
-                             Reg, bank_address, preset)
+                             SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, Command, ErrorCode, Flag,
+                             HubError, Op, Reg, bank_address, preset)
 from pimhil.golden.device import BusError as GoldenBusError
 from pimhil.golden.device import GoldenDevice
 from tb.support.bus import BusError, BusMaster
@@ -82,7 +82,9 @@ class TB:
 
     async def idle(self, timeout=200000):
         for _ in range(timeout // 10):
-            if not int(await self.bus.read(Reg.STATUS)) & STATUS_BUSY:
+            status = int(await self.bus.read(Reg.STATUS))
+            if not status & STATUS_BUSY:
+                assert status & STATUS_DONE, f"STATUS {status:#x}: idle but not done"
                 return
             for _ in range(8):
                 await RisingEdge(self.dut.clk)

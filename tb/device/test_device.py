@@ -11,8 +11,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
 
-from pimhil.contract import (CMDQ_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, Command, Frame, FrameCmd,
-                             FrameStatus, Op, Reg, bank_address, preset)
+from pimhil.contract import (CMDQ_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, Command, Frame,
+                             FrameCmd, FrameStatus, Op, Reg, bank_address, preset)
 from pimhil.frame import decode_response, encode_raw_request, encode_request, response_length
 from pimhil.golden.device import BusError as GoldenBusError
 from pimhil.golden.device import GoldenDevice
@@ -57,6 +57,7 @@ class TB:
         for _ in range(timeout_cycles // 50):
             v, _ = await self.rd(Reg.STATUS)
             if not v & STATUS_BUSY:
+                assert v & STATUS_DONE, f"STATUS {v:#x}: idle but not done"
                 return
             await ClockCycles(self.dut.clk, 40)
         raise TimeoutError("device did not go idle")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
-                        CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_ERROR,
+                        CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
                         STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
                         Reg, bank_stride, check_command, payload_words, unpack_fields, windows)
 from .array import GoldenArray
@@ -88,8 +88,8 @@ class GoldenDevice:
             Reg.ROWS: p.rows, Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
             Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
             Reg.CLK_HZ: p.clk_hz,
-            Reg.STATUS: (STATUS_ERROR if self.err_latched else 0) | (0 if self.queue else STATUS_QUEUE_EMPTY)
-            | (1 if self.queue else 0),
+            Reg.STATUS: (STATUS_ERROR if self.err_latched else 0) | (0 if self.queue else STATUS_QUEUE_EMPTY | STATUS_DONE)
+            | (STATUS_BUSY if self.queue else 0),
             Reg.ERROR_CODE: self.err_code, Reg.ERROR_OP: self.err_op, Reg.ERROR_COUNT: self.err_count,
             Reg.CMDQ_LEVEL: len(self.queue), Reg.PERF_CYCLES: 0, Reg.PERF_BUSY: 0, Reg.PERF_MAC: 0,
             Reg.PERF_STALL: 0, Reg.PERF_CMDS: self.cmds_done, Reg.UART_BAUD_DIV: self.baud_div,
