@@ -12,6 +12,8 @@ STAMP      := $(VENV)/.installed-$(shell cat requirements.txt host/pyproject.tom
 HW_SRC     := $(wildcard hw/*.py) host/pimhil/contract.py
 RTL        := $(foreach p,sim board,rtl/pim_bank_array_$(p).v rtl/pim_device_$(p).v)
 PYTEST_ARGS ?=
+# Builds and simulations are independent (one build directory per configuration): run them on every core.
+JOBS       ?= auto
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/host
 # Tests and benches print their random seed; SEED=<n> reproduces a run, WAVES=1 dumps VCD waveforms.
@@ -36,10 +38,10 @@ $(RTL) &: $(HW_SRC) $(STAMP)
 rtl: $(RTL)
 
 test: $(STAMP) $(RTL)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(RTL)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP) $(RTL)
 	$(PY) -m ci.demo

@@ -6,7 +6,9 @@ fresh generation reproduces the committed files byte for byte.
 """
 
 import argparse
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 import json
 import sys
 from pathlib import Path
@@ -62,17 +64,27 @@ def generate(top, preset, params, factory):
     return header + text, json.dumps(manifest, indent=2) + "\n"
 
 
+def _generate_one(top, out):
+    _, preset, params, factory = next(t for t in tops() if t[0] == top)
+    v, manifest = generate(top, preset, params, factory)
+    (out / f"{top}.v").write_text(v)
+    (out / f"{top}.json").write_text(manifest)
+    return f"wrote {out / top}.v ({len(v.splitlines())} lines)"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="rtl", help="output directory (default: rtl)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="tops generated in parallel")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for top, preset, params, factory in tops():
-        v, manifest = generate(top, preset, params, factory)
-        (out / f"{top}.v").write_text(v)
-        (out / f"{top}.json").write_text(manifest)
-        print(f"wrote {out / top}.v ({len(v.splitlines())} lines)", file=sys.stderr)
+    names = [t[0] for t in tops()]
+    # Largest first, so the parallel jobs finish together.
+    names.sort(key=lambda n: ("sim" not in n, "device" not in n))
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for msg in pool.map(_generate_one, names, [out] * len(names)):
+            print(msg, file=sys.stderr)
 
 
 if __name__ == "__main__":
