@@ -93,12 +93,16 @@ class ControlHub(wiring.Component):
         seq_busy = Signal()
         cmd_done = Signal()
         m.d.sync += perf_cycles.eq(perf_cycles + 1)
-        m.d.comb += self.busy.eq(seq_busy | array.busy)
+        # A command whose words the host has not all pushed yet waits for the host, not the device: that
+        # time is not busy (PERF_BUSY and the `busy` output), although STATUS still shows it as busy.
+        seq_wait = Signal()
+        working = Signal()
+        m.d.comb += [working.eq((seq_busy & ~seq_wait) | array.busy), self.busy.eq(working)]
         with m.If(clear_cnt):
             m.d.sync += [perf_busy.eq(0), perf_mac.eq(0), perf_stall.eq(0), perf_cmds.eq(0), err_count.eq(0)]
         with m.Else():
             m.d.sync += [
-                perf_busy.eq(perf_busy + (seq_busy | array.busy)),
+                perf_busy.eq(perf_busy + working),
                 perf_mac.eq(perf_mac + array.mac_active),
                 perf_stall.eq(perf_stall + array.stall),
                 perf_cmds.eq(perf_cmds + cmd_done),
@@ -311,10 +315,12 @@ class ControlHub(wiring.Component):
             with m.State("FETCH"):
                 m.d.comb += seq_busy.eq(1)
                 with m.If(n_words < 4):
+                    m.d.comb += seq_wait.eq(~cmdq.r_rdy)
                     with m.If(cmdq.r_rdy):
                         m.d.comb += cmdq.r_en.eq(1)
                         m.d.sync += [hdr[n_words[:2]].eq(cmdq.r_data), n_words.eq(n_words + 1)]
                 with m.Elif(n_words < 4 + n_payload):
+                    m.d.comb += seq_wait.eq(~cmdq.r_rdy)
                     with m.If(cmdq.r_rdy):
                         m.d.comb += cmdq.r_en.eq(1)
                         m.d.sync += [payload[n_words - 4].eq(cmdq.r_data), n_words.eq(n_words + 1)]

@@ -21,7 +21,8 @@ __all__ = [
     "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
     "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "CONTROL_CLEAR_ERROR",
     "CONTROL_CLEAR_COUNTERS", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
-    "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32",
+    "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32", "SimPcie",
+    "gemv_tile_problem", "attn_tile_problem",
 ]
 
 CONTRACT_VERSION = 1
@@ -521,3 +522,64 @@ RECIP_TABLE = tuple(struct.unpack("<I", struct.pack("<f", 1.0 / (1.0 + (i + 0.5)
                     for i in range(RECIP_SEGMENTS))
 RECIP_NEWTON_STEPS = 2
 LOG2E_F32 = 0x3FB8AA3B        # log2(e) rounded to FP32
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Simulation PCIe protocol: how the host's XDMA routing reaches the sim server's AXI masters over TCP
+# ---------------------------------------------------------------------------------------------------------
+class SimPcie:
+    """Request: struct REQ = magic u16, op u8, chan u8, addr u32, nbytes u32 (little-endian), then nbytes of
+    data for writes. Response: struct RESP = magic u16, status u8, pad u8, nbytes u32, then data for reads.
+    chan USER is the AXI4-Lite port (XDMA's BAR; nbytes must be 4), DMA the AXI4 port (H2C/C2H)."""
+
+    REQ = "<HBBII"
+    RESP = "<HBBI"
+    REQ_MAGIC = 0x5043      # "CP"
+    RESP_MAGIC = 0x5350     # "PS"
+    OP_READ, OP_WRITE = 1, 2
+    CHAN_USER, CHAN_DMA = 0, 1
+    OK, SLVERR, BAD_REQUEST = 0, 1, 2
+    MAX_BYTES = 1 << 20     # one request moves at most this much
+
+
+def gemv_tile_problem(params: DeviceParams, *, row: int, groups: int, chunks: int, bank: int, gb: int,
+                      imm: int) -> tuple[int, str] | None:
+    """Why the hub would refuse GEMV_TILE with these fields: (HubError code, reason), or None if it runs.
+    The golden device and the host driver both ask this; the gateware implements the same conditions."""
+    p = params
+    if groups == 0 or chunks == 0:
+        return HubError.BAD_TILE, "row groups and K chunks must be at least 1"
+    if row + groups * chunks > p.rows:
+        return HubError.BAD_TILE, f"weights need rows {row}..{row + groups * chunks - 1}, the banks have {p.rows}"
+    if bank >= p.banks:
+        return HubError.BAD_TILE, f"x bank {bank} >= banks={p.banks}"
+    if gb + chunks > p.rows:
+        return HubError.BAD_TILE, f"x needs rows {gb}..{gb + chunks - 1}, the banks have {p.rows}"
+    if imm + groups * p.banks > p.scratch_words:
+        return HubError.BAD_SCRATCH, f"y needs scratch words {imm}..{imm + groups * p.banks - 1}"
+    return None
+
+
+def attn_tile_problem(params: DeviceParams, *, tokens: int, dl: int, row: int, col: int,
+                      gb: int) -> tuple[int, str] | None:
+    """Why the hub would refuse ATTN_TILE (T = tokens, d = dl * lanes): (HubError code, reason) or None."""
+    p = params
+    B, L, C, T = p.banks, p.lanes, p.bursts_per_row, tokens
+    d = dl * L
+    if T < B or T % B or T > p.score_words:
+        return HubError.BAD_TILE, f"tokens {T} must be a multiple of banks={B} in [{B}, score_words={p.score_words}]"
+    if T > p.row_words and T % p.row_words:
+        return HubError.BAD_TILE, f"tokens {T} above row_words={p.row_words} must be a multiple of it"
+    if not (dl > 0 and dl & (dl - 1) == 0) or dl > min(C, p.gb_bursts):
+        return HubError.BAD_TILE, (f"d/lanes = {dl} must be a power of two <= min(bursts_per_row, gb_bursts) = "
+                                   f"{min(C, p.gb_bursts)}")
+    if d % B or d // B > p.accs:
+        return HubError.BAD_TILE, f"d = {d} must be a multiple of banks={B} and at most banks*accs={B * p.accs}"
+    nch = T // p.row_words if T > p.row_words else 1
+    if row + -(-(T // B) * dl // C) > p.rows:
+        return HubError.BAD_TILE, f"keys from row {row} do not fit the {p.rows} rows"
+    if col + (d // B) * nch > p.rows:
+        return HubError.BAD_TILE, f"V-transpose from row {col} does not fit the {p.rows} rows"
+    if gb + d > p.scratch_words:
+        return HubError.BAD_SCRATCH, f"output needs scratch words {gb}..{gb + d - 1}"
+    return None

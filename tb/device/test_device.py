@@ -420,4 +420,4 @@ def run(preset_name, *, testcase=None, extra_env=None, log_file=None):
     top = f"pim_device_{preset_name}"
     runner.run(toplevel=top, sources=[runner.ROOT / "rtl" / f"{top}.v"], test_module="tb.device.test_device",
                config=f"device_{preset_name}", extra_env={"PIM_PRESET": preset_name, **(extra_env or {})},
-               testcase=testcase, log_file=log_file)
+               testcase=testcase, log_file=log_file, shared_model=True)

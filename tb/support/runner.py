@@ -6,6 +6,8 @@ SEED=<n> reproduces a run, WAVES=1 dumps build/tb/<config>/dump.vcd.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -78,32 +80,54 @@ def _fast_runner():
     return runner
 
 
+BUILD_ARGS = VERILATOR_WAIVERS + ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
+MODELS = ROOT / "build" / "models"
+
+
+def model_dir(toplevel: str, sources, *, waves: bool = False) -> Path:
+    """build/models/<top>-<hash>: one Verilator model per distinct RTL text, build options and VPI mode,
+    shared by every testbench and the sim server that run that RTL (so CI compiles a big top once)."""
+    h = hashlib.sha256()
+    for s in sources:
+        h.update(Path(s).read_bytes())
+    h.update(repr((BUILD_ARGS, waves, os.environ.get("PIM_VPI_ALL") == "1")).encode())
+    return MODELS / f"{toplevel}-{h.hexdigest()[:12]}"
+
+
+def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_file: Path | None = None):
+    """Build (or reuse) the Verilator model; returns the cocotb runner. A lock file keeps concurrent
+    pytest-xdist workers from building the same directory at once."""
+    verilator_on_path()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = _fast_runner()
+    with open(build_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=BUILD_ARGS, waves=waves, log_file=log_file)
+    return runner
+
+
 def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dict | None = None,
-        testcase: str | None = None, log_file: Path | None = None) -> None:
+        testcase: str | None = None, log_file: Path | None = None, shared_model: bool = False) -> None:
     """Build `sources` with top `toplevel` in build/tb/<config>/ and run cocotb tests from `test_module`.
 
+    shared_model: build into model_dir() instead (big tops reused by several testbenches and the sim
+    server); the run's results still go to build/tb/<config>/.
     log_file: send the build and simulation output there instead of the console.
     """
     from cocotb_tools.check_results import get_results
 
-    verilator_on_path()
-    build_dir = BUILD / config
     waves = os.environ.get("WAVES", "0") == "1"
-    runner = _fast_runner()
-    runner.build(
-        sources=[str(s) for s in sources],
-        hdl_toplevel=toplevel,
-        build_dir=build_dir,
-        build_args=VERILATOR_WAIVERS + ["-O3", "--x-assign", "fast", "--x-initial", "fast"],
-        waves=waves,
-        log_file=log_file,
-    )
+    test_dir = BUILD / config
+    test_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = model_dir(toplevel, sources, waves=waves) if shared_model else test_dir
+    runner = build(toplevel=toplevel, sources=sources, build_dir=build_dir, waves=waves, log_file=log_file)
     env = dict(extra_env or {})
     env.setdefault("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "host"), os.environ.get("PYTHONPATH", "")]))
     results = runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,
-        test_dir=build_dir,
+        test_dir=test_dir,
         build_dir=build_dir,
         extra_env=env,
         seed=os.environ.get("SEED"),

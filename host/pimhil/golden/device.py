@@ -13,7 +13,8 @@ import numpy as np
 from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
                         CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
                         STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
-                        Reg, bank_stride, check_command, payload_words, unpack_fields, windows)
+                        Reg, attn_tile_problem, bank_stride, check_command, gemv_tile_problem, payload_words,
+                        unpack_fields, windows)
 from .array import GoldenArray
 from .elementwise import ewadd, ewmul
 from .fpbits import fp32_to_bf16
@@ -235,16 +236,11 @@ class GoldenDevice:
         d = dl * L
         if h["flags"]:
             return self._raise(ErrorCode.BAD_FLAGS, HubOp.ATTN_TILE)
-        pow2 = dl > 0 and dl & (dl - 1) == 0
         ch = min(T, p.row_words)
         nch = T // p.row_words if T > p.row_words else 1
-        bad = (T < B or T % B or T > p.score_words or (T > p.row_words and T % p.row_words) or not pow2
-               or dl > min(C, p.gb_bursts) or d % B or d // B > p.accs
-               or h["row"] + -(-(T // B) * dl // C) > p.rows or h["col"] + (d // B) * nch > p.rows)
-        if bad:
-            return self._raise(HubError.BAD_TILE, HubOp.ATTN_TILE)
-        if h["gb"] + d > p.scratch_words:
-            return self._raise(HubError.BAD_SCRATCH, HubOp.ATTN_TILE)
+        problem = attn_tile_problem(p, tokens=T, dl=dl, row=h["row"], col=h["col"], gb=h["gb"])
+        if problem:
+            return self._raise(problem[0], HubOp.ATTN_TILE)
         kpr = C // dl
         scores = []
         for q in range(T // B):
@@ -272,11 +268,10 @@ class GoldenDevice:
         groups, chunks = h["col"], h["count"]
         if h["flags"] & ~int(Flag.BF16):
             return self._raise(ErrorCode.BAD_FLAGS, HubOp.GEMV_TILE)
-        if (groups == 0 or chunks == 0 or h["row"] + groups * chunks > p.rows or h["bank"] >= p.banks
-                or h["gb"] + chunks > p.rows):
-            return self._raise(HubError.BAD_TILE, HubOp.GEMV_TILE)
-        if h["imm"] + groups * p.banks > p.scratch_words:
-            return self._raise(HubError.BAD_SCRATCH, HubOp.GEMV_TILE)
+        problem = gemv_tile_problem(p, row=h["row"], groups=groups, chunks=chunks, bank=h["bank"], gb=h["gb"],
+                                    imm=h["imm"])
+        if problem:
+            return self._raise(problem[0], HubOp.GEMV_TILE)
         C = p.bursts_per_row
         for start in range(0, groups, p.accs):
             for c in range(chunks):

@@ -1,0 +1,284 @@
+"""The device API: everything above a transport, and unaware of which transport it is.
+
+    with open_target("sim") as t:
+        dev = Device(t)
+        r = dev.gemv(w, x)          # r.out: FP32 results, r.cycles, r.utilization
+
+Identity is checked first (magic, contract version, parameters); registers go by name; bank memory and the
+global buffer load and read back in bulk; commands go through the hub's queue and are awaited with a
+deadline; `gemv` and `attention` tile any size the device memory holds. Every failure is a named exception
+(pimhil.errors), never a silent zero.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE,
+                       MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, Command, DeviceParams, ErrorCode,
+                       HubError, HubOp, Op, Reg, attn_tile_problem, bank_address, gemv_tile_problem)
+from .errors import DeviceError, DeviceMismatch, DeviceTimeout
+from .layout import attention_layout, gemv_plan, to_bf16_bits
+from .reference import scale_bits
+
+# Identity registers in DeviceParams field order.
+_IDENTITY = (("banks", Reg.BANKS), ("lanes", Reg.LANES), ("rows", Reg.ROWS), ("bursts_per_row", Reg.BURSTS_PER_ROW),
+             ("gb_words", Reg.GB_WORDS), ("accs", Reg.ACCS), ("scratch_words", Reg.SCRATCH_WORDS),
+             ("score_words", Reg.SCORE_WORDS), ("cmdq_words", Reg.CMDQ_WORDS), ("clk_hz", Reg.CLK_HZ))
+# Words per transport call in bulk transfers: the granularity of progress reports.
+BULK_WORDS = 8192
+
+
+def error_name(code: int) -> str:
+    for enum_ in (ErrorCode, HubError):
+        try:
+            return enum_(code).name
+        except ValueError:
+            continue
+    return f"0x{code:02x}"
+
+
+@dataclass
+class RunResult:
+    """What a workload returned. out: FP32 results (float32); bits: their bit patterns (uint32);
+    cycles: device busy cycles summed over tiles (None on targets without a clock, such as golden);
+    mac_cycles: cycles in which a MAC burst issued; ideal_mac_cycles: work / (banks * lanes);
+    utilization: ideal_mac_cycles / cycles; tiles: tile commands run; wall_s: seconds, loads included."""
+
+    out: np.ndarray
+    bits: np.ndarray
+    cycles: int | None
+    mac_cycles: int | None
+    ideal_mac_cycles: int
+    tiles: int
+    wall_s: float
+    phases: dict = field(default_factory=dict)
+
+    @property
+    def utilization(self) -> float | None:
+        return self.ideal_mac_cycles / self.cycles if self.cycles else None
+
+
+class Device:
+    """A PIM device behind `transport`.
+
+    expect: DeviceParams the caller was built for; a device that reports anything else raises DeviceMismatch.
+    timeout: seconds a queued command list may take to complete (DeviceTimeout beyond it).
+    poll_s: seconds between STATUS polls while waiting.
+    progress: callable(label, done, total) for long transfers, or None.
+    """
+
+    def __init__(self, transport, *, expect: DeviceParams | None = None, timeout: float = 60.0,
+                 poll_s: float = 0.002, progress=None):
+        self.t = transport
+        self.timeout = timeout
+        self.poll_s = poll_s
+        self.progress = progress
+        self.params = self.identify(expect)
+
+    # ---- identity and registers -----------------------------------------------------------------------
+    def identify(self, expect: DeviceParams | None = None) -> DeviceParams:
+        """Read the identity registers. Raises DeviceMismatch on a foreign magic, another contract version,
+        parameters that are not a valid DeviceParams, or parameters other than `expect`."""
+        magic = self.t.read_word(CSR_BASE + Reg.MAGIC)
+        if magic != MAGIC:
+            raise DeviceMismatch(f"MAGIC reads {magic:#010x}, expected {MAGIC:#010x}: not a PIM device")
+        version = self.t.read_word(CSR_BASE + Reg.VERSION)
+        if version != CONTRACT_VERSION:
+            raise DeviceMismatch(f"device speaks contract version {version}, this driver {CONTRACT_VERSION}")
+        values = self.t.read(CSR_BASE + Reg.BANKS, len(_IDENTITY))
+        got = {name: v for (name, _), v in zip(_IDENTITY, values)}
+        try:
+            params = DeviceParams(**got)
+        except ValueError as e:
+            raise DeviceMismatch(f"device reports impossible parameters {got}: {e}") from e
+        if expect is not None and params != expect:
+            diff = {k: (getattr(expect, k), v) for k, v in got.items() if getattr(expect, k) != v}
+            raise DeviceMismatch(f"device parameters differ from those expected (expected, found): {diff}")
+        return params
+
+    def read_reg(self, reg: str | Reg) -> int:
+        """One CSR by name (`"PERF_BUSY"`) or Reg."""
+        return self.t.read_word(CSR_BASE + _reg(reg))
+
+    def write_reg(self, reg: str | Reg, value: int) -> None:
+        self.t.write(CSR_BASE + _reg(reg), [value])
+
+    def regs(self) -> dict[str, int]:
+        """Every CSR, by name."""
+        return {r.name: self.t.read_word(CSR_BASE + r) for r in Reg if r != Reg.CONTROL}
+
+    def status(self) -> int:
+        return self.t.read_word(CSR_BASE + Reg.STATUS)
+
+    def clear_error(self) -> None:
+        self.t.write(CSR_BASE + Reg.CONTROL, [CONTROL_CLEAR_ERROR])
+
+    def clear_counters(self) -> None:
+        self.t.write(CSR_BASE + Reg.CONTROL, [CONTROL_CLEAR_COUNTERS])
+
+    # ---- memory ------------------------------------------------------------------------------------------
+    def write_words(self, addr: int, words, *, label: str = "write") -> None:
+        """32-bit words to addr onwards, in BULK_WORDS pieces with progress reports."""
+        words = np.asarray(words, dtype=np.uint32).ravel()
+        for off in range(0, len(words), BULK_WORDS):
+            self.t.write(addr + 4 * off, words[off:off + BULK_WORDS].tolist())
+            self._progress(label, min(off + BULK_WORDS, len(words)), len(words))
+
+    def read_words(self, addr: int, n: int, *, label: str = "read") -> np.ndarray:
+        out = np.empty(n, np.uint32)
+        for off in range(0, n, BULK_WORDS):
+            k = min(BULK_WORDS, n - off)
+            out[off:off + k] = self.t.read(addr + 4 * off, k)
+            self._progress(label, off + k, n)
+        return out
+
+    def write_bank(self, bank: int, row: int, bits, *, label: str = "bank") -> None:
+        """BF16 bit patterns (uint16, even count) into `bank` from burst (row, 0) on, row-major."""
+        self.write_words(bank_address(self.params, bank, row), _pairs(bits), label=label)
+
+    def read_bank(self, bank: int, row: int, n: int) -> np.ndarray:
+        """n BF16 bit patterns (uint16) of `bank` from burst (row, 0) on."""
+        return self.read_words(bank_address(self.params, bank, row), (n + 1) // 2).view(np.uint16)[:n].copy()
+
+    def write_gb(self, bits, offset: int = 0) -> None:
+        """BF16 bit patterns into the global buffer from BF16 word `offset` (even) on."""
+        self.write_words(GB_BASE + 2 * offset, _pairs(bits), label="gb")
+
+    def read_gb(self, n: int, offset: int = 0) -> np.ndarray:
+        return self.read_words(GB_BASE + 2 * offset, (n + 1) // 2).view(np.uint16)[:n].copy()
+
+    def read_scratch(self, addr: int, n: int) -> np.ndarray:
+        """n 32-bit words of hub scratch from word `addr` on."""
+        return self.read_words(SCRATCH_BASE + 4 * addr, n, label="scratch")
+
+    # ---- commands ----------------------------------------------------------------------------------------
+    def submit(self, commands) -> None:
+        """Push commands onto the hub's queue (never more than it has room for)."""
+        words = [w for c in commands for w in c.queue_words(self.params)]
+        room = self.params.cmdq_words
+        for off in range(0, len(words), room):
+            if off:
+                self.wait()
+            self.t.write_fixed(CMDQ_BASE, words[off:off + room])
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the queue is empty and the sequencer idle. Raises DeviceError (and clears the device's error,
+        so the queue serves again) if a command was refused, DeviceTimeout past the deadline."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            st = self.status()
+            if st & STATUS_ERROR:
+                code = self.read_reg(Reg.ERROR_CODE)
+                op = self.read_reg(Reg.ERROR_OP)
+                self.clear_error()
+                raise DeviceError(f"device refused opcode 0x{op:02x}: {error_name(code)}", code=code, op=op)
+            if st & STATUS_DONE and not st & STATUS_BUSY:
+                return
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"commands not complete after {timeout or self.timeout} s (STATUS {st:#x})")
+            time.sleep(self.poll_s)
+
+    def run(self, commands, *, timeout: float | None = None) -> dict:
+        """Clear the counters, run commands to completion, return the performance counters."""
+        self.clear_counters()
+        self.submit(commands)
+        self.wait(timeout)
+        busy, mac, stall, cmds = self.t.read(CSR_BASE + Reg.PERF_BUSY, 4)
+        return {"busy": busy, "mac": mac, "stall": stall, "cmds": cmds}
+
+    # ---- workloads ---------------------------------------------------------------------------------------
+    def gemv(self, w, x, *, timeout: float | None = None) -> RunResult:
+        """y = W·x on the device. w: (M, K), x: (K,), as BF16 bit patterns (uint16) or floats (rounded to
+        BF16, RNE). M and K may be anything the banks hold for one x: W is tiled by row groups, padded with
+        zeros to whole bursts (padding adds exact zeros). Returns FP32 y (M,). Raises ValueError if K does
+        not fit, and the driver's named exceptions."""
+        t0 = time.monotonic()
+        p = self.params
+        wb, xb = to_bf16_bits(w), to_bf16_bits(x)
+        plan = gemv_plan(p, *wb.shape) if wb.ndim == 2 and xb.shape == (wb.shape[1],) else None
+        if plan is None:
+            raise ValueError(f"gemv needs w (M, K) and x (K,), got {wb.shape} and {xb.shape}")
+        wp = np.zeros((plan.m_pad, plan.k_pad), np.uint16)
+        wp[:wb.shape[0], :wb.shape[1]] = wb
+        xp = np.zeros(plan.k_pad, np.uint16)
+        xp[:xb.shape[0]] = xb
+        self.write_bank(plan.x_bank, plan.x_row, xp, label="x")
+        ys, busy, mac, phases = [], 0, 0, {"load_s": 0.0, "run_s": 0.0, "read_s": 0.0}
+        for tile in plan.tiles:
+            t1 = time.monotonic()
+            rows = wp[tile.m0:tile.m0 + tile.groups * p.banks]
+            for b in range(p.banks):
+                self.write_bank(b, 0, rows[b::p.banks], label=f"W[{tile.m0}:] bank {b}")
+            t2 = time.monotonic()
+            cmd = Command(HubOp.GEMV_TILE, row=0, col=tile.groups, count=plan.chunks, bank=plan.x_bank,
+                          gb=plan.x_row, imm=0)
+            problem = gemv_tile_problem(p, row=0, groups=tile.groups, chunks=plan.chunks, bank=plan.x_bank,
+                                        gb=plan.x_row, imm=0)
+            assert problem is None, problem     # gemv_plan only makes tiles the hub accepts
+            perf = self.run([cmd], timeout=timeout)
+            t3 = time.monotonic()
+            ys.append(self.read_scratch(0, tile.groups * p.banks))
+            phases["load_s"] += t2 - t1
+            phases["run_s"] += t3 - t2
+            phases["read_s"] += time.monotonic() - t3
+            busy += perf["busy"]
+            mac += perf["mac"]
+        bits = np.concatenate(ys)[:wb.shape[0]]
+        return RunResult(out=bits.view(np.float32), bits=bits, cycles=busy or None, mac_cycles=mac if busy else None,
+                         ideal_mac_cycles=plan.m_pad * plan.k_pad // (p.banks * p.lanes), tiles=len(plan.tiles),
+                         wall_s=time.monotonic() - t0, phases=phases)
+
+    def attention(self, q, k, v, *, scale: float | None = None, timeout: float | None = None) -> RunResult:
+        """Decode attention for one head: softmax(scale · K·q) · V on the device. q: (d,), k and v: (T, d), as
+        BF16 bit patterns or floats; scale defaults to 1/sqrt(d) (rounded to FP32). T and d must form one
+        attention tile (contract.attn_tile_problem says why not: ValueError). Returns FP32 out (d,)."""
+        t0 = time.monotonic()
+        p = self.params
+        qb, kb, vb = to_bf16_bits(q), to_bf16_bits(k), to_bf16_bits(v)
+        if kb.ndim != 2 or vb.shape != kb.shape or qb.shape != (kb.shape[1],):
+            raise ValueError(f"attention needs q (d,), K and V (T, d); got {qb.shape}, {kb.shape}, {vb.shape}")
+        T, d = kb.shape
+        if d % p.lanes:
+            raise ValueError(f"d = {d} must be a multiple of lanes = {p.lanes}")
+        lay = attention_layout(p, T, d)
+        problem = attn_tile_problem(p, tokens=T, dl=d // p.lanes, row=lay.k_row, col=lay.v_row, gb=0)
+        if problem:
+            raise ValueError(f"attention T={T}, d={d} does not fit one tile on this device: {problem[1]}")
+        for b, region in enumerate(lay.k_regions(kb)):
+            self.write_bank(b, lay.k_row, region, label=f"K bank {b}")
+        for b, row, region in lay.v_regions(vb):
+            self.write_bank(b, row, region, label="V")
+        self.write_gb(qb)
+        t1 = time.monotonic()
+        perf = self.run([Command(HubOp.ATTN_TILE, row=lay.k_row, col=lay.v_row, count=T, acc=d // p.lanes, gb=0,
+                                 imm=scale_bits(d, scale))], timeout=timeout)
+        t2 = time.monotonic()
+        bits = self.read_scratch(0, d)
+        return RunResult(out=bits.view(np.float32), bits=bits, cycles=perf["busy"] or None,
+                         mac_cycles=perf["mac"] if perf["busy"] else None,
+                         ideal_mac_cycles=2 * T * d // (p.banks * p.lanes), tiles=1, wall_s=time.monotonic() - t0,
+                         phases={"load_s": t1 - t0, "run_s": t2 - t1, "read_s": time.monotonic() - t2})
+
+    def _progress(self, label, done, total):
+        if self.progress is not None:
+            self.progress(label, done, total)
+
+
+def _reg(reg) -> Reg:
+    if isinstance(reg, Reg):
+        return reg
+    try:
+        return Reg[str(reg).upper()]
+    except KeyError:
+        raise KeyError(f"no register named {reg!r}; registers: {', '.join(r.name for r in Reg)}") from None
+
+
+def _pairs(bits) -> np.ndarray:
+    b = np.ascontiguousarray(np.asarray(bits, dtype=np.uint16).ravel())
+    if b.size % 2:
+        b = np.append(b, np.uint16(0))
+    return b.view("<u4").astype(np.uint32)

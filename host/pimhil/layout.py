@@ -1,0 +1,99 @@
+"""Where workloads go in device memory: BF16 conversion, GEMV tiling, attention placement.
+
+The hub's tile commands fix the layouts (docs/control_hub.md); this module is the host's one copy of them, so
+the driver and the reference computations (pimhil.reference) cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .contract import DeviceParams
+from .golden import bf16_to_bits
+
+
+def to_bf16_bits(a) -> np.ndarray:
+    """BF16 bit patterns: uint16 arrays pass through, anything else is rounded from float (RNE)."""
+    a = np.asarray(a)
+    if a.dtype == np.uint16:
+        return a
+    if a.dtype.kind not in "fiu" or a.dtype.kind == "u":
+        raise TypeError(f"expected BF16 bit patterns (uint16) or floats, got dtype {a.dtype}")
+    return bf16_to_bits(a.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class GemvTile:
+    m0: int         # first (padded) output row of this tile
+    groups: int     # row groups: the tile computes groups * banks outputs
+
+
+@dataclass(frozen=True)
+class GemvPlan:
+    m: int
+    k: int
+    m_pad: int          # M rounded up to whole row groups (banks)
+    k_pad: int          # K rounded up to whole bank rows (row_words)
+    chunks: int         # K chunks = bank rows per weight row
+    x_bank: int
+    x_row: int          # x occupies rows x_row .. x_row + chunks - 1 of x_bank, above every tile's weights
+    tiles: tuple
+
+
+def gemv_plan(p: DeviceParams, m: int, k: int) -> GemvPlan:
+    """Tiles for an (m, k) GEMV: x at the top rows of bank 0, weights from row 0, as many row groups per
+    tile as the rows below x and the scratch memory allow, tiles balanced. Raises ValueError if K alone
+    does not fit."""
+    if m < 1 or k < 1:
+        raise ValueError(f"gemv of shape ({m}, {k}) is empty")
+    chunks = -(-k // p.row_words)
+    groups = -(-m // p.banks)
+    x_row = p.rows - chunks
+    gmax = min(x_row // chunks if x_row > 0 else 0, p.scratch_words // p.banks)
+    if gmax < 1:
+        raise ValueError(f"K = {k} needs {chunks} bank rows per weight row plus {chunks} for x; the banks have "
+                         f"{p.rows} rows (K <= {p.rows // 2 * p.row_words} on this device)")
+    ntiles = -(-groups // gmax)
+    per = -(-groups // ntiles)
+    tiles = tuple(GemvTile(m0=i * per * p.banks, groups=min(per, groups - i * per)) for i in range(ntiles))
+    return GemvPlan(m=m, k=k, m_pad=groups * p.banks, k_pad=chunks * p.row_words, chunks=chunks, x_bank=0,
+                    x_row=x_row, tiles=tiles)
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    p: DeviceParams
+    tokens: int
+    dim: int
+    k_row: int      # keys from this row of every bank
+    v_row: int      # V-transpose rows from here
+
+    @property
+    def chunk(self) -> int:
+        return min(self.tokens, self.p.row_words)
+
+    @property
+    def nchunks(self) -> int:
+        return self.tokens // self.chunk
+
+    def k_regions(self, kb: np.ndarray):
+        """Per bank b, keys b, b+B, ... as consecutive slots of d/L bursts: one contiguous region."""
+        return [np.ascontiguousarray(kb[b::self.p.banks]) for b in range(self.p.banks)]
+
+    def v_regions(self, vb: np.ndarray):
+        """(bank, row, bits) writes of V-transpose: dimension i in bank i mod B, rows v_row + (i div B) * nch + c.
+        Full rows are merged into one region per bank."""
+        B, vt = self.p.banks, np.ascontiguousarray(vb.T)
+        if self.chunk == self.p.row_words:
+            return [(b, self.v_row, np.ascontiguousarray(vt[b::B]).ravel()) for b in range(min(B, self.dim))]
+        return [(i % B, self.v_row + (i // B) * self.nchunks + c, vt[i, c * self.chunk:(c + 1) * self.chunk])
+                for i in range(self.dim) for c in range(self.nchunks)]
+
+
+def attention_layout(p: DeviceParams, tokens: int, dim: int) -> AttentionLayout:
+    """Keys from row 0, V-transpose right above them (the hub checks that both fit)."""
+    dl = max(dim // p.lanes, 1)
+    k_rows = -(-(tokens // p.banks) * dl // p.bursts_per_row)
+    return AttentionLayout(p, tokens, dim, k_row=0, v_row=k_rows)

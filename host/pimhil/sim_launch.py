@@ -1,0 +1,102 @@
+"""Start and stop a sim server (`python -m tb.sim_server`) from a checkout of this repository.
+
+The server needs the development environment (cocotb, Verilator); a bench PC with only the host package
+has no simulation and gets a clear error. The repository is found from $PIM_REPO, the working directory or
+this file's location.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import DeviceGone, LinkTimeout
+
+LINKS = ("uart", "uart-phy", "pcie")
+
+
+def find_repo() -> Path:
+    here = [Path(os.environ["PIM_REPO"])] if os.environ.get("PIM_REPO") else []
+    here += [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]
+    for d in here:
+        if (d / "tb" / "sim_server" / "__main__.py").is_file() and (d / "hw").is_dir():
+            return d
+    raise FileNotFoundError("the sim targets need a checkout of the pim-hil repository (tb/sim_server); "
+                            "run from inside it or set PIM_REPO")
+
+
+class SimServer:
+    """A sim server process serving `link` for the `preset` device; a context manager.
+
+    start_timeout: seconds for the model build (minutes on a first run) and start-up.
+    deadline: seconds the server may live. python: the interpreter with cocotb and Verilator installed.
+    """
+
+    def __init__(self, link: str = "uart", preset: str = "sim", *, start_timeout: float = 1800.0,
+                 deadline: float = 7200.0, python: str | None = None, log: str | None = None):
+        if link not in LINKS:
+            raise ValueError(f"link must be one of {LINKS}, not {link!r}")
+        self.link, self.preset = link, preset
+        self.repo = find_repo()
+        self._tmp = tempfile.TemporaryDirectory(prefix="pim-sim-")
+        ready = Path(self._tmp.name) / "ready.json"
+        self.log_path = Path(log) if log else Path(self._tmp.name) / "server.log"
+        python = python or _repo_python(self.repo)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(self.repo), str(self.repo / "host"), env.get("PYTHONPATH", "")])
+        cmd = [python, "-m", "tb.sim_server", "--preset", preset, "--link", link, "--deadline", str(deadline),
+               "--ready-file", str(ready), "--log", str(self.log_path)]
+        self.proc = subprocess.Popen(cmd, cwd=self.repo, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        limit = time.monotonic() + start_timeout
+        while not ready.exists():
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace")[-2000:]
+                raise DeviceGone(f"sim server exited ({self.proc.returncode}) before listening: {err}\n"
+                                 f"log: {self.tail_log()}")
+            if time.monotonic() > limit:
+                self.stop()
+                raise LinkTimeout(f"sim server not listening after {start_timeout} s")
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        self.host, self.port = info["host"], int(info["port"])
+
+    def tail_log(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Wait for the server to end by itself (it exits when its client leaves), else terminate it."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self._tmp.cleanup()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def _repo_python(repo: Path) -> str:
+    venv = repo / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable

@@ -1,0 +1,55 @@
+"""Run the sim server: `python -m tb.sim_server --preset sim --link uart|uart-phy|pcie [--port N]`.
+
+Builds the device's Verilator model once (build/models/<top>-<RTL hash>, shared with the testbenches), then
+serves one client on 127.0.0.1 and exits when it leaves, when none comes within --accept seconds, or at the
+--deadline. Prints `PIM-SIM listening <link> 127.0.0.1:<port>` and, with --ready-file, writes the same as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tb.support import runner
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tb.sim_server", description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="sim", choices=["sim", "board"])
+    ap.add_argument("--link", default="uart", choices=["uart", "uart-phy", "pcie"])
+    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    ap.add_argument("--deadline", type=float, default=3600.0, help="wall-clock seconds before the server exits")
+    ap.add_argument("--accept", type=float, default=120.0, help="seconds to wait for a client")
+    ap.add_argument("--baud-div", type=int, default=16, help="uart-phy: clock cycles per bit")
+    ap.add_argument("--ready-file", help="write {host, port, link, preset, pid} as JSON here once listening")
+    ap.add_argument("--log", help="simulator output goes here instead of the console")
+    ap.add_argument("--build-only", action="store_true", help="build the model and exit")
+    a = ap.parse_args(argv)
+
+    top = f"pim_device_{a.preset}"
+    src = runner.ROOT / "rtl" / f"{top}.v"
+    if not src.exists():
+        print(f"{src} is missing: run `make rtl` first", file=sys.stderr)
+        return 2
+    build_dir = runner.model_dir(top, [src])
+    log = Path(a.log) if a.log else None
+    r = runner.build(toplevel=top, sources=[src], build_dir=build_dir, log_file=log)
+    if a.build_only:
+        print(build_dir)
+        return 0
+    run_dir = runner.ROOT / "build" / "sim_server" / f"{a.link}-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {"PIM_PRESET": a.preset, "PIM_SIM_LINK": a.link, "PIM_SIM_PORT": str(a.port),
+           "PIM_SIM_DEADLINE_S": str(a.deadline), "PIM_SIM_ACCEPT_S": str(a.accept),
+           "PIM_SIM_BAUD_DIV": str(a.baud_div), "PIM_SIM_READY_FILE": a.ready_file or "",
+           "PYTHONPATH": os.pathsep.join([str(runner.ROOT), str(runner.ROOT / "host"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    r.test(hdl_toplevel=top, test_module="tb.sim_server.serve", test_dir=run_dir, build_dir=build_dir,
+           extra_env=env, log_file=log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
