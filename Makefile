@@ -1,5 +1,5 @@
 # Entry points. Every target creates or reuses the virtual environment first; nothing is installed by hand.
-#   make demo   - the main job (today: a GEMV on the bank array in Verilator vs the golden model)
+#   make demo   - the main job: GEMV and attention through pimctl on the simulation, over UART and PCIe
 #   make test   - every test: pytest unit/property tests and the cocotb testbenches (slow ones included)
 #   make bench  - benchmarks, printed and written to build/bench/results.json
 #   make rtl    - generate Verilog for both presets into rtl/

@@ -1,40 +1,71 @@
-"""`make demo`: a GEMV on the bank array (sim preset) in Verilator, compared bit for bit with the golden model.
+"""`make demo`, the main job: GEMV and decode-attention tiles through `pimctl` on the simulated device (sim
+preset), over the UART link and over the PCIe path, each compared bit for bit with the golden model.
 
-Until the host driver exists this drives the array's command port from a cocotb testbench; the verdict, the
-error against float64, the cycle count and the MAC utilisation are printed at the end. Exit status is
-non-zero unless the result is bit-exact.
+Each run starts its own sim server (the Verilator model is built once and cached by the RTL's hash). The
+verdicts, cycles and MAC utilisation are printed; every run's JSON goes to build/demo/<link>_<workload>.json
+as soon as it finishes. Exit status is non-zero unless every result is bit-exact.
 """
 
+from __future__ import annotations
+
 import json
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
-from tb.bank_array.test_bank_array import run
-from tb.support.runner import BUILD
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "demo"
+GEMV = ["gemv", "--m", os.environ.get("DEMO_M", "512"), "--k", os.environ.get("DEMO_K", "2048"), "--seed", "1"]
+ATTN = ["attention", "--tokens", os.environ.get("DEMO_T", "512"), "--dim", os.environ.get("DEMO_D", "128"),
+        "--seed", "1"]
+RUNS = [("uart", "sim", GEMV), ("uart", "sim", ATTN), ("pcie", "sim-pcie", GEMV), ("pcie", "sim-pcie", ATTN)]
 
 
-def main():
-    out = BUILD / "demo"
-    out.mkdir(parents=True, exist_ok=True)
-    result, log = out / "gemv.json", out / "gemv.log"
-    result.unlink(missing_ok=True)
-    print("demo: building the sim-preset bank array with Verilator and running a 256x1024 GEMV "
-          f"(log: {log}) ...", flush=True)
-    t0 = time.perf_counter()
-    try:
-        run("sim", testcase="test_gemv", extra_env={"GEMV_RESULT_FILE": str(result)}, log_file=log)
-    except (AssertionError, SystemExit) as e:
-        print(f"demo: FAILED ({e}); see {log}", file=sys.stderr)
-        sys.exit(1)
-    r = json.loads(result.read_text())
-    verdict = "BIT-EXACT" if r["bit_exact"] else "MISMATCH"
-    print(f"GEMV {r['m']}x{r['k']} on the bank array (16 banks x 16 lanes) vs golden model: {verdict}")
-    print(f"  max |error| vs float64 : {r['max_abs_err_vs_f64']:.3g}")
-    print(f"  cycles                 : {r['cycles']:.0f} (ideal {r['ideal_cycles']:.0f})")
-    print(f"  MAC utilisation        : {r['mac_utilization']:.4f}")
-    print(f"  wall time              : {time.perf_counter() - t0:.1f} s (build included)")
-    sys.exit(0 if r["bit_exact"] else 1)
+def build_model():
+    print("demo: building (or reusing) the sim-preset device model ...", flush=True)
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "tb.sim_server", "--preset", "sim", "--build-only",
+                    "--log", str(OUT / "build.log")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    print(f"demo: model ready in {time.monotonic() - t0:.0f} s", flush=True)
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    build_model()
+    ok = True
+    summary = []
+    for link, target, args in RUNS:
+        name = f"{link}_{args[0]}"
+        cmd = [sys.executable, "-m", "pimhil.cli", "--target", target, *args, "--json"]
+        print(f"\ndemo: pimctl --target {target} {' '.join(args)}", flush=True)
+        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            res = json.loads(p.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            res = {"error": "no JSON result", "stdout": p.stdout}
+        res["exit_status"] = p.returncode
+        (OUT / f"{name}.json").write_text(json.dumps(res, indent=2))
+        if "error" in res:
+            print(f"  FAILED: {res['error']}: {res.get('message', '')}")
+            ok = False
+            continue
+        verdict = "BIT-EXACT" if res["bit_exact"] else f"MISMATCH ({res['mismatches']} values differ)"
+        ok &= res["bit_exact"] and p.returncode == 0
+        shape = f"{res['m']}x{res['k']}" if args[0] == "gemv" else f"T={res['tokens']} d={res['dim']}"
+        print(f"  {args[0].upper()} {shape} over {link.upper()} vs golden model: {verdict}")
+        print(f"  max |error| vs float64 : {res['max_abs_err_vs_f64']:.3g}")
+        print(f"  cycles                 : {res['cycles']} (ideal MAC {res['ideal_mac_cycles']}, "
+              f"{res['tiles']} tile(s))")
+        print(f"  MAC utilisation        : {res['mac_utilization']:.4f}")
+        print(f"  wall time              : {res['total_wall_s']:.1f} s (load {res['phases_s']['load_s']:.1f} s)")
+        summary.append({"run": name, **{k: res[k] for k in ("bit_exact", "cycles", "mac_utilization",
+                                                              "total_wall_s")}})
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\ndemo: {'all results BIT-EXACT' if ok else 'FAILED'} ({OUT})")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
