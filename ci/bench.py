@@ -10,6 +10,12 @@ gemv_tile_mac_utilization   512x1024 GEMV tile (the largest single tile with K >
 attention_tile_cycles / attention_mac_utilization   one decode-attention head, d=128, T=512 and T=2048:
                         PERF_BUSY cycles, and the MAC-only ideal 2*T*d/(B*L) over them
 uart_write_efficiency / uart_read_efficiency   payload bytes over wire bytes, 256-word frames
+demo_wall_s_uart / demo_wall_s_pcie   the demo's GEMV 512x2048 + attention T=512 d=128 through pimctl on a sim
+                        server, per link, wall seconds (server start, loads and read-back included)
+sim_speed_ratio         simulated cycles per wall second with the driver in the loop (PERF_CYCLES advance over
+                        the whole pimctl GEMV, UART link) over raw Verilator speed on the same 256x2048 tile
+                        (testbench asleep until `busy` falls); sim_speed_ratio_pcie likewise over PCIe
+uart_socket_payload_mb_s   pimctl linktest over the sim server's UART socket: payload MB/s both ways
 """
 
 import json
@@ -74,6 +80,38 @@ def device_runs():
     return res
 
 
+def pimctl(*args):
+    p = subprocess.run([sys.executable, "-m", "pimhil.cli", *args, "--json"], cwd=ROOT, stdout=subprocess.PIPE,
+                       text=True)
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    if p.returncode or "error" in res:
+        raise RuntimeError(f"pimctl {' '.join(args)} failed: {res}")
+    return res
+
+
+def driver_runs():
+    """The driver in the loop: the demo's workloads per link, simulator speed, UART socket throughput."""
+    from tb.device.test_device import run
+
+    out = OUT / "device"
+    out.mkdir(parents=True, exist_ok=True)
+    run("sim", testcase="test_gemv_tile", extra_env={"DEVICE_BENCH_DIR": str(out), "TILE_M": "256",
+                                                       "TILE_K": "2048"}, log_file=OUT / "device_raw_speed.log")
+    raw = json.loads((out / "gemv_tile_256x2048.json").read_text())["raw_cycles_per_s"]
+    res = {"raw_verilator_cycles_per_s": raw}
+    for link, target in (("uart", "sim"), ("pcie", "sim-pcie")):
+        g = pimctl("--target", target, "gemv", "--m", "512", "--k", "2048", "--seed", "1")
+        a = pimctl("--target", target, "attention", "--tokens", "512", "--dim", "128", "--seed", "1")
+        assert g["bit_exact"] and a["bit_exact"], (g, a)
+        res[f"demo_wall_s_{link}"] = g["total_wall_s"] + a["total_wall_s"]
+        res[f"demo_gemv_wall_s_{link}"] = g["total_wall_s"]
+        res[f"driver_cycles_per_s_{link}"] = g["device_cycles_per_s"]
+        res["sim_speed_ratio" if link == "uart" else "sim_speed_ratio_pcie"] = g["device_cycles_per_s"] / raw
+    lt = pimctl("--target", "sim", "linktest", "--words", "4096", "--rounds", "4")
+    res["uart_socket_payload_mb_s"] = lt["payload_mb_s"]
+    return res
+
+
 def host_gemv(m, k):
     rng = np.random.default_rng(0)
     w32 = rng.standard_normal((m, k)).astype(np.float32)
@@ -97,6 +135,7 @@ def main():
         "verilator_cycles_per_s": arr["cycles_per_s"],
         **host_gemv(m, k),
         **(device_runs() if os.environ.get("BENCH_DEVICE", "1") == "1" else {}),
+        **(driver_runs() if os.environ.get("BENCH_DRIVER", "1") == "1" else {}),
         "shape": {"m": m, "k": k},
         "array_gemv_cycles": arr["cycles"],
         "array_gemv_ideal_cycles": arr["ideal_cycles"],

@@ -60,6 +60,8 @@ def _result_json(r: RunResult, ref_bits, f64) -> dict:
     return {"bit_exact": exact, "mismatches": diff, "max_abs_err_vs_f64": float(np.max(np.abs(r.out - f64))),
             "cycles": r.cycles, "mac_cycles": r.mac_cycles, "ideal_mac_cycles": r.ideal_mac_cycles,
             "mac_utilization": r.utilization, "tiles": r.tiles, "wall_s": round(r.wall_s, 3),
+            "elapsed_cycles": r.elapsed_cycles, "run_cycles": r.run_cycles,
+            "device_cycles_per_s": r.elapsed_cycles / r.wall_s if r.elapsed_cycles else None,
             "phases_s": {k: round(v, 3) for k, v in r.phases.items()}}
 
 

@@ -56,6 +56,9 @@ class RunResult:
     tiles: int
     wall_s: float
     phases: dict = field(default_factory=dict)
+    elapsed_cycles: int | None = None   # PERF_CYCLES advance over the whole call (mod 2**32: valid for calls
+                                        # under 2**32 device cycles, 43 s at 100 MHz); None without a clock
+    run_cycles: int | None = None       # PERF_CYCLES advance over the tile runs only (submit to done seen)
 
     @property
     def utilization(self) -> float | None:
@@ -184,11 +187,13 @@ class Device:
 
     def run(self, commands, *, timeout: float | None = None) -> dict:
         """Clear the counters, run commands to completion, return the performance counters."""
+        c0 = self.t.read_word(CSR_BASE + Reg.PERF_CYCLES)
         self.clear_counters()
         self.submit(commands)
         self.wait(timeout)
         busy, mac, stall, cmds = self.t.read(CSR_BASE + Reg.PERF_BUSY, 4)
-        return {"busy": busy, "mac": mac, "stall": stall, "cmds": cmds}
+        c1 = self.t.read_word(CSR_BASE + Reg.PERF_CYCLES)
+        return {"busy": busy, "mac": mac, "stall": stall, "cmds": cmds, "elapsed": (c1 - c0) & 0xFFFFFFFF}
 
     # ---- workloads ---------------------------------------------------------------------------------------
     def gemv(self, w, x, *, timeout: float | None = None) -> RunResult:
@@ -197,6 +202,7 @@ class Device:
         zeros to whole bursts (padding adds exact zeros). Returns FP32 y (M,). Raises ValueError if K does
         not fit, and the driver's named exceptions."""
         t0 = time.monotonic()
+        c0 = self.read_reg(Reg.PERF_CYCLES)
         p = self.params
         wb, xb = to_bf16_bits(w), to_bf16_bits(x)
         plan = gemv_plan(p, *wb.shape) if wb.ndim == 2 and xb.shape == (wb.shape[1],) else None
@@ -207,7 +213,7 @@ class Device:
         xp = np.zeros(plan.k_pad, np.uint16)
         xp[:xb.shape[0]] = xb
         self.write_bank(plan.x_bank, plan.x_row, xp, label="x")
-        ys, busy, mac, phases = [], 0, 0, {"load_s": 0.0, "run_s": 0.0, "read_s": 0.0}
+        ys, busy, mac, run_cycles, phases = [], 0, 0, 0, {"load_s": 0.0, "run_s": 0.0, "read_s": 0.0}
         for tile in plan.tiles:
             t1 = time.monotonic()
             rows = wp[tile.m0:tile.m0 + tile.groups * p.banks]
@@ -227,16 +233,20 @@ class Device:
             phases["read_s"] += time.monotonic() - t3
             busy += perf["busy"]
             mac += perf["mac"]
+            run_cycles += perf["elapsed"]
         bits = np.concatenate(ys)[:wb.shape[0]]
+        elapsed = (self.read_reg(Reg.PERF_CYCLES) - c0) & 0xFFFFFFFF
         return RunResult(out=bits.view(np.float32), bits=bits, cycles=busy or None, mac_cycles=mac if busy else None,
                          ideal_mac_cycles=plan.m_pad * plan.k_pad // (p.banks * p.lanes), tiles=len(plan.tiles),
-                         wall_s=time.monotonic() - t0, phases=phases)
+                         wall_s=time.monotonic() - t0, phases=phases, elapsed_cycles=elapsed or None,
+                         run_cycles=run_cycles or None)
 
     def attention(self, q, k, v, *, scale: float | None = None, timeout: float | None = None) -> RunResult:
         """Decode attention for one head: softmax(scale · K·q) · V on the device. q: (d,), k and v: (T, d), as
         BF16 bit patterns or floats; scale defaults to 1/sqrt(d) (rounded to FP32). T and d must form one
         attention tile (contract.attn_tile_problem says why not: ValueError). Returns FP32 out (d,)."""
         t0 = time.monotonic()
+        c0 = self.read_reg(Reg.PERF_CYCLES)
         p = self.params
         qb, kb, vb = to_bf16_bits(q), to_bf16_bits(k), to_bf16_bits(v)
         if kb.ndim != 2 or vb.shape != kb.shape or qb.shape != (kb.shape[1],):
@@ -258,10 +268,12 @@ class Device:
                                  imm=scale_bits(d, scale))], timeout=timeout)
         t2 = time.monotonic()
         bits = self.read_scratch(0, d)
+        elapsed = (self.read_reg(Reg.PERF_CYCLES) - c0) & 0xFFFFFFFF
         return RunResult(out=bits.view(np.float32), bits=bits, cycles=perf["busy"] or None,
                          mac_cycles=perf["mac"] if perf["busy"] else None,
                          ideal_mac_cycles=2 * T * d // (p.banks * p.lanes), tiles=1, wall_s=time.monotonic() - t0,
-                         phases={"load_s": t1 - t0, "run_s": t2 - t1, "read_s": time.monotonic() - t2})
+                         phases={"load_s": t1 - t0, "run_s": t2 - t1, "read_s": time.monotonic() - t2},
+                         elapsed_cycles=elapsed or None, run_cycles=perf["elapsed"] or None)
 
     def _progress(self, label, done, total):
         if self.progress is not None:

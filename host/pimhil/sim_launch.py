@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import DeviceGone, LinkTimeout
 
-LINKS = ("uart", "uart-phy", "pcie")
+LINKS = ("uart", "uart-bytes", "uart-phy", "pcie")
 
 
 def find_repo() -> Path:

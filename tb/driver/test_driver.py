@@ -23,6 +23,7 @@ class TB:
         self.dut = dut
         Clock(dut.clk, 10, unit="ns").start()
         dut.uart_bypass.value = 1
+        dut.sb_select.value = 0
         dut.uart_rx.value = 1
         dut.ub_in__valid.value = 0
         dut.ub_out__ready.value = 0

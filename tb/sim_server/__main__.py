@@ -1,4 +1,4 @@
-"""Run the sim server: `python -m tb.sim_server --preset sim --link uart|uart-phy|pcie [--port N]`.
+"""Run the sim server: `python -m tb.sim_server --preset sim --link uart|uart-bytes|uart-phy|pcie [--port N]`.
 
 Builds the device's Verilator model once (build/models/<top>-<RTL hash>, shared with the testbenches), then
 serves one client on 127.0.0.1 and exits when it leaves, when none comes within --accept seconds, or at the
@@ -18,7 +18,7 @@ from tb.support import runner
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tb.sim_server", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="sim", choices=["sim", "board"])
-    ap.add_argument("--link", default="uart", choices=["uart", "uart-phy", "pcie"])
+    ap.add_argument("--link", default="uart", choices=["uart", "uart-bytes", "uart-phy", "pcie"])
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
     ap.add_argument("--deadline", type=float, default=3600.0, help="wall-clock seconds before the server exits")
     ap.add_argument("--accept", type=float, default=120.0, help="seconds to wait for a client")

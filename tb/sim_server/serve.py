@@ -1,7 +1,9 @@
 """The sim server's cocotb side: the simulated device serving one TCP client on 127.0.0.1.
 
 Links (PIM_SIM_LINK):
-- `uart`: raw UART link bytes for pyserial's `socket://`, through the byte-level PHY bypass (`ub_in`/`ub_out`).
+- `uart`: raw UART link bytes for pyserial's `socket://`, through the PHY bypass and the device's SimByteBridge
+  (64 bytes per Python wake-up; the link itself still takes one byte per cycle).
+- `uart-bytes`: the same through the plain byte bypass (`ub_in`/`ub_out`), Python watching every cycle.
 - `uart-phy`: the same bytes through the 8N1 PHY on `uart_rx`/`uart_tx` (cocotbext-uart peers), with the
   baud divisor set to PIM_SIM_BAUD_DIV cycles per bit so the PHY is exercised at a simulable rate.
 - `pcie`: contract.SimPcie requests served by cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA)
@@ -45,7 +47,10 @@ class Server:
         self.stats = {"bytes_in": 0, "bytes_out": 0, "requests": 0}
         self.debug = os.environ.get("PIM_SIM_DEBUG") == "1"
         Clock(dut.clk, CLK_NS, unit="ns").start()
-        dut.uart_bypass.value = 1 if self.link == "uart" else 0
+        dut.uart_bypass.value = 1 if self.link in ("uart", "uart-bytes") else 0
+        dut.sb_select.value = 1 if self.link == "uart" else 0
+        dut.sb_in_load.value = 0
+        dut.sb_out_take.value = 0
         dut.uart_rx.value = 1
         dut.ub_in__valid.value = 0
         dut.ub_out__ready.value = 0
@@ -75,6 +80,57 @@ class Server:
 
     def expired(self) -> bool:
         return time.monotonic() > self.deadline
+
+    # ---- UART: through the SimByteBridge ---------------------------------------------------------------
+    async def serve_uart_bridge(self, conn: socket.socket):
+        """Once per bridge width of cycles: drain the output buffer, refill the input buffer, talk to the
+        socket. With no bytes moving and the device idle, block on the socket instead."""
+        dut = self.dut
+        width = len(dut.sb_in_data) // 8
+        inbuf = bytearray()
+        quiet = 0                    # wake-ups in a row with nothing moving
+        conn.setblocking(False)
+        while not self.expired():
+            await ReadOnly()
+            k = int(dut.sb_out_count.value)
+            out = int(dut.sb_out_data.value).to_bytes(width, "little")[:k] if k else b""
+            empty = bool(int(dut.sb_in_empty.value))
+            busy = bool(int(dut.busy.value))
+            await RisingEdge(dut.clk)
+            dut.sb_out_take.value = k
+            chunk = b""
+            if empty and inbuf:
+                chunk, inbuf = bytes(inbuf[:width]), inbuf[width:]
+                dut.sb_in_data.value = int.from_bytes(chunk, "little")
+                dut.sb_in_count.value = len(chunk)
+                dut.sb_in_load.value = 1
+            await RisingEdge(dut.clk)
+            dut.sb_out_take.value = 0
+            dut.sb_in_load.value = 0
+            if out:
+                conn.setblocking(True)
+                conn.sendall(out)
+                conn.setblocking(False)
+                self.stats["bytes_out"] += len(out)
+            r, _, _ = select.select([conn], [], [], 0)
+            if r:
+                data = conn.recv(1 << 16)
+                if data == b"":
+                    self.log.info("client left")
+                    return
+                inbuf += data
+                self.stats["bytes_in"] += len(data)
+            moving = bool(out or chunk or inbuf or not empty)
+            quiet = 0 if moving else quiet + 1
+            if moving or quiet < 8:
+                await Timer((width - 2) * CLK_NS, "ns")
+            elif busy:
+                await Timer(BUSY_POLL_CYCLES * CLK_NS, "ns")
+            else:
+                r, _, _ = select.select([conn], [], [], IDLE_BLOCK_S)
+                if not r:
+                    await Timer(IDLE_ADVANCE_CYCLES * CLK_NS, "ns")
+            await RisingEdge(dut.clk)
 
     # ---- UART: byte bypass -----------------------------------------------------------------------------
     async def serve_uart_bypass(self, conn: socket.socket):
@@ -256,13 +312,15 @@ async def serve(dut):
     t0 = time.monotonic()
     try:
         if srv.link == "uart":
+            await srv.serve_uart_bridge(conn)
+        elif srv.link == "uart-bytes":
             await srv.serve_uart_bypass(conn)
         elif srv.link == "uart-phy":
             await srv.serve_uart_phy(conn)
         elif srv.link == "pcie":
             await srv.serve_pcie(conn)
         else:
-            raise ValueError(f"PIM_SIM_LINK={srv.link!r}: use uart, uart-phy or pcie")
+            raise ValueError(f"PIM_SIM_LINK={srv.link!r}: use uart, uart-bytes, uart-phy or pcie")
     except (ConnectionError, BrokenPipeError) as e:
         srv.log.info("client connection ended: %s", e)
     finally:
