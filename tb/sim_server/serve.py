@@ -122,7 +122,10 @@ class Server:
                 self.stats["bytes_in"] += len(data)
             moving = bool(out or chunk or inbuf or not empty)
             quiet = 0 if moving else quiet + 1
-            if moving or quiet < 8:
+            if chunk or inbuf:
+                # Refill as soon as the link has taken the chunk, but drain the output at least as often.
+                await First(RisingEdge(dut.sb_in_empty), Timer(width * CLK_NS, "ns"))
+            elif moving or quiet < 8:
                 await Timer((width - 2) * CLK_NS, "ns")
             elif busy:
                 await Timer(BUSY_POLL_CYCLES * CLK_NS, "ns")
