@@ -32,8 +32,13 @@ $(STAMP): requirements.txt host/pyproject.toml
 
 venv: $(STAMP)
 
-$(RTL) &: $(HW_SRC) $(STAMP)
+# The stamp, not the .v files, is make's target: generate rewrites only files whose text changed, so
+# unchanged tops keep their timestamps and their Verilator models stay valid.
+rtl/.generated: $(HW_SRC) $(STAMP)
 	$(PY) -m hw.generate --out rtl
+	touch $@
+
+$(RTL): rtl/.generated
 
 rtl: $(RTL)
 

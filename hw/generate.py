@@ -67,9 +67,16 @@ def generate(top, preset, params, factory):
 def _generate_one(top, out):
     _, preset, params, factory = next(t for t in tops() if t[0] == top)
     v, manifest = generate(top, preset, params, factory)
-    (out / f"{top}.v").write_text(v)
-    (out / f"{top}.json").write_text(manifest)
-    return f"wrote {out / top}.v ({len(v.splitlines())} lines)"
+    changed = [_write_if_changed(out / f"{top}.v", v), _write_if_changed(out / f"{top}.json", manifest)]
+    return f"{'wrote' if any(changed) else 'unchanged'} {out / top}.v ({len(v.splitlines())} lines)"
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Keep an unchanged file's timestamp, so Verilator models built from it stay up to date."""
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
 
 
 def main(argv=None):
