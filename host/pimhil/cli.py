@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     try:
         transport = open_target(a.target, timeout=a.timeout)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         print(f"pimctl: {e}", file=sys.stderr)
         return EXIT_USAGE
     except PimError as e:
