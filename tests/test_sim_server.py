@@ -66,3 +66,18 @@ def test_server_killed_mid_transfer_then_a_new_one_works(link):
     server.stop()
     with SimServer(link, "board") as again, connect(again, 10.0) as t2:
         assert t2.read_word(Reg.MAGIC) == MAGIC
+
+
+@pytest.mark.parametrize("target", ["sim-phy:board", "sim-bytes:board"])
+def test_other_uart_modes_serve_the_driver(target):
+    """The 8N1 PHY in the loop (cocotbext-uart peers), and the plain byte bypass without the bridge."""
+    from pimhil.device import Device
+    from pimhil.transport import open_target
+
+    with open_target(target, timeout=30.0) as t:
+        dev = Device(t)
+        assert dev.params.banks == 4
+        dev.write_words(SCRATCH_BASE, list(range(40)))
+        assert dev.read_scratch(0, 40).tolist() == list(range(40))
+        if target.startswith("sim-phy"):
+            assert dev.read_reg("UART_FRAMES_OK") >= 3 and dev.read_reg("UART_FRAMING_ERRORS") == 0

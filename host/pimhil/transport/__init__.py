@@ -4,6 +4,7 @@ Targets (`open_target`):
   golden[:preset]          the golden model, in-process
   sim[:preset]             a sim server started for the call, UART link bytes through the PHY bypass
   sim-phy[:preset]         the same with the 8N1 PHY in the loop
+  sim-bytes[:preset]       the same through the plain byte bypass (Python wakes every cycle)
   sim-pcie[:preset]        a sim server's AXI ports with XDMA routing
   uart:<pyserial URL>      a board (or a running sim server: uart:socket://127.0.0.1:PORT)
   xdma:<device path>       a board through the XDMA driver (/dev/xdma0 or /dev/xdma0_user)
@@ -28,9 +29,9 @@ def open_target(target: str, *, timeout: float | None = None, **kw) -> Transport
     if kind == "golden":
         from .golden import GoldenTransport
         return GoldenTransport(rest or "sim")
-    if kind in ("sim", "sim-phy", "sim-pcie"):
+    if kind in ("sim", "sim-phy", "sim-bytes", "sim-pcie"):
         from ..sim_launch import SimServer
-        link = {"sim": "uart", "sim-phy": "uart-phy", "sim-pcie": "pcie"}[kind]
+        link = {"sim": "uart", "sim-phy": "uart-phy", "sim-bytes": "uart-bytes", "sim-pcie": "pcie"}[kind]
         server = SimServer(link, rest or "sim", **kw)
         try:
             if link == "pcie":
