@@ -108,18 +108,11 @@ class Server:
             dut.sb_out_take.value = 0
             dut.sb_in_load.value = 0
             if out:
-                conn.setblocking(True)
-                conn.sendall(out)
-                conn.setblocking(False)
-                self.stats["bytes_out"] += len(out)
-            r, _, _ = select.select([conn], [], [], 0)
-            if r:
-                data = conn.recv(1 << 16)
-                if data == b"":
-                    self.log.info("client left")
-                    return
-                inbuf += data
-                self.stats["bytes_in"] += len(data)
+                self._send(conn, bytearray(out))
+            data = self._poll_client(conn)
+            if data is None:
+                return
+            inbuf += data
             moving = bool(out or chunk or inbuf or not empty)
             quiet = 0 if moving else quiet + 1
             if chunk or inbuf:
@@ -148,16 +141,10 @@ class Server:
             if pos >= len(inbuf):
                 inbuf.clear()
                 pos = 0
-                r, _, _ = select.select([conn], [], [], 0)
-                if r:
-                    data = conn.recv(1 << 16)
-                    if data == b"":
-                        self.log.info("client left")
-                        return
-                    inbuf += data
-                    self.stats["bytes_in"] += len(data)
-                    if self.debug:
-                        self.log.info("in %d bytes: %s", len(data), data[:16].hex())
+                data = self._poll_client(conn)
+                if data is None:
+                    return
+                inbuf += data
             if pos < len(inbuf) or out_seen:
                 # Watched cycle: feed one byte if the link takes it, collect the answer byte if there is one.
                 active = pos < len(inbuf)
@@ -193,6 +180,20 @@ class Server:
                     select.select([conn], [], [], IDLE_BLOCK_S)
             # Timers end at arbitrary points of a timestep: drive the streams only right after a clock edge.
             await RisingEdge(dut.clk)
+
+    def _poll_client(self, conn) -> bytes | None:
+        """Bytes the client has sent (b"" if none yet), or None once it has left."""
+        r, _, _ = select.select([conn], [], [], 0)
+        if not r:
+            return b""
+        data = conn.recv(1 << 16)
+        if data == b"":
+            self.log.info("client left")
+            return None
+        self.stats["bytes_in"] += len(data)
+        if self.debug:
+            self.log.info("in %d bytes: %s", len(data), data[:16].hex())
+        return data
 
     def _send(self, conn, outbuf: bytearray):
         if self.debug:
