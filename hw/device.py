@@ -49,6 +49,7 @@ class Device(wiring.Component):
             "axi": In(AXI4Signature()),
             "irq_error": Out(1),
             "busy": Out(1),
+            "link_active": Out(1),      # the UART link is inside a frame (lets the sim server sleep safely)
         })
 
     def elaborate(self, platform):
@@ -68,7 +69,7 @@ class Device(wiring.Component):
         m.d.comb += [phy.div.eq(hub.uart_baud_div), link.div.eq(hub.uart_baud_div), phy.rx.eq(self.uart_rx),
                      self.uart_tx.eq(phy.tx), link.framing_error.eq(phy.rx_framing_error),
                      link.overrun.eq(phy.rx_overrun | (rx_fifo.w_en & ~rx_fifo.w_rdy)),
-                     self.irq_error.eq(hub.irq_error), self.busy.eq(hub.busy)]
+                     self.irq_error.eq(hub.irq_error), self.busy.eq(hub.busy), self.link_active.eq(link.active)]
         for name in COUNTERS:
             m.d.comb += getattr(hub, f"uart_{name}").eq(getattr(link, name))
         # PHY -> FIFO always runs; the link reads the FIFO or the bypass stream.

@@ -43,6 +43,8 @@ class UARTLink(wiring.Component):
             "div": In(16),
             "framing_error": In(1),
             "overrun": In(1),
+            # High while a frame is being received, executed or answered (not hunting for sync).
+            "active": Out(1),
             **{name: Out(32) for name in COUNTERS},
         })
 
@@ -88,7 +90,7 @@ class UARTLink(wiring.Component):
         crc_rx = crc16_byte(m, crc, byte, name="crc_rx")
         crc_tx = crc16_byte(m, crc, tx.payload, name="crc_tx")
 
-        with m.FSM(name="link"):
+        with m.FSM(name="link") as fsm:
             with m.State("HUNT"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
@@ -229,4 +231,5 @@ class UARTLink(wiring.Component):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count[0]):
                         m.next = "HUNT"
+        m.d.comb += self.active.eq(~fsm.ongoing("HUNT"))
         return m

@@ -96,6 +96,7 @@ class Server:
             out = int(dut.sb_out_data.value).to_bytes(width, "little")[:k] if k else b""
             empty = bool(int(dut.sb_in_empty.value))
             busy = bool(int(dut.busy.value))
+            link_active = bool(int(dut.link_active.value))
             await RisingEdge(dut.clk)
             dut.sb_out_take.value = k
             chunk = b""
@@ -113,7 +114,7 @@ class Server:
             if data is None:
                 return
             inbuf += data
-            moving = bool(out or chunk or inbuf or not empty)
+            moving = bool(out or chunk or inbuf or not empty or link_active)
             quiet = 0 if moving else quiet + 1
             if chunk or inbuf:
                 # Refill as soon as the link has taken the chunk, but drain the output at least as often.
@@ -170,7 +171,7 @@ class Server:
                 self._send(conn, outbuf)
             if int(dut.ub_out__valid.value):
                 out_seen = True
-            elif int(dut.busy.value):
+            elif int(dut.busy.value) or int(dut.link_active.value):
                 await First(RisingEdge(dut.ub_out__valid), Timer(BUSY_POLL_CYCLES * CLK_NS, "ns"))
             else:
                 # The link may still be working on a frame (answers come in bursts with gaps): give it
