@@ -66,3 +66,16 @@ def test_bad_shapes_are_value_errors():
         dev.attention(np.zeros(16), np.zeros((64, 16)), np.zeros((64, 8)))
     with pytest.raises(TypeError):
         dev.gemv(np.zeros((4, 8), dtype=np.uint32), np.zeros(8))
+
+
+@pytest.mark.parametrize("preset_name,tokens,dim", [("sim", 2048, 128), ("board", 512, 16), ("sim", 64, 16)])
+def test_attention_layouts_on_the_golden_device(preset_name, tokens, dim):
+    """Whole-row V chunks (T >= row_words, several chunks) and partial rows, against the golden device's own
+    tile, which places data by docs/control_hub.md independently of pimhil.layout."""
+    from pimhil.reference import attention_reference
+
+    p = preset(preset_name)
+    rng = np.random.default_rng(tokens + dim)
+    q, k, v = rng.standard_normal(dim), rng.standard_normal((tokens, dim)), rng.standard_normal((tokens, dim))
+    r = Device(GoldenTransport(p)).attention(q, k, v)
+    assert np.array_equal(r.bits, attention_reference(q, k, v, p))
