@@ -2,7 +2,8 @@
 
 UART: `uart_rx`/`uart_tx` pins through the 8N1 PHY (a 2 KiB receive FIFO absorbs a whole frame, since the
 line has no flow control), or, with `uart_bypass` high, the link's byte streams `ub_in`/`ub_out` directly,
-or (with `sb_select` too) a SimByteBridge that moves 64 bytes per handshake (what the sim server uses). PCIe: `axil` (AXI4-Lite, an XDMA BAR) and `axi` (AXI4 with
+or (with `sb_select` too) a SimByteBridge that moves 64 bytes per handshake (what the sim server uses;
+`sb_width=0` leaves it out for FPGA builds). PCIe: `axil` (AXI4-Lite, an XDMA BAR) and `axi` (AXI4 with
 bursts, XDMA's H2C/C2H engines). The three masters share the hub's bus through a round-robin arbiter.
 """
 
@@ -27,9 +28,18 @@ class Device(wiring.Component):
     def __init__(self, *, params, uart_default_div=None, sb_width=64):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
-        if not isinstance(sb_width, int) or not 1 <= sb_width <= 256:
-            raise ValueError(f"sb_width must be an int in [1, 256], not {sb_width!r}")
+        if not isinstance(sb_width, int) or not 0 <= sb_width <= 256:
+            raise ValueError(f"sb_width must be an int in [0, 256] (0: no SimByteBridge), not {sb_width!r}")
         self.sb_width = sb_width
+        # Simulation only: with `uart_bypass` and `sb_select` high, the link talks to a SimByteBridge (sb_*)
+        # that a testbench loads and drains `sb_width` bytes at a time. sb_width=0 leaves it out (FPGA builds).
+        sb_ports = {
+            "sb_select": In(1),
+            "sb_in_data": In(8 * sb_width), "sb_in_count": In(range(sb_width + 1)), "sb_in_load": In(1),
+            "sb_in_empty": Out(1),
+            "sb_out_data": Out(8 * sb_width), "sb_out_count": Out(range(sb_width + 1)),
+            "sb_out_take": In(range(sb_width + 1)),
+        } if sb_width else {}
         self.params = params
         self.hub = ControlHub(params=params, uart_default_div=uart_default_div)
         super().__init__({
@@ -38,13 +48,7 @@ class Device(wiring.Component):
             "uart_bypass": In(1),
             "ub_in": In(stream.Signature(8)),
             "ub_out": Out(stream.Signature(8)),
-            # Simulation only: with `uart_bypass` and `sb_select` high, the link talks to a SimByteBridge
-            # (sb_*) that a testbench loads and drains `sb_width` bytes at a time.
-            "sb_select": In(1),
-            "sb_in_data": In(8 * sb_width), "sb_in_count": In(range(sb_width + 1)), "sb_in_load": In(1),
-            "sb_in_empty": Out(1),
-            "sb_out_data": Out(8 * sb_width), "sb_out_count": Out(range(sb_width + 1)),
-            "sb_out_take": In(range(sb_width + 1)),
+            **sb_ports,
             "axil": In(AXILiteSignature()),
             "axi": In(AXI4Signature()),
             "irq_error": Out(1),
@@ -61,10 +65,14 @@ class Device(wiring.Component):
         m.submodules.axil_slave = axil = AXILiteSlave()
         m.submodules.axi_slave = axi = AXI4Slave()
         m.submodules.arbiter = arb = BusArbiter(masters=3)
-        m.submodules.sim_bridge = sb = SimByteBridge(width=self.sb_width)
-        m.d.comb += [sb.in_data.eq(self.sb_in_data), sb.in_count.eq(self.sb_in_count),
-                     self.sb_in_empty.eq(sb.in_empty), self.sb_out_data.eq(sb.out_data),
-                     self.sb_out_count.eq(sb.out_count), sb.out_take.eq(self.sb_out_take)]
+        if self.sb_width:
+            m.submodules.sim_bridge = sb = SimByteBridge(width=self.sb_width)
+            m.d.comb += [sb.in_data.eq(self.sb_in_data), sb.in_count.eq(self.sb_in_count),
+                         self.sb_in_empty.eq(sb.in_empty), self.sb_out_data.eq(sb.out_data),
+                         self.sb_out_count.eq(sb.out_count), sb.out_take.eq(self.sb_out_take)]
+            bridged = self.uart_bypass & self.sb_select
+        else:
+            bridged = 0
 
         m.d.comb += [phy.div.eq(hub.uart_baud_div), link.div.eq(hub.uart_baud_div), phy.rx.eq(self.uart_rx),
                      self.uart_tx.eq(phy.tx), link.framing_error.eq(phy.rx_framing_error),
@@ -75,11 +83,12 @@ class Device(wiring.Component):
         # PHY -> FIFO always runs; the link reads the FIFO or the bypass stream.
         m.d.comb += [rx_fifo.w_en.eq(phy.rx_data.valid), rx_fifo.w_data.eq(phy.rx_data.payload),
                      phy.rx_data.ready.eq(1)]
-        with m.If(self.uart_bypass & self.sb_select):
-            m.d.comb += [link.rx.valid.eq(sb.rx.valid), link.rx.payload.eq(sb.rx.payload),
-                         sb.rx.ready.eq(link.rx.ready), sb.in_load.eq(self.sb_in_load),
-                         sb.tx.valid.eq(link.tx.valid), sb.tx.payload.eq(link.tx.payload),
-                         link.tx.ready.eq(sb.tx.ready)]
+        with m.If(bridged):
+            if self.sb_width:
+                m.d.comb += [link.rx.valid.eq(sb.rx.valid), link.rx.payload.eq(sb.rx.payload),
+                             sb.rx.ready.eq(link.rx.ready), sb.in_load.eq(self.sb_in_load),
+                             sb.tx.valid.eq(link.tx.valid), sb.tx.payload.eq(link.tx.payload),
+                             link.tx.ready.eq(sb.tx.ready)]
         with m.Elif(self.uart_bypass):
             m.d.comb += [link.rx.valid.eq(self.ub_in.valid), link.rx.payload.eq(self.ub_in.payload),
                          self.ub_in.ready.eq(link.rx.ready),

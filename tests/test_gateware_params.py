@@ -1,6 +1,7 @@
 """Gateware constructors refuse bad parameters with an error that names the value."""
 
 import gc
+import re
 import warnings
 
 import pytest
@@ -10,7 +11,9 @@ from hw.activation import ActivationUnit
 from hw.bank_array import BankArray
 from hw.bank_pu import BankPU
 from hw.burst_memory import BurstMemory
+from hw.device import Device
 from hw.lane_reduce import LaneReduce
+from hw.sim_byte_bridge import SimByteBridge
 from pimhil.contract import PRESETS
 
 
@@ -22,13 +25,15 @@ from pimhil.contract import PRESETS
     (lambda: BurstMemory(lanes=16, depth=1), ValueError, "depth must be an int >= 2, not 1"),
     (lambda: BurstMemory(lanes=0, depth=8), ValueError, "lanes must be a positive int, not 0"),
     (lambda: BankArray(params={"banks": 16}), TypeError, "params must be a DeviceParams"),
+    (lambda: Device(params=PRESETS["board"], sb_width=-1), ValueError, "sb_width must be an int in [0, 256]"),
+    (lambda: SimByteBridge(width=0), ValueError, "width must be an int in [1, 256], not 0"),
 ])
 def test_bad_parameters(make, err, needle):
     # A refused constructor leaves a half-built Elaboratable whose must-use check fires when it is collected;
     # it was never meant to be elaborated, so that warning is expected here and only here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(err, match=needle.replace("(", r"\(")):
+        with pytest.raises(err, match=re.escape(needle)):
             make()
         gc.collect()
 
@@ -45,3 +50,12 @@ def test_good_parameters_elaborate():
 
     Fragment.get(BankArray(params=PRESETS["board"]), None)   # the sim preset is elaborated by make rtl
     Fragment.get(ActivationUnit(), None)
+
+
+def test_device_without_the_simulation_bridge():
+    """sb_width=0 builds the device for an FPGA: no SimByteBridge, no sb_* ports."""
+    from amaranth.hdl import Fragment
+
+    dev = Device(params=PRESETS["board"], sb_width=0)
+    assert not any(name.startswith("sb_") for name in dev.signature.members)
+    Fragment.get(dev, None)
