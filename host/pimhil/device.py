@@ -70,15 +70,17 @@ class Device:
 
     expect: DeviceParams the caller was built for; a device that reports anything else raises DeviceMismatch.
     timeout: seconds a queued command list may take to complete (DeviceTimeout beyond it).
-    poll_s: seconds between STATUS polls while waiting.
+    poll_s: seconds before the first STATUS poll while waiting; the interval grows by half each poll up to
+    max_poll_s, so long runs cost few polls and short ones are seen quickly.
     progress: callable(label, done, total) for long transfers, or None.
     """
 
     def __init__(self, transport, *, expect: DeviceParams | None = None, timeout: float = 60.0,
-                 poll_s: float = 0.002, progress=None):
+                 poll_s: float = 0.001, max_poll_s: float = 0.05, progress=None):
         self.t = transport
         self.timeout = timeout
         self.poll_s = poll_s
+        self.max_poll_s = max_poll_s
         self.progress = progress
         self.params = self.identify(expect)
 
@@ -172,6 +174,7 @@ class Device:
         """Until the queue is empty and the sequencer idle. Raises DeviceError (and clears the device's error,
         so the queue serves again) if a command was refused, DeviceTimeout past the deadline."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        interval = self.poll_s
         while True:
             st = self.status()
             if st & STATUS_ERROR:
@@ -183,7 +186,8 @@ class Device:
                 return
             if time.monotonic() > deadline:
                 raise DeviceTimeout(f"commands not complete after {timeout or self.timeout} s (STATUS {st:#x})")
-            time.sleep(self.poll_s)
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, self.max_poll_s)
 
     def run(self, commands, *, timeout: float | None = None) -> dict:
         """Clear the counters, run commands to completion, return the performance counters."""
