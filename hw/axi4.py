@@ -1,7 +1,8 @@
 """AXI4 memory-mapped slave with bursts onto the internal bus: what XDMA's H2C/C2H DMA engines drive.
 
 32-bit data (AxSIZE must be 2), INCR and FIXED bursts up to 256 beats, one burst at a time. Every beat is one
-bus access; an error in any beat makes the write response SLVERR, and read beats that fail return 0 with
+bus access (write beats are accepted in the cycle their bus access completes: one per cycle when the bus
+is ready); an error in any beat makes the write response SLVERR, and read beats that fail return 0 with
 SLVERR. WRAP bursts and narrow transfers are refused with SLVERR without touching the bus.
 """
 
@@ -50,9 +51,6 @@ class AXI4Slave(wiring.Component):
         burst = Signal(2)
         ok = Signal()              # the burst is of a kind we serve
         err = Signal()
-        data = Signal(32)
-        strb_ok = Signal()
-        last = Signal()
         nxt = addr + 4
         with m.FSM():
             with m.State("IDLE"):
@@ -69,28 +67,21 @@ class AXI4Slave(wiring.Component):
                                  err.eq(0)]
                     m.next = "R_BEAT"
             with m.State("W_BEAT"):
-                m.d.comb += s.wready.eq(1)
+                # One beat per cycle: the beat goes straight onto the bus and is accepted with it.
+                beat_err = Signal()
                 with m.If(s.wvalid):
-                    m.d.sync += [data.eq(s.wdata), strb_ok.eq(s.wstrb == 0xF), last.eq(s.wlast | (left == 1))]
-                    m.next = "W_BUS"
-            with m.State("W_BUS"):
-                with m.If(~ok | ~strb_ok):
-                    m.d.sync += err.eq(1)
-                    m.next = "W_NEXT"
-                with m.Else():
-                    m.d.comb += [bus.valid.eq(1), bus.we.eq(1), bus.addr.eq(addr), bus.wdata.eq(data)]
-                    with m.If(bus.ready):
-                        m.d.sync += err.eq(err | bus.err)
-                        m.next = "W_NEXT"
-            with m.State("W_NEXT"):
-                m.d.sync += left.eq(left - 1)
-                with m.If(burst == INCR):
-                    m.d.sync += addr.eq(nxt)
-                with m.If(last):
-                    m.d.sync += [s.bvalid.eq(1), s.bresp.eq(err << 1)]
-                    m.next = "B"
-                with m.Else():
-                    m.next = "W_BEAT"
+                    with m.If(~ok | (s.wstrb != 0xF)):
+                        m.d.comb += [s.wready.eq(1), beat_err.eq(1)]
+                    with m.Else():
+                        m.d.comb += [bus.valid.eq(1), bus.we.eq(1), bus.addr.eq(addr), bus.wdata.eq(s.wdata),
+                                     s.wready.eq(bus.ready), beat_err.eq(bus.err)]
+                with m.If(s.wvalid & s.wready):
+                    m.d.sync += [err.eq(err | beat_err), left.eq(left - 1)]
+                    with m.If(burst == INCR):
+                        m.d.sync += addr.eq(nxt)
+                    with m.If(s.wlast | (left == 1)):
+                        m.d.sync += [s.bvalid.eq(1), s.bresp.eq((err | beat_err) << 1)]
+                        m.next = "B"
             with m.State("B"):
                 with m.If(s.bready):
                     m.d.sync += s.bvalid.eq(0)
