@@ -42,7 +42,7 @@ def open_target(target: str, *, timeout: float | None = None, **kw) -> Transport
                 # The simulated link moves ~10^4..10^5 bytes/s: deadlines are set for that, not for the baud.
                 t = UartTransport(f"socket://{server.host}:{server.port}", baudrate=20_000,
                                   timeout=timeout or 30.0)
-        except BaseException:
+        except BaseException:   # any failure, Ctrl-C included: do not leave the server running, then re-raise
             server.stop(0)
             raise
         t.name = kind
