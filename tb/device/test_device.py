@@ -362,14 +362,17 @@ async def test_gemv_tile(dut):
     assert busy == counted, f"PERF_BUSY {busy}, testbench counted {counted}"
     dut._log.info("GEMV tile %dx%d bit-exact: %d busy cycles, ideal %d, utilisation %.4f", m, k, busy, ideal,
                   ideal / busy)
-    # Raw simulator speed on this tile: run it again with no Python woken until `busy` falls.
+    # Raw simulator speed on this tile: run it again with no Python woken until `busy` falls; best of 8,
+    # since one tile is only tens of milliseconds of wall time.
     cmd = Command(HubOp.GEMV_TILE, row=row0, col=groups, count=chunks, bank=xbank, gb=xrow, imm=0)
-    await push(tb, cmd)
-    if not int(dut.busy.value):
-        await RisingEdge(dut.busy)
-    t0, c0 = time.perf_counter(), get_sim_time("ns")
-    await FallingEdge(dut.busy)
-    raw_cps = (get_sim_time("ns") - c0) / CLK_NS / (time.perf_counter() - t0)
+    raw_cps = 0.0
+    for _ in range(8):
+        await push(tb, cmd)
+        if not int(dut.busy.value):
+            await RisingEdge(dut.busy)
+        t0, c0 = time.perf_counter(), get_sim_time("ns")
+        await FallingEdge(dut.busy)
+        raw_cps = max(raw_cps, (get_sim_time("ns") - c0) / CLK_NS / (time.perf_counter() - t0))
     dut._log.info("raw simulator speed on the tile: %.0f cycles/s", raw_cps)
     bench_out(f"gemv_tile_{m}x{k}", {"m": m, "k": k, "cycles": busy, "ideal": ideal, "utilization": ideal / busy,
                                      "raw_cycles_per_s": raw_cps})
