@@ -83,12 +83,12 @@ def device_runs():
 
 
 def pimctl(name, *args):
-    p = subprocess.run([sys.executable, "-m", "pimhil.cli", *args, "--json"], cwd=ROOT, stdout=subprocess.PIPE,
-                       text=True)
-    res = json.loads(p.stdout.strip().splitlines()[-1])
+    from ci.demo import pimctl_json
+
+    res, status = pimctl_json(args)
     (OUT / "driver").mkdir(exist_ok=True)
     (OUT / "driver" / f"{name}.json").write_text(json.dumps(res, indent=2))
-    if p.returncode or "error" in res:
+    if status or "error" in res:
         raise RuntimeError(f"pimctl {' '.join(args)} failed: {res}")
     return res
 

@@ -23,6 +23,16 @@ ATTN = ["attention", "--tokens", os.environ.get("DEMO_T", "512"), "--dim", os.en
 RUNS = [("uart", "sim", GEMV), ("uart", "sim", ATTN), ("pcie", "sim-pcie", GEMV), ("pcie", "sim-pcie", ATTN)]
 
 
+def pimctl_json(args) -> tuple[dict, int]:
+    """Run `pimctl ... --json` in a fresh process; its JSON result (or an error record) and exit status."""
+    p = subprocess.run([sys.executable, "-m", "pimhil.cli", *args, "--json"], cwd=ROOT, stdout=subprocess.PIPE,
+                       text=True)
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1]), p.returncode
+    except (IndexError, json.JSONDecodeError):
+        return {"error": "no JSON result", "stdout": p.stdout}, p.returncode
+
+
 def build_model():
     print("demo: building (or reusing) the sim-preset device model ...", flush=True)
     t0 = time.monotonic()
@@ -38,21 +48,16 @@ def main() -> int:
     summary = []
     for link, target, args in RUNS:
         name = f"{link}_{args[0]}"
-        cmd = [sys.executable, "-m", "pimhil.cli", "--target", target, *args, "--json"]
         print(f"\ndemo: pimctl --target {target} {' '.join(args)}", flush=True)
-        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        try:
-            res = json.loads(p.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            res = {"error": "no JSON result", "stdout": p.stdout}
-        res["exit_status"] = p.returncode
+        res, status = pimctl_json(["--target", target, *args])
+        res["exit_status"] = status
         (OUT / f"{name}.json").write_text(json.dumps(res, indent=2))
         if "error" in res:
             print(f"  FAILED: {res['error']}: {res.get('message', '')}")
             ok = False
             continue
         verdict = "BIT-EXACT" if res["bit_exact"] else f"MISMATCH ({res['mismatches']} values differ)"
-        ok &= res["bit_exact"] and p.returncode == 0
+        ok &= res["bit_exact"] and status == 0
         shape = f"{res['m']}x{res['k']}" if args[0] == "gemv" else f"T={res['tokens']} d={res['dim']}"
         print(f"  {args[0].upper()} {shape} over {link.upper()} vs golden model: {verdict}")
         print(f"  max |error| vs float64 : {res['max_abs_err_vs_f64']:.3g}")

@@ -21,7 +21,7 @@ from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS, CONT
                        MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, Command, DeviceParams, ErrorCode,
                        HubError, HubOp, Op, Reg, attn_tile_problem, bank_address, gemv_tile_problem)
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
-from .layout import attention_layout, gemv_plan, to_bf16_bits
+from .layout import attention_layout, gemv_plan, pad_gemv, to_bf16_bits
 from .reference import scale_bits
 
 # Identity registers in DeviceParams field order.
@@ -195,8 +195,8 @@ class Device:
         self.clear_counters()
         self.submit(commands)
         self.wait(timeout)
-        busy, mac, stall, cmds = self.t.read(CSR_BASE + Reg.PERF_BUSY, 4)
-        c1 = self.t.read_word(CSR_BASE + Reg.PERF_CYCLES)
+        # PERF_CYCLES and the four counters after it in one transfer.
+        c1, busy, mac, stall, cmds = self.t.read(CSR_BASE + Reg.PERF_CYCLES, 5)
         return {"busy": busy, "mac": mac, "stall": stall, "cmds": cmds, "elapsed": (c1 - c0) & 0xFFFFFFFF}
 
     # ---- workloads ---------------------------------------------------------------------------------------
@@ -212,10 +212,7 @@ class Device:
         plan = gemv_plan(p, *wb.shape) if wb.ndim == 2 and xb.shape == (wb.shape[1],) else None
         if plan is None:
             raise ValueError(f"gemv needs w (M, K) and x (K,), got {wb.shape} and {xb.shape}")
-        wp = np.zeros((plan.m_pad, plan.k_pad), np.uint16)
-        wp[:wb.shape[0], :wb.shape[1]] = wb
-        xp = np.zeros(plan.k_pad, np.uint16)
-        xp[:xb.shape[0]] = xb
+        wp, xp = pad_gemv(plan, wb, xb)
         self.write_bank(plan.x_bank, plan.x_row, xp, label="x")
         ys, busy, mac, run_cycles, phases = [], 0, 0, 0, {"load_s": 0.0, "run_s": 0.0, "read_s": 0.0}
         for tile in plan.tiles:

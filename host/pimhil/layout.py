@@ -19,7 +19,7 @@ def to_bf16_bits(a) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype == np.uint16:
         return a
-    if a.dtype.kind not in "fiu" or a.dtype.kind == "u":
+    if a.dtype.kind not in "fi":
         raise TypeError(f"expected BF16 bit patterns (uint16) or floats, got dtype {a.dtype}")
     return bf16_to_bits(a.astype(np.float32))
 
@@ -40,6 +40,15 @@ class GemvPlan:
     x_bank: int
     x_row: int          # x occupies rows x_row .. x_row + chunks - 1 of x_bank, above every tile's weights
     tiles: tuple
+
+
+def pad_gemv(plan: GemvPlan, wb: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """W and x (BF16 bits) zero-padded to the plan's whole row groups and bank rows."""
+    wp = np.zeros((plan.m_pad, plan.k_pad), np.uint16)
+    wp[:wb.shape[0], :wb.shape[1]] = wb
+    xp = np.zeros(plan.k_pad, np.uint16)
+    xp[:xb.shape[0]] = xb
+    return wp, xp
 
 
 def gemv_plan(p: DeviceParams, m: int, k: int) -> GemvPlan:

@@ -10,17 +10,13 @@ import numpy as np
 from .contract import DeviceParams
 from .golden import bf16_bits_to_f32, gemv
 from .golden.attention import attention
-from .layout import gemv_plan, to_bf16_bits
+from .layout import gemv_plan, pad_gemv, to_bf16_bits
 
 
 def gemv_reference(w, x, p: DeviceParams) -> np.ndarray:
     """FP32 bit patterns (uint32) of y as the device computes it, padding included (exact zeros)."""
     wb, xb = to_bf16_bits(w), to_bf16_bits(x)
-    plan = gemv_plan(p, *wb.shape)
-    wp = np.zeros((plan.m_pad, plan.k_pad), np.uint16)
-    wp[:wb.shape[0], :wb.shape[1]] = wb
-    xp = np.zeros(plan.k_pad, np.uint16)
-    xp[:xb.shape[0]] = xb
+    wp, xp = pad_gemv(gemv_plan(p, *wb.shape), wb, xb)
     return gemv(wp, xp, lanes=p.lanes)[:wb.shape[0]].astype(np.uint32)
 
 

@@ -222,21 +222,16 @@ class Server:
         conn.setblocking(False)
         byte_ns = int(10 * div * CLK_NS)
         while not self.expired():
-            r, _, _ = select.select([conn], [], [], 0)
-            if r:
-                data = conn.recv(1 << 16)
-                if data == b"":
-                    self.log.info("client left")
-                    return
-                self.stats["bytes_in"] += len(data)
+            data = self._poll_client(conn)
+            if data is None:
+                return
+            if data:
                 await src.write(data)
             out = sink.read_nowait(sink.count()) if sink.count() else b""
             if out:
-                conn.setblocking(True)
-                conn.sendall(bytes(out))
-                conn.setblocking(False)
-                self.stats["bytes_out"] += len(out)
-            if not r and src.empty() and not out and not int(dut.busy.value):
+                self._send(conn, bytearray(out))
+            idle = not (data or out or int(dut.busy.value) or int(dut.link_active.value))
+            if idle and src.empty():
                 r, _, _ = select.select([conn], [], [], IDLE_BLOCK_S)
                 if r:
                     continue

@@ -166,10 +166,10 @@ class UartTransport(Transport):
                 attempts[i] += 1
                 self.stats["retries"] += 1
                 for j in pending:
-                    seq = reqs[j]
-                    reqs[j] = self._req(seq.cmd, seq.addr, words=seq.words,
-                                        count=seq.count if seq.cmd == FrameCmd.READ else None,
-                                        retryable=seq.retryable)
+                    old = reqs[j]
+                    reqs[j] = self._req(old.cmd, old.addr, words=old.words,
+                                        count=old.count if old.cmd == FrameCmd.READ else None,
+                                        retryable=old.retryable)
                 pending.clear()
                 nxt = i
                 continue

@@ -137,10 +137,14 @@ class XdmaTransport(Transport):
     def _is_register(addr: int) -> bool:
         return CSR_BASE <= addr < CMDQ_BASE + 0x1000
 
+    def _card_gone(self) -> bool:
+        """Asked only after an all-ones value: a card still on the bus never reads all ones at MAGIC."""
+        return self.ep.user_read(CSR_BASE + Reg.MAGIC) == ALL_ONES
+
     def _bar_read(self, addr):
         v = self.ep.user_read(addr)
         self.stats["bar_reads"] += 1
-        if v == ALL_ONES and self.ep.user_read(CSR_BASE + Reg.MAGIC) == ALL_ONES:
+        if v == ALL_ONES and self._card_gone():
             raise DeviceGone(f"read of {addr:#x} returned all ones and so does MAGIC: the card has left the bus")
         return v
 
@@ -153,7 +157,7 @@ class XdmaTransport(Transport):
                             for off in range(0, 4 * n, DMA_CHUNK))
             self.stats["dma_bytes"] += len(data)
             out = list(struct.unpack(f"<{n}I", data))
-            if n and all(w == ALL_ONES for w in out) and self.ep.user_read(CSR_BASE + Reg.MAGIC) == ALL_ONES:
+            if n and all(w == ALL_ONES for w in out) and self._card_gone():
                 raise DeviceGone(f"DMA read at {addr:#x} returned all ones and so does MAGIC")
         self._count("read", n)
         return out
