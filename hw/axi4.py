@@ -52,20 +52,21 @@ class AXI4Slave(wiring.Component):
         ok = Signal()              # the burst is of a kind we serve
         err = Signal()
         nxt = addr + 4
+
+        def start(ch, resp_id, state):
+            """Accept the address of a burst on channel `ch` ("aw" or "ar") and go to `state`."""
+            a = {f: getattr(s, f"{ch}{f}") for f in ("ready", "addr", "len", "burst", "size", "id")}
+            m.d.comb += a["ready"].eq(1)
+            m.d.sync += [addr.eq(a["addr"]), left.eq(a["len"] + 1), burst.eq(a["burst"]), resp_id.eq(a["id"]),
+                         ok.eq((a["size"] == 2) & ((a["burst"] == INCR) | (a["burst"] == FIXED))), err.eq(0)]
+            m.next = state
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(s.awvalid):
-                    m.d.comb += s.awready.eq(1)
-                    m.d.sync += [addr.eq(s.awaddr), left.eq(s.awlen + 1), burst.eq(s.awburst), s.bid.eq(s.awid),
-                                 ok.eq((s.awsize == 2) & ((s.awburst == INCR) | (s.awburst == FIXED))),
-                                 err.eq(0)]
-                    m.next = "W_BEAT"
+                    start("aw", s.bid, "W_BEAT")
                 with m.Elif(s.arvalid):
-                    m.d.comb += s.arready.eq(1)
-                    m.d.sync += [addr.eq(s.araddr), left.eq(s.arlen + 1), burst.eq(s.arburst), s.rid.eq(s.arid),
-                                 ok.eq((s.arsize == 2) & ((s.arburst == INCR) | (s.arburst == FIXED))),
-                                 err.eq(0)]
-                    m.next = "R_BEAT"
+                    start("ar", s.rid, "R_BEAT")
             with m.State("W_BEAT"):
                 # One beat per cycle: the beat goes straight onto the bus and is accepted with it.
                 beat_err = Signal()
