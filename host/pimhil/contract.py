@@ -19,8 +19,8 @@ __all__ = [
     "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
     "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
     "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
-    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "CONTROL_CLEAR_ERROR",
-    "CONTROL_CLEAR_COUNTERS", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
+    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "STATUS_PARTIAL",
+    "CONTROL_CLEAR_ERROR", "CONTROL_CLEAR_COUNTERS", "CONTROL_ABORT", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
     "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32", "SimPcie",
     "gemv_tile_problem", "attn_tile_problem",
 ]
@@ -395,8 +395,8 @@ class Reg(enum.IntEnum):
     SCORE_WORDS = 0x024
     CMDQ_WORDS = 0x028
     CLK_HZ = 0x02C
-    STATUS = 0x040          # bit 0 busy, bit 1 error latched, bit 2 queue empty, bit 3 done (idle, queue empty)
-    CONTROL = 0x044         # write 1s: bit 0 clear error, bit 1 clear performance counters
+    STATUS = 0x040          # bit 0 busy, 1 error latched, 2 queue empty, 3 done (idle, queue empty), 4 partial
+    CONTROL = 0x044         # write 1s: bit 0 clear error, bit 1 clear performance counters, bit 2 abort
     ERROR_CODE = 0x048      # first error since the last clear (ErrorCode / HubError)
     ERROR_OP = 0x04C        # opcode of the command that raised it
     ERROR_COUNT = 0x050     # refused commands, ever (cleared with the performance counters)
@@ -419,7 +419,12 @@ class Reg(enum.IntEnum):
 
 
 STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY, STATUS_DONE = 0x1, 0x2, 0x4, 0x8
-CONTROL_CLEAR_ERROR, CONTROL_CLEAR_COUNTERS = 0x1, 0x2
+# The sequencer holds the first words of a command and waits for the host to push the rest (STATUS.busy is
+# also set; bank and GB window accesses are still served: docs/control_hub.md, "Partial commands").
+STATUS_PARTIAL = 0x10
+# CONTROL_ABORT drops a partially received command and every word still waiting in the queue; a command
+# that is already executing runs to completion.
+CONTROL_CLEAR_ERROR, CONTROL_CLEAR_COUNTERS, CONTROL_ABORT = 0x1, 0x2, 0x4
 
 
 class HubError(enum.IntEnum):
@@ -492,7 +497,10 @@ class Frame:
     RESP_HEADER = 5
     CRC_BYTES = 2
     CRC_INIT = 0xFFFF        # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF (binascii.crc_hqx(data, 0xFFFF))
-    TIMEOUT_BYTES = 16       # receiver drops a partial frame after this many idle byte times
+    TIMEOUT_BYTES = 16       # receiver drops a partial frame after this many idle byte times (PHY in use)
+    # With the PHY bypassed (simulation byte streams) there is no byte time: a partial frame is dropped after
+    # this many idle device cycles, a fraction of a second of simulated wall time.
+    BYPASS_TIMEOUT_CYCLES = 8192
 
 
 class FrameCmd(enum.IntEnum):
