@@ -41,3 +41,24 @@ def attention_f64(q, k, v, scale: float | None = None) -> np.ndarray:
     s = kf @ qf * (1.0 / math.sqrt(kf.shape[1]) if scale is None else scale)
     e = np.exp(s - s.max())
     return (e / e.sum()) @ vf
+
+
+def error_stats(out, f64) -> dict:
+    """How far device outputs are from the float64 values, in a form that survives NaN and Inf.
+
+    max_abs_err_vs_f64: max |out - f64| over the positions where both are finite (None if there are none).
+    nonfinite: {"nan": NaN outputs, "inf": +-Inf outputs, "class_mismatches": positions whose class
+    (finite, NaN, +Inf, -Inf) differs between out and f64}. Every value is a plain int, float or None, so a
+    summary built from it is strict JSON (no NaN)."""
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(f64, dtype=np.float64)
+    both = np.isfinite(out) & np.isfinite(ref)
+    err = float(np.max(np.abs(out[both] - ref[both]))) if both.any() else None
+    return {"max_abs_err_vs_f64": err,
+            "nonfinite": {"nan": int(np.count_nonzero(np.isnan(out))), "inf": int(np.count_nonzero(np.isinf(out))),
+                          "class_mismatches": int(np.count_nonzero(_fp_class(out) != _fp_class(ref)))}}
+
+
+def _fp_class(a: np.ndarray) -> np.ndarray:
+    # 0 finite, 1 NaN, 2 +Inf, 3 -Inf: an infinity of the wrong sign is as wrong as a NaN.
+    return np.select([np.isnan(a), np.isposinf(a), np.isneginf(a)], [1, 2, 3], 0)
