@@ -491,9 +491,11 @@ class Frame:
     REQ_SYNC = 0xA5
     RESP_SYNC = 0x5A
     MAX_WORDS = 256          # payload words one frame may carry
-    # request: sync, seq, cmd, len (u16 LE, words), addr (u32 LE, bytes), payload (writes), crc (u16 BE)
+    # request: sync, seq, cmd, len (u16 LE, words), addr (u32 LE, bytes), payload, crc (u16 BE). Only a WRITE or
+    # WRITE_FIXED with 1 <= len <= MAX_WORDS has a payload; in every other request the CRC follows addr.
     REQ_HEADER = 9
-    # response: sync, seq, status, len (u16 LE, words), payload (reads), crc (u16 BE)
+    # response: sync, seq (the request's), status, len (u16 LE, words), payload, crc (u16 BE). Only an OK READ
+    # has a payload (len = the request's len); every other response has len 0.
     RESP_HEADER = 5
     CRC_BYTES = 2
     CRC_INIT = 0xFFFF        # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF (binascii.crc_hqx(data, 0xFFFF))
@@ -510,11 +512,18 @@ class FrameCmd(enum.IntEnum):
 
 
 class FrameStatus(enum.IntEnum):
+    """Answers to CRC-good requests (a CRC mismatch or an inter-byte timeout gets no answer). The link checks
+    cmd, len, addr in this order; the BAD_* statuses mean nothing was accessed."""
+
     OK = 0x00
-    BAD_CMD = 0x01
-    BAD_LEN = 0x02          # zero or above Frame.MAX_WORDS, or a length that does not match the bytes sent
-    BAD_ADDR = 0x03         # unaligned, unmapped or read-only for a write (no word of the frame is written)
-    BUS_ERROR = 0x04        # an access failed part-way (reported, the frame's earlier words did happen)
+    BAD_CMD = 0x01          # cmd is not a FrameCmd
+    BAD_LEN = 0x02          # len is 0 or above Frame.MAX_WORDS (no payload was read: the CRC followed addr)
+    # addr unaligned, or [addr, addr + 4*len) ([addr, addr + 4) for WRITE_FIXED) not inside one window. The
+    # link knows only window bounds: holes and read-only registers inside the CSR window are BUS_ERROR.
+    BAD_ADDR = 0x03
+    # The bus refused a word (CSR hole, read-only register, CMDQ read or overflow): the words before it were
+    # accessed, it and later ones were not, and a READ returns no payload.
+    BUS_ERROR = 0x04
 
 
 # ---------------------------------------------------------------------------------------------------------
