@@ -2,6 +2,10 @@
 NaN and Inf outputs. Bad input and Ctrl-C: test_cli_bad_input.py."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +137,15 @@ def test_error_stats_by_class():
                                      "nonfinite": {"nan": 1, "inf": 3, "class_mismatches": 3}}
     assert error_stats([nan], [nan]) == {"max_abs_err_vs_f64": None,
                                          "nonfinite": {"nan": 1, "inf": 0, "class_mismatches": 0}}
+
+
+def test_a_reader_that_left_is_no_traceback():
+    r, w = os.pipe()
+    os.close(r)     # every write to w now fails with EPIPE, as with `pimctl regs | head -1`
+    try:
+        p = subprocess.run([sys.executable, "-m", "pimhil.cli", "--target", "golden:board", "regs"], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "host")})
+    finally:
+        os.close(w)
+    assert p.returncode == 0 and p.stderr == ""

@@ -485,8 +485,19 @@ def _run(a) -> int:
     except PimError as e:
         return _fail(a, e)
     res = {"target": a.target, "command": a.cmd, **res, "total_wall_s": round(time.monotonic() - t0, 3)}
-    print(json.dumps(res, allow_nan=False) if a.json else _human(a.cmd, res))
+    _emit(json.dumps(res, allow_nan=False) if a.json else _human(a.cmd, res))
     return status
+
+
+def _emit(text: str) -> None:
+    """Print the result; a reader that left early (`pimctl regs | head -1`) is no error of the run."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the interpreter's final flush does not fail on the pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _fail(a, e: PimError) -> int:
@@ -500,7 +511,7 @@ def _report(a, argv, error: str, message: str, status: int, *, prefix: str = "",
     # Messages from below (a sim server's log tail, say) may span lines: the one-line promise holds anyway.
     line = " | ".join(s.strip() for s in message.splitlines() if s.strip())
     if as_json:
-        print(json.dumps({"target": target, "command": cmd, "error": error, "message": message, **extra}))
+        _emit(json.dumps({"target": target, "command": cmd, "error": error, "message": message, **extra}))
     print(f"pimctl: {prefix}{line}", file=sys.stderr)
     return status
 
