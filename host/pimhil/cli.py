@@ -55,6 +55,7 @@ from .contract import (
     Reg,
     attn_tile_problem,
     bank_stride,
+    preset,
     windows,
 )
 from .device import Device, RunResult
@@ -475,7 +476,6 @@ def _run(a) -> int:
         return _fail(a, e)
     try:
         with transport:
-            from .contract import preset
             dev = Device(transport, expect=preset(a.expect) if a.expect else None, timeout=a.run_timeout,
                          progress=Progress(not a.no_progress and not a.json))
             check_shapes(dev.params, a)
