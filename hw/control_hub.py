@@ -10,12 +10,12 @@ The bank and GB windows turn 32-bit bus accesses into burst commands: a burst is
 words have been written (in any order), and reads fetch a whole burst into a one-burst read cache.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
-                             CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
+from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT,
+                             CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
                              ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_stride, payload_words, windows)
 
 from .bank_array import BankArray, cmd_layout
@@ -60,7 +60,9 @@ class ControlHub(wiring.Component):
         p = self.params
         B, L = p.banks, p.lanes
         m.submodules.array = array = self.array
-        m.submodules.cmdq = cmdq = fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words)
+        # CONTROL.abort empties the queue in one cycle (words the sequencer has not taken are dropped).
+        abort = Signal()
+        m.submodules.cmdq = cmdq = ResetInserter(abort)(fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words))
         m.submodules.scratch = scratch = memory.Memory(shape=32, depth=p.scratch_words, init=[])
         sc_bus_rd = scratch.read_port()
         sc_bus_wr = scratch.write_port()
@@ -314,7 +316,9 @@ class ControlHub(wiring.Component):
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += seq_busy.eq(1)
-                with m.If(n_words < 4):
+                with m.If(abort):
+                    m.next = "IDLE"                   # the partial command is dropped with the queue
+                with m.Elif(n_words < 4):
                     m.d.comb += seq_wait.eq(~cmdq.r_rdy)
                     with m.If(cmdq.r_rdy):
                         m.d.comb += cmdq.r_en.eq(1)
@@ -324,7 +328,8 @@ class ControlHub(wiring.Component):
                     with m.If(cmdq.r_rdy):
                         m.d.comb += cmdq.r_en.eq(1)
                         m.d.sync += [payload[n_words - 4].eq(cmdq.r_data), n_words.eq(n_words + 1)]
-                with m.Else():
+                with m.Elif(~win_owns):
+                    # A window access taken while this command was incomplete finishes first.
                     m.next = "EXEC"
             with m.State("EXEC"):
                 m.d.comb += seq_busy.eq(1)
@@ -551,7 +556,7 @@ class ControlHub(wiring.Component):
             Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
             Reg.CLK_HZ: p.clk_hz,
             Reg.STATUS: Cat(seq_busy | array.busy | cmdq.r_rdy, err_latched, ~cmdq.r_rdy,
-                            ~(seq_busy | array.busy | cmdq.r_rdy)),
+                            ~(seq_busy | array.busy | cmdq.r_rdy), seq_wait),
             Reg.ERROR_CODE: err_code, Reg.ERROR_OP: err_op, Reg.ERROR_COUNT: err_count,
             Reg.CMDQ_LEVEL: cmdq.r_level, Reg.PERF_CYCLES: perf_cycles, Reg.PERF_BUSY: perf_busy,
             Reg.PERF_MAC: perf_mac, Reg.PERF_STALL: perf_stall, Reg.PERF_CMDS: perf_cmds,
@@ -582,8 +587,8 @@ class ControlHub(wiring.Component):
         cache_hit = cache_valid & (cache_gb == in_gb) & (in_gb | (cache_bank == w_bank)) & (cache_burst == w_burst)
         with m.If(cache_fill):
             m.d.sync += cache_valid.eq(1)
-        with m.If(cmd_done | seq_busy):
-            m.d.sync += cache_valid.eq(0)          # any command may change memory
+        with m.If(cmd_done | (seq_busy & ~seq_wait)):
+            m.d.sync += cache_valid.eq(0)          # any command may change memory (waiting for words does not)
 
         def win_command(op, bank, burst, is_gb, data=None):
             stmts = [win_cmd["op"].eq(op), win_cmd["count"].eq(1), win_cmd["bank"].eq(Mux(is_gb, 0, bank)),
@@ -605,7 +610,9 @@ class ControlHub(wiring.Component):
                             m.next = "ERR"
                         with m.Else():
                             with m.If(bus.we & ((a - CSR_BASE) == int(Reg.CONTROL))):
-                                m.d.comb += [clear_err.eq(bus.wdata[0]), clear_cnt.eq(bus.wdata[1])]
+                                m.d.comb += [clear_err.eq((bus.wdata & CONTROL_CLEAR_ERROR) != 0),
+                                             clear_cnt.eq((bus.wdata & CONTROL_CLEAR_COUNTERS) != 0),
+                                             abort.eq((bus.wdata & CONTROL_ABORT) != 0)]
                             with m.If(bus.we & ((a - CSR_BASE) == int(Reg.UART_BAUD_DIV))):
                                 m.d.sync += self.uart_baud_div.eq(Mux(bus.wdata < 4, 4, bus.wdata[:16]))
                             m.d.comb += [bus.ready.eq(1), bus.rdata.eq(csr_r)]
@@ -625,7 +632,9 @@ class ControlHub(wiring.Component):
                         with m.Else():
                             m.next = "SC_READ"
                     with m.Elif(in_gb | (in_bank & bank_ok)):
-                        with m.If(~seq_busy & ~cmdq.r_rdy & resp_idle):
+                        # Served while the sequencer is idle or waits for the rest of a command (which only
+                        # this bus can push: waiting for it here would wedge the bus for good).
+                        with m.If((~seq_busy | seq_wait) & ~cmdq.r_rdy & resp_idle):
                             m.d.sync += win_owns.eq(1)
                             m.next = "WIN"
                     with m.Else():

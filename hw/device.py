@@ -74,7 +74,8 @@ class Device(wiring.Component):
         else:
             bridged = 0
 
-        m.d.comb += [phy.div.eq(hub.uart_baud_div), link.div.eq(hub.uart_baud_div), phy.rx.eq(self.uart_rx),
+        m.d.comb += [phy.div.eq(hub.uart_baud_div), link.div.eq(hub.uart_baud_div), link.bypass.eq(self.uart_bypass),
+                     phy.rx.eq(self.uart_rx),
                      self.uart_tx.eq(phy.tx), link.framing_error.eq(phy.rx_framing_error),
                      link.overrun.eq(phy.rx_overrun | (rx_fifo.w_en & ~rx_fifo.w_rdy)),
                      self.irq_error.eq(hub.irq_error), self.busy.eq(hub.busy), self.link_active.eq(link.active)]

@@ -15,6 +15,7 @@ from pimhil.device import Device
 from pimhil.errors import DeviceError, DeviceMismatch
 from pimhil.layout import gemv_plan
 from pimhil.reference import attention_reference, gemv_reference
+from pimhil.transport.golden import GoldenTransport
 
 
 def check_identity(dev: Device, rng):
@@ -104,5 +105,29 @@ def check_bus_error(dev: Device, rng):
     assert dev.read_reg(Reg.MAGIC) == 0x50494D31
 
 
+def long_program(dev: Device, rng, n: int, rows: int = 2):
+    """Run n random WR_SBK commands (more words than the queue holds) in one Device.run and compare the bank
+    rows they wrote with the golden device's after the same program."""
+    p = dev.params
+    cmds = [Command(Op.WR_SBK, bank=int(rng.integers(p.banks)), row=int(rng.integers(rows)),
+                    col=int(rng.integers(p.bursts_per_row)),
+                    data=tuple(int(v) for v in rng.integers(0, 1 << 16, p.lanes)))
+            for _ in range(n)]
+    golden = Device(GoldenTransport(p))
+    for d in (dev, golden):
+        for b in range(p.banks):
+            d.write_bank(b, 0, np.zeros(rows * p.row_words, np.uint16))
+        d.run(cmds)
+    for b in range(p.banks):
+        assert np.array_equal(dev.read_bank(b, 0, rows * p.row_words), golden.read_bank(b, 0, rows * p.row_words))
+
+
+def check_program_longer_than_the_queue(dev: Device, rng):
+    p = dev.params
+    words = len(Command(Op.WR_SBK).queue_words(p))
+    long_program(dev, rng, p.cmdq_words // words + 1)         # the first program whose words overflow the queue
+    long_program(dev, rng, 300)
+
+
 CHECKS = [check_identity, check_registers_by_name, check_memory_round_trip, check_gemv_padded, check_gemv_tiled,
-          check_attention, check_refusals_then_queue_serves, check_bus_error]
+          check_attention, check_refusals_then_queue_serves, check_bus_error, check_program_longer_than_the_queue]

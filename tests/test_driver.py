@@ -28,3 +28,10 @@ def test_driver(device, check, request):
     seed = int(os.environ.get("SEED", zlib.crc32(request.node.name.encode())))
     print(f"seed {seed} (SEED={seed} reproduces)")
     check(device, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("target", ["golden:sim", pytest.param("sim:board", marks=pytest.mark.slow)])
+def test_ten_thousand_commands_in_one_program(target):
+    """A program 100x longer than the queue: submit feeds it whole commands at a time as room frees up."""
+    with open_target(target, timeout=60.0) as t:
+        driver_suite.long_program(Device(t, timeout=300.0), np.random.default_rng(10_000), 10_000, rows=4)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pimhil.contract import (CMDQ_BASE, CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, PRESETS, SCRATCH_BASE, STATUS_DONE,
-                             STATUS_ERROR, Command, ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_address)
+from pimhil.contract import (CMDQ_BASE, CONTROL_ABORT, CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, PRESETS, SCRATCH_BASE,
+                             STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL, STATUS_QUEUE_EMPTY, Command, ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_address)
 from pimhil.golden import bf16_to_bits, f32_to_bits, gemv
 from pimhil.golden.attention import attention
 from pimhil.golden.device import BusError, GoldenDevice
@@ -33,9 +33,26 @@ def test_commands_wait_for_all_their_words():
     words = Command(Op.WR_GB, gb=1, data=tuple(range(P.lanes))).queue_words(P)
     for w in words[:-1]:
         d.write(CMDQ_BASE, w)
-    assert d.read(Reg.CMDQ_LEVEL) == len(words) - 1 and not d.read(Reg.STATUS) & STATUS_DONE
+    # The sequencer holds the words it has taken; the queue itself is empty.
+    assert d.read(Reg.CMDQ_LEVEL) == 0
+    assert d.read(Reg.STATUS) == STATUS_BUSY | STATUS_QUEUE_EMPTY | STATUS_PARTIAL
     d.write(CMDQ_BASE, words[-1])
-    assert d.read(GB_BASE + 2 * P.lanes) == 0x00010000 and d.read(Reg.STATUS) & STATUS_DONE
+    assert d.read(GB_BASE + 2 * P.lanes) == 0x00010000 and d.read(Reg.STATUS) == STATUS_DONE | STATUS_QUEUE_EMPTY
+
+
+def test_window_served_and_abort_drops_a_partial_command():
+    d = GoldenDevice(P)
+    words = Command(Op.WR_GB, gb=0, data=(7,) * P.lanes).queue_words(P)
+    for w in words[:2]:
+        d.write(CMDQ_BASE, w)
+    for i in range(P.lanes // 2):                          # window access while the command is incomplete
+        d.write(GB_BASE + 4 * i, 0x00050004)
+    assert d.read(GB_BASE) == 0x00050004
+    d.write(Reg.CONTROL, CONTROL_ABORT)
+    assert d.read(Reg.STATUS) == STATUS_DONE | STATUS_QUEUE_EMPTY
+    for w in words:                                        # a whole command after the abort runs as sent
+        d.write(CMDQ_BASE, w)
+    assert d.read(GB_BASE) == 0x00070007
 
 
 def test_refusal_latches_drains_and_recovers():

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE,
-                       MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, Command, DeviceParams, ErrorCode,
+from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR,
+                       CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL, Command, DeviceParams, ErrorCode,
                        HubError, HubOp, Op, Reg, attn_tile_problem, bank_address, gemv_tile_problem)
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
 from .layout import attention_layout, gemv_plan, pad_gemv, to_bf16_bits
@@ -83,6 +83,10 @@ class Device:
         self.max_poll_s = max_poll_s
         self.progress = progress
         self.params = self.identify(expect)
+        # A client that died half-way through pushing a command leaves the sequencer waiting for the rest;
+        # our first command's words would complete it into garbage. Nothing else is lost by dropping it.
+        if self.status() & STATUS_PARTIAL:
+            self.abort()
 
     # ---- identity and registers -----------------------------------------------------------------------
     def identify(self, expect: DeviceParams | None = None) -> DeviceParams:
@@ -125,6 +129,10 @@ class Device:
     def clear_counters(self) -> None:
         self.t.write(CSR_BASE + Reg.CONTROL, [CONTROL_CLEAR_COUNTERS])
 
+    def abort(self) -> None:
+        """Drop a partially pushed command and every queued word (a command already executing completes)."""
+        self.t.write(CSR_BASE + Reg.CONTROL, [CONTROL_ABORT])
+
     # ---- memory ------------------------------------------------------------------------------------------
     def write_words(self, addr: int, words, *, label: str = "write") -> None:
         """32-bit words to addr onwards, in BULK_WORDS pieces with progress reports."""
@@ -161,14 +169,51 @@ class Device:
         return self.read_words(SCRATCH_BASE + 4 * addr, n, label="scratch")
 
     # ---- commands ----------------------------------------------------------------------------------------
-    def submit(self, commands) -> None:
-        """Push commands onto the hub's queue (never more than it has room for)."""
-        words = [w for c in commands for w in c.queue_words(self.params)]
-        room = self.params.cmdq_words
-        for off in range(0, len(words), room):
-            if off:
-                self.wait()
-            self.t.write_fixed(CMDQ_BASE, words[off:off + room])
+    def submit(self, commands, *, timeout: float | None = None) -> None:
+        """Push commands onto the hub's queue, whole commands only and never more than it has room for: a
+        program of any length goes in pieces as the sequencer frees room. A command split across pushes would
+        leave the sequencer holding part of it if the link failed in between (docs/control_hub.md).
+        Raises DeviceError if the device refuses a command meanwhile, DeviceTimeout if no room frees up
+        within `timeout` seconds (default: the Device's timeout)."""
+        p = self.params
+        limit = self.timeout if timeout is None else timeout
+        pending = [c.queue_words(p) for c in commands]
+        for words in pending:
+            if len(words) > p.cmdq_words:
+                raise ValueError(f"a {len(words)}-word command cannot fit a {p.cmdq_words}-word queue")
+        room, i = 0, 0
+        while i < len(pending):
+            if room < len(pending[i]):
+                room = self._await_room(len(pending[i]), limit)
+            batch = []
+            while i < len(pending) and len(batch) + len(pending[i]) <= room:
+                batch += pending[i]
+                i += 1
+            self.t.write_fixed(CMDQ_BASE, batch)
+            room -= len(batch)
+
+    def _await_room(self, need: int, limit: float) -> int:
+        """Poll until the queue has room for `need` words; returns the room. DeviceError on a refusal (which
+        drains the queue: pushing on would run the rest of the program out of order), DeviceTimeout."""
+        deadline = time.monotonic() + limit
+        interval = self.poll_s
+        while True:
+            level = self.read_reg(Reg.CMDQ_LEVEL)
+            if self.status() & STATUS_ERROR:
+                self._raise_refusal()
+            room = self.params.cmdq_words - level
+            if room >= need:
+                return room
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"no room in the command queue after {limit} s (CMDQ_LEVEL {level})")
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, self.max_poll_s)
+
+    def _raise_refusal(self):
+        code = self.read_reg(Reg.ERROR_CODE)
+        op = self.read_reg(Reg.ERROR_OP)
+        self.clear_error()
+        raise DeviceError(f"device refused opcode 0x{op:02x}: {error_name(code)}", code=code, op=op)
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the queue is empty and the sequencer idle. Raises DeviceError (and clears the device's error,
@@ -178,10 +223,7 @@ class Device:
         while True:
             st = self.status()
             if st & STATUS_ERROR:
-                code = self.read_reg(Reg.ERROR_CODE)
-                op = self.read_reg(Reg.ERROR_OP)
-                self.clear_error()
-                raise DeviceError(f"device refused opcode 0x{op:02x}: {error_name(code)}", code=code, op=op)
+                self._raise_refusal()
             if st & STATUS_DONE and not st & STATUS_BUSY:
                 return
             if time.monotonic() > deadline:

@@ -1,8 +1,10 @@
 """Register-level model of the whole device: CSRs, command queue, sequencer, scratch and bus windows.
 
 It answers 32-bit reads and writes at bus addresses exactly as the control hub does (hw/control_hub.py),
-except for what depends on time: commands execute as soon as their last word is pushed, STATUS never shows
-busy, the performance counters stay 0 and the queue never overflows. Testbenches compare every read with it;
+except for what depends on time: commands execute as soon as their last word is pushed, the performance
+counters stay 0 and the queue never overflows. What it shows is the hub's state once the sequencer has
+caught up: the queue is empty (CMDQ_LEVEL 0), and STATUS shows busy and partial only while the sequencer holds
+the first words of a command and waits for the rest. Testbenches compare every read with it;
 the host driver uses it as the `golden` target.
 """
 
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_CLEAR_COUNTERS,
+from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
                         CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
-                        STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
+                        STATUS_PARTIAL, STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
                         Reg, attn_tile_problem, bank_stride, check_command, gemv_tile_problem, payload_words,
                         unpack_fields, windows)
 from .array import GoldenArray
@@ -34,7 +36,7 @@ class GoldenDevice:
         self.p = params
         self.array = GoldenArray(params)
         self.scratch = np.zeros(params.scratch_words, np.uint32)
-        self.queue: list[int] = []
+        self.partial: list[int] = []   # words of a command the sequencer holds while it waits for the rest
         self.err_latched = False
         self.err_code = 0
         self.err_op = 0
@@ -89,10 +91,10 @@ class GoldenDevice:
             Reg.ROWS: p.rows, Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
             Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
             Reg.CLK_HZ: p.clk_hz,
-            Reg.STATUS: (STATUS_ERROR if self.err_latched else 0) | (0 if self.queue else STATUS_QUEUE_EMPTY | STATUS_DONE)
-            | (STATUS_BUSY if self.queue else 0),
+            Reg.STATUS: (STATUS_ERROR if self.err_latched else 0) | STATUS_QUEUE_EMPTY
+            | (STATUS_BUSY | STATUS_PARTIAL if self.partial else STATUS_DONE),
             Reg.ERROR_CODE: self.err_code, Reg.ERROR_OP: self.err_op, Reg.ERROR_COUNT: self.err_count,
-            Reg.CMDQ_LEVEL: len(self.queue), Reg.PERF_CYCLES: 0, Reg.PERF_BUSY: 0, Reg.PERF_MAC: 0,
+            Reg.CMDQ_LEVEL: 0, Reg.PERF_CYCLES: 0, Reg.PERF_BUSY: 0, Reg.PERF_MAC: 0,
             Reg.PERF_STALL: 0, Reg.PERF_CMDS: self.cmds_done, Reg.UART_BAUD_DIV: self.baud_div,
             Reg.BUS_ERRORS: self.bus_errors, Reg.BUS_ERROR_ADDR: self.bus_err_addr,
             Reg.UART_FRAMES_OK: 0, Reg.UART_CRC_ERRORS: 0, Reg.UART_FRAMING_ERRORS: 0, Reg.UART_TIMEOUTS: 0,
@@ -108,6 +110,8 @@ class GoldenDevice:
             if value & CONTROL_CLEAR_COUNTERS:
                 self.err_count = 0
                 self.cmds_done = 0
+            if value & CONTROL_ABORT:
+                self.partial = []
             return None
         if off == Reg.UART_BAUD_DIV:
             self.baud_div = max(4, value & 0xFFFF) if value >= 4 else 4
@@ -150,17 +154,12 @@ class GoldenDevice:
     def _push(self, word):
         if self.err_latched:
             return                       # the sequencer drains the queue until the error is cleared
-        self.queue.append(word)
-        while len(self.queue) >= 4:
-            op = self.queue[0] & 0xFF
-            need = 4 + (payload_words(op, self.p) if op in (int(o) for o in Op) else 0)
-            if len(self.queue) < need:
-                return
-            words, self.queue = self.queue[:need], self.queue[need:]
-            self._execute(words)
-            if self.err_latched:
-                self.queue = []
-                return
+        self.partial.append(word)
+        op = self.partial[0] & 0xFF
+        if len(self.partial) < 4 or len(self.partial) < 4 + payload_words(op, self.p):
+            return
+        words, self.partial = self.partial, []
+        self._execute(words)
 
     def _raise(self, code, op):
         self.err_count += 1
