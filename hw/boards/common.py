@@ -1,0 +1,50 @@
+"""What every board top shares: the device as built for hardware, and its simulation-only ports tied off.
+
+The hardware assembly is `hw.device.Device(params=..., sb_width=0)` (no SimByteBridge). Device still has
+ports that only a simulation drives (`SIM_ONLY_PORTS`: the UART byte bypass); a board top drives their
+inputs with constants so synthesis removes that logic. Ports that a board does not wire (the AXI ports on a
+board without PCIe) are tied off the same way, inputs at their reset value, which is "no request".
+"""
+
+from amaranth.hdl import Const, Value
+from amaranth.lib import wiring
+from pimhil.contract import DeviceParams
+
+from hw.device import Device
+
+__all__ = ["PCIE_PORTS", "SIM_ONLY_PORTS", "hardware_device", "tie_off"]
+
+# Device ports a simulation drives and no board does. Names that the device no longer has are skipped, so
+# the board tops keep building when the lead removes them from the hardware assembly.
+SIM_ONLY_PORTS = ("uart_bypass", "ub_in", "ub_out")
+# XDMA's AXI4-Lite (BAR) and AXI4 (H2C/C2H) ports.
+PCIE_PORTS = ("axil", "axi")
+
+
+def hardware_device(*, params):
+    """The device as an FPGA build instantiates it: no simulation bridge."""
+    if not isinstance(params, DeviceParams):
+        raise TypeError(f"params must be a DeviceParams, not {params!r}")
+    return Device(params=params, sb_width=0)
+
+
+def tie_off(m, component, names):
+    """Drive every input bit under the members `names` of `component` with its reset value.
+
+    Outputs are left unconnected (synthesis removes what drives only them). Returns the names that were
+    present, so a caller can tell which ports it actually tied off.
+    """
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"component must be a wiring.Component, not {component!r}")
+    present = []
+    for name in names:
+        if name not in component.signature.members:
+            continue
+        present.append(name)
+        for path, member, port in component.signature.flatten(component):
+            if path[0] != name:
+                continue
+            if member.flow == wiring.In:
+                # The port signal carries the member's reset value (e.g. an idle-high UART line).
+                m.d.comb += port.eq(Const(getattr(port, "init", 0), len(Value.cast(port))))
+    return present
