@@ -59,3 +59,19 @@ lint: $(STAMP) $(RTL)
 
 clean:
 	rm -rf build rtl/*.v rtl/*.json
+
+# Board builds: `make board BOARD=ulx3s-85f` (bitstream, timing and utilisation), `BOARD=nitefury` or
+# `BOARD=litefury` (Vivado build tree + lint). The board toolchain (requirements-board.txt) goes into the
+# same venv; its stamp is separate so `make test` never installs it. BOARD_TIMEOUT: minutes per tool.
+BOARD         ?= ulx3s-85f
+BOARD_TIMEOUT ?= 45
+BOARD_STAMP   := $(VENV)/.board-installed-$(shell cat requirements-board.txt | cksum | cut -d' ' -f1)
+
+$(BOARD_STAMP): requirements-board.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-board.txt
+	rm -f $(VENV)/.board-installed-*
+	touch $@
+
+.PHONY: board
+board: $(BOARD_STAMP)
+	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m ci.board $(BOARD) --timeout $(BOARD_TIMEOUT)
