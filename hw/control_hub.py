@@ -16,7 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT,
                              CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
-                             ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_stride, payload_words, windows)
+                             ErrorCode, Flag, HubError, HubOp, Op, Reg, UART_MIN_DIV, UART_RESET_BAUD, WRITABLE_REGS,
+                             bank_stride, payload_words, windows)
 
 from .bank_array import BankArray, cmd_layout
 from .bus import BusSignature
@@ -41,9 +42,9 @@ class ControlHub(wiring.Component):
     def __init__(self, *, params, uart_default_div=None):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
-        div = params.clk_hz // 115200 if uart_default_div is None else uart_default_div
-        if not isinstance(div, int) or not 4 <= div < (1 << 16):
-            raise ValueError(f"uart_default_div must be an int in [4, 65535], not {div!r}")
+        div = params.clk_hz // UART_RESET_BAUD if uart_default_div is None else uart_default_div
+        if not isinstance(div, int) or not UART_MIN_DIV <= div < (1 << 16):
+            raise ValueError(f"uart_default_div must be an int in [{UART_MIN_DIV}, 65535], not {div!r}")
         self.params = params
         self.uart_default_div = div
         self.array = BankArray(params=params)
@@ -571,7 +572,7 @@ class ControlHub(wiring.Component):
             for reg, value in regs.items():
                 with m.Case(int(reg)):
                     m.d.comb += [csr_r.eq(value), csr_hit.eq(1)]
-        writable = Cat((a - CSR_BASE) == int(Reg.CONTROL), (a - CSR_BASE) == int(Reg.UART_BAUD_DIV)).any()
+        writable = Cat(*((a - CSR_BASE) == int(r) for r in sorted(WRITABLE_REGS))).any()
 
         # Window state: one staged burst for writes, one cached burst for reads.
         stg_valid = Signal()
@@ -614,7 +615,8 @@ class ControlHub(wiring.Component):
                                              clear_cnt.eq((bus.wdata & CONTROL_CLEAR_COUNTERS) != 0),
                                              abort.eq((bus.wdata & CONTROL_ABORT) != 0)]
                             with m.If(bus.we & ((a - CSR_BASE) == int(Reg.UART_BAUD_DIV))):
-                                m.d.sync += self.uart_baud_div.eq(Mux(bus.wdata < 4, 4, bus.wdata[:16]))
+                                div = bus.wdata[:16]
+                                m.d.sync += self.uart_baud_div.eq(Mux(div < UART_MIN_DIV, UART_MIN_DIV, div))
                             m.d.comb += [bus.ready.eq(1), bus.rdata.eq(csr_r)]
                     with m.Elif(in_cmdq):
                         with m.If(~bus.we):

@@ -19,7 +19,7 @@ __all__ = [
     "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
     "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
     "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
-    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "STATUS_PARTIAL",
+    "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "STATUS_PARTIAL", "WRITABLE_REGS", "WRITE_ONLY_REGS", "UART_RESET_BAUD", "UART_MIN_DIV",
     "CONTROL_CLEAR_ERROR", "CONTROL_CLEAR_COUNTERS", "CONTROL_ABORT", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
     "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32", "SimPcie",
     "gemv_tile_problem", "attn_tile_problem",
@@ -417,6 +417,14 @@ class Reg(enum.IntEnum):
     BUS_ERRORS = 0x0A0            # accesses to unmapped or read-only addresses
     BUS_ERROR_ADDR = 0x0A4
 
+
+# CSRs the host may write (every other CSR write is a bus error); CONTROL is write-only (reads are bus errors).
+WRITABLE_REGS = frozenset({Reg.CONTROL, Reg.UART_BAUD_DIV})
+WRITE_ONLY_REGS = frozenset({Reg.CONTROL})
+# UART_BAUD_DIV after reset is clk_hz // UART_RESET_BAUD. A write keeps the low 16 bits and raises them to at
+# least UART_MIN_DIV (the PHY samples mid-bit: it needs a few cycles per bit).
+UART_RESET_BAUD = 115200
+UART_MIN_DIV = 4
 
 STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY, STATUS_DONE = 0x1, 0x2, 0x4, 0x8
 # The sequencer holds the first words of a command and waits for the host to push the rest (STATUS.busy is

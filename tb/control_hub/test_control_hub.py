@@ -112,6 +112,10 @@ async def test_identity_and_bus_errors(dut):
     await tb.write(Reg.MAGIC, 1)                     # read-only
     await tb.write(Reg.UART_BAUD_DIV, 2)             # clamped to 4
     await tb.compare_regs()
+    await tb.write(Reg.UART_BAUD_DIV, 0x10002)       # the low 16 bits, then clamped
+    await tb.compare_regs()
+    await tb.write(Reg.UART_BAUD_DIV, 0x1FFFF)
+    await tb.compare_regs()
 
 
 @cocotb.test()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
                         CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
-                        STATUS_PARTIAL, STATUS_QUEUE_EMPTY, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
+                        STATUS_PARTIAL, STATUS_QUEUE_EMPTY, UART_MIN_DIV, UART_RESET_BAUD, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
                         Reg, attn_tile_problem, bank_stride, check_command, gemv_tile_problem, payload_words,
                         unpack_fields, windows)
 from .array import GoldenArray
@@ -44,7 +44,7 @@ class GoldenDevice:
         self.cmds_done = 0
         self.bus_errors = 0
         self.bus_err_addr = 0
-        self.baud_div = params.clk_hz // 115200 if uart_default_div is None else uart_default_div
+        self.baud_div = params.clk_hz // UART_RESET_BAUD if uart_default_div is None else uart_default_div
         self._stage = None      # (is_gb, bank, burst, {word: value})
         self._win = {w.name: w for w in windows(params)}
 
@@ -114,7 +114,7 @@ class GoldenDevice:
                 self.partial = []
             return None
         if off == Reg.UART_BAUD_DIV:
-            self.baud_div = max(4, value & 0xFFFF) if value >= 4 else 4
+            self.baud_div = max(UART_MIN_DIV, value & 0xFFFF)
             return None
         self._bus_error(CSR_BASE + off)
 
