@@ -60,7 +60,11 @@ def main() -> int:
         ok &= res["bit_exact"] and status == 0
         shape = f"{res['m']}x{res['k']}" if args[0] == "gemv" else f"T={res['tokens']} d={res['dim']}"
         print(f"  {args[0].upper()} {shape} over {link.upper()} vs golden model: {verdict}")
-        print(f"  max |error| vs float64 : {res['max_abs_err_vs_f64']:.3g}")
+        err, specials = res["max_abs_err_vs_f64"], res.get("nonfinite", {})
+        err_text = "no finite output" if err is None else f"{err:.3g}"
+        if any(specials.values()):
+            err_text += f" (NaN/Inf outputs: {specials})"
+        print(f"  max |error| vs float64 : {err_text}")
         print(f"  cycles                 : {res['cycles']} (ideal MAC {res['ideal_mac_cycles']}, "
               f"{res['tiles']} tile(s))")
         print(f"  MAC utilisation        : {res['mac_utilization']:.4f}")

@@ -128,3 +128,10 @@ def test_wrong_identity_is_a_mismatch(tmp_path):
     with SysfsTransport(str(_bar_image(tmp_path, golden))) as t:
         with pytest.raises(DeviceMismatch, match="banks"):
             Device(t, expect=P)
+
+
+def test_sysfs_file_that_is_not_a_bar_is_refused(tmp_path):
+    path = tmp_path / "not-a-bar"
+    path.write_bytes(b"root:x:0:0\n")
+    with pytest.raises(DeviceGone, match="whole 32-bit words"):
+        SysfsBar(str(path))

@@ -50,8 +50,10 @@ def open_target(target: str, *, timeout: float | None = None, **kw) -> Transport
         close = t.close
 
         def close_and_stop():
-            close()
-            server.stop()
+            try:
+                close()
+            finally:
+                server.stop()           # a close that fails must not leave the server running
         t.close = close_and_stop
         return t
     if kind == "uart":

@@ -33,6 +33,9 @@ class SysfsBar:
             raise DeviceGone(f"cannot map {path}: {e}") from e
         finally:
             os.close(fd)
+        if size % 4:
+            self._mm.close()
+            raise DeviceGone(f"{path} is {size} bytes, not a BAR of whole 32-bit words")
         self._words = memoryview(self._mm).cast("I")
         self.size = size
 
