@@ -40,8 +40,10 @@ __all__ = ["ecp5_figures", "main", "parse_nextpnr_log", "parse_nextpnr_report", 
 # Parsers (pure functions of the tools' outputs; tests/test_boards.py feeds them captured logs)
 # ---------------------------------------------------------------------------------------------------------
 _STAGE = re.compile(r"^(\d+(?:\.\d+)*)\. Executing (.+?)\.?$")
-_CELL = re.compile(r"^\s+(?:(\d+)\s+(?:[\d.]+\s+)?(\S+)|(\S+)\s+(\d+))\s*$")
-_CELLS_TOTAL = re.compile(r"^\s+(?:Number of cells:\s+(\d+)|(\d+)\s+(?:[\d.]+\s+)?cells)\s*$")
+_SECTION = re.compile(r"^=== (.+) ===$")
+# Cell counts in `stat`: "      763   LUT4" (Yosys >= 0.5x) or "     LUT4     763" (older).
+_CELL_NEW = re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?([A-Z$][\w$]*)\s*$")
+_CELL_OLD = re.compile(r"^\s+([A-Z$][\w$]*)\s+(\d+)\s*$")
 _MEM_LIBMAP = re.compile(r"^mapping memory (\S+) via (\S+)")
 _MEM_MAP = re.compile(r"^Mapping memory (\S+) in module (\S+):")
 _MEM_ROM = re.compile(r"^Converted (\d+) switch(?:es)?\.?$")
@@ -52,59 +54,59 @@ def parse_yosys_log(text: str) -> dict:
     """Where Yosys got to and what it made, from its log (`-l top.rpt`), complete or cut off.
 
     Returns `stage` (the last pass it started), `cells` (the last statistics block: cell type -> count,
-    `None` when no statistics were printed yet), `memories_bram` / `memories_logic` (memories mapped to block
-    RAM / to flip-flops and logic, as memory_libmap and memory_map reported them) and `rom_switches` (case
-    statements proc_rom turned into ROMs; those that memory_libmap then maps "to logic" are constant tables
-    built from LUTs).
+    `None` when no statistics were printed yet), `memories_bram` / `memories_lutram` / `memories_logic`
+    (memories memory_libmap put in DP16KD block RAM / in LUT RAM, and those memory_map built from
+    flip-flops and multiplexers) and `rom_switches` (case statements proc_rom turned into ROMs; a ROM that
+    ends up in `memories_logic` is a constant table built from LUTs).
     """
     stage = None
     cells = None
-    block = None
-    bram, logic = [], []
+    sections = None
+    bram, lutram, logic = [], [], []
     roms = 0
     for line in text.splitlines():
         m = _STAGE.match(line)
         if m:
             stage = f"{m.group(1)} {m.group(2)}"
+            sections = None        # a statistics block ends where the next pass starts
             continue
         m = _MEM_LIBMAP.match(line.strip())
         if m:
-            name, via = m.group(1), m.group(2)
-            (logic if via in ("FF", "logic") or "FF" == via.strip("$_") else bram).append(
-                {"memory": name, "via": via})
+            entry = {"memory": m.group(1), "via": m.group(2)}
+            (bram if "16KD" in entry["via"] else lutram if "DPR16X4" in entry["via"] else logic).append(entry)
             continue
         m = _MEM_MAP.match(line.strip())
         if m:
-            logic.append({"memory": f"{m.group(2).lstrip(chr(92))}.{m.group(1).lstrip(chr(92))}", "via": "memory_map"})
+            # memory_map turns what memory_libmap left over into flip-flops and multiplexers.
+            name = re.sub(r"^\$flatten\\", "", m.group(1)).replace("\\", "")
+            rom = "proc_rom" in name
+            logic.append({"memory": name, "via": "memory_map (constant table: LUTs)" if rom else
+                          "memory_map (flip-flops and multiplexers)"})
             continue
         m = _MEM_ROM.match(line.strip())
         if m:
             roms += int(m.group(1))
             continue
         if "Printing statistics." in line:
-            block = {}
+            sections = {}
+            section = None
             continue
-        if block is not None:
-            t = _CELLS_TOTAL.match(line)
-            if t:
-                block["__total__"] = int(t.group(1) or t.group(2))
+        if sections is not None:
+            h = _SECTION.match(line)
+            if h:
+                section = sections.setdefault(h.group(1), {})
                 continue
-            c = _CELL.match(line)
-            if c and (c.group(2) or c.group(3)):
-                name = c.group(2) or c.group(3)
-                count = int(c.group(1) or c.group(4))
-                if name.startswith("$") or name.isupper() or name[:1].isupper() or "_" in name:
-                    block[name] = count
-                continue
-            if block and line.startswith("==="):
-                continue
-            if block and line.strip() == "" and "__total__" in block:
-                cells = block
-                block = None
-    if block:
-        cells = block
-    return {"stage": stage, "cells": cells, "memories_bram": bram, "memories_logic": logic,
-            "rom_switches": roms}
+            c = _CELL_NEW.match(line) or _CELL_OLD.match(line)
+            if section is not None and c:
+                count, name = (c.group(1), c.group(2)) if c.re is _CELL_NEW else (c.group(2), c.group(1))
+                section[name] = int(count)
+            if sections:
+                # The whole design's counts when Yosys prints them, else the (flattened) top's.
+                filled = {k: v for k, v in sections.items() if v}
+                if filled:
+                    cells = filled.get("design hierarchy") or list(filled.values())[-1]
+    return {"stage": stage, "cells": cells, "memories_bram": bram, "memories_lutram": lutram,
+            "memories_logic": logic, "rom_switches": roms}
 
 
 def parse_nextpnr_report(report: dict, clk_mhz: float) -> dict:
@@ -149,6 +151,11 @@ def ecp5_figures(util: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 # Running tools
 # ---------------------------------------------------------------------------------------------------------
+def _rel(path: Path) -> str:
+    """A path as the report shows it: relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def git_describe() -> str:
     def git(*args):
         return subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -222,7 +229,7 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
         **figures,
         "build_s": round(sum(s["seconds"] for s in steps.values()), 1),
         "steps": steps, "status": status, "git": git_describe(),
-        "bitstream": str(bit.relative_to(ROOT)) if bit.exists() and not failed else None,
+        "bitstream": _rel(bit) if bit.exists() and not failed else None,
         "yosys": yosys, "nextpnr": pnr,
     }
 
@@ -266,6 +273,89 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Sub-block experiments on the ECP5 (`--block NAME`): LUTs and fmax of one piece of the device
+# ---------------------------------------------------------------------------------------------------------
+def _fp_op_block(kind):
+    """A registered FP32 operator (inputs and output in flip-flops, so fmax is the operator's own path)."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hw.fp32 import fp32_add, fp32_mul
+
+    class FPOp(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(32), "b": In(32), "y": Out(32)})
+
+        def elaborate(self, platform):
+            m = Module()
+            a, b = Signal(32), Signal(32)
+            m.d.sync += [a.eq(self.a), b.eq(self.b)]
+            fn = fp32_add if kind == "add" else fp32_mul
+            m.d.sync += self.y.eq(fn(m, a, b, name=f"fp_{kind}"))
+            return m
+
+    return FPOp()
+
+
+def _blocks(params):
+    from hw.bank_array import BankArray
+    from hw.bank_pu import BankPU
+    from hw.control_hub import ControlHub
+    from hw.lane_reduce import LaneReduce
+    from hw.uart_link import UARTLink
+
+    return {
+        "fp32_add": lambda: _fp_op_block("add"),
+        "fp32_mul": lambda: _fp_op_block("mul"),
+        "lane_reduce": lambda: LaneReduce(lanes=params.lanes),
+        "bank_pu": lambda: BankPU(lanes=params.lanes, accs=params.accs),
+        "bank_array": lambda: BankArray(params=params),
+        "uart_link": lambda: UARTLink(params=params),
+        "control_hub": lambda: ControlHub(params=params),
+    }
+
+
+BLOCK_NAMES = ("fp32_add", "fp32_mul", "lane_reduce", "bank_pu", "bank_array", "uart_link", "control_hub")
+
+
+def build_block(name: str, build_dir: Path, *, timeout_s: float) -> dict:
+    """Synthesise one block of the board preset alone (Yosys synth_ecp5, nextpnr-ecp5 --out-of-context on the
+    85F at the preset's clock). Its ports are not pins, so the figures are the block's logic only."""
+    from amaranth.back import verilog
+    from pimhil.contract import preset
+
+    params = preset("board")
+    clk_mhz = params.clk_hz / 1e6
+    t0 = time.monotonic()
+    text = verilog.convert(_blocks(params)[name](), name=name, emit_src=False)
+    (build_dir / f"{name}.v").write_text(f"// Generated by ci/board.py --block {name} (board preset)\n{text}")
+    (build_dir / "top.ys").write_text(f"read_verilog {name}.v\nsynth_ecp5 -top {name}\nwrite_json top.json\n")
+    for stale in ("top.rpt", "top.tim", "top.report.json", "top.json"):
+        (build_dir / stale).unlink(missing_ok=True)
+    steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
+    env = tool_env()
+    commands = [
+        ("yosys", [env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"]),
+        ("nextpnr-ecp5", [env["NEXTPNR_ECP5"], "--quiet", "--85k", "--package", "CABGA381", "--speed", "6",
+                          "--out-of-context", "--freq", str(clk_mhz), "--report", "top.report.json",
+                          "--timing-allow-fail", "--seed", "1", "--log", "top.tim", "--json", "top.json"]),
+    ]
+    for tool, argv in commands:
+        steps[tool] = run_step(tool, argv, cwd=build_dir, env=env, timeout_s=timeout_s)
+        if steps[tool]["status"] != "ok":
+            break
+    board = type("BlockBoard", (), {"name": f"block:{name}", "flow": "ecp5-block", "fpga": "LFE5U-85F-6BG381"})
+    report = ecp5_report(board, build_dir, clk_mhz, steps, {"preset": "board", "params": params.as_dict()})
+    if report["fmax_mhz"] is None and report.get("nextpnr"):
+        # Out of context, nextpnr names the clock after the port; take the slowest constrained clock.
+        clocks = report["nextpnr"]["clocks"]
+        report["fmax_mhz"] = round(min((c["achieved"] for c in clocks.values()), default=float("nan")), 2)
+        report["timing_met"] = report["fmax_mhz"] >= clk_mhz
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Vivado flow (build tree + lint; Vivado itself is not run here)
 # ---------------------------------------------------------------------------------------------------------
 
@@ -298,7 +388,7 @@ def lint_vivado_top(build_dir: Path) -> dict:
     (build_dir / "lint.log").write_text(r.stderr + "\n# width check\n" + rw.stderr)
     ok = r.returncode == 0 and "%Warning" not in r.stderr and not pin_mismatches
     print(f"  lint: {'clean' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s", flush=True)
-    return {"ok": ok, "log": str((build_dir / "lint.log").relative_to(ROOT)), "waivers": LINT_WAIVERS,
+    return {"ok": ok, "log": _rel(build_dir / "lint.log"), "waivers": LINT_WAIVERS,
             "stubs": sorted(stubs()), "ip_port_width_mismatches": pin_mismatches,
             "warnings": [l for l in r.stderr.splitlines() if l.startswith("%")][:50]}
 
@@ -321,7 +411,7 @@ def build_vivado(board, module, build_dir: Path) -> dict:
     t0 = time.monotonic()
     lint = lint_vivado_top(build_dir)
     steps["lint"] = {"seconds": round(time.monotonic() - t0, 1), "status": "ok" if lint["ok"] else "failed"}
-    rel = build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir
+    rel = _rel(build_dir)
     return {
         "board": board.name, "flow": board.flow, "fpga": board.fpga, "preset": module.PRESET,
         "params": params.as_dict(), "clk_mhz": params.clk_hz / 1e6,
@@ -341,12 +431,23 @@ def main(argv=None) -> int:
     from hw.boards import BOARDS, board_module, names
 
     ap = argparse.ArgumentParser(prog="python -m ci.board", description=__doc__.split("\n\n")[0])
-    ap.add_argument("board", choices=names())
+    ap.add_argument("board", nargs="?", choices=names())
+    ap.add_argument("--block", choices=BLOCK_NAMES,
+                    help="instead of a board: synthesise one block of the board preset for the ECP5-85F alone")
     ap.add_argument("--out", type=Path, default=OUT, help="parent of the build directory (default build/board)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MIN,
                     help="minutes one tool may run before it is stopped (default %(default)s)")
     ap.add_argument("--report-only", action="store_true", help="re-read an existing build directory")
     args = ap.parse_args(argv)
+    if args.block:
+        build_dir = (args.out / "blocks" / args.block).resolve()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        print(f"block {args.block} (board preset, LFE5U-85F out of context): building in {build_dir}", flush=True)
+        report = build_block(args.block, build_dir, timeout_s=args.timeout * 60)
+        (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        return summarise(report, build_dir)
+    if not args.board:
+        ap.error("name a board or --block")
     board = BOARDS[args.board]
     module = board_module(args.board)
     build_dir = (args.out / board.name).resolve()
@@ -365,7 +466,7 @@ def summarise(report: dict, build_dir: Path) -> int:
     keys = ("clk_mhz", "fmax_mhz", "lut4", "lut4_pct", "ff", "dsp", "bram", "build_s", "git", "status")
     print("  " + ", ".join(f"{k}={report.get(k)}" for k in keys if k in report))
     print(f"  report: {build_dir / 'report.json'}")
-    if report["flow"] == "ecp5":
+    if report["flow"].startswith("ecp5"):
         if report.get("bitstream"):
             print(f"  bitstream: {ROOT / report['bitstream']}")
         return 0 if report["status"] == "ok" else 1

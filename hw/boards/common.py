@@ -7,12 +7,12 @@ board without PCIe) are tied off the same way, inputs at their reset value, whic
 """
 
 from amaranth.hdl import Const, Value
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from pimhil.contract import DeviceParams
 
 from hw.device import Device
 
-__all__ = ["PCIE_PORTS", "SIM_ONLY_PORTS", "hardware_device", "tie_off"]
+__all__ = ["PCIE_PORTS", "SIM_ONLY_PORTS", "hardware_device", "pin", "tie_off"]
 
 # Device ports a simulation drives and no board does. Names that the device no longer has are skipped, so
 # the board tops keep building when the lead removes them from the hardware assembly.
@@ -48,3 +48,14 @@ def tie_off(m, component, names):
                 # The port signal carries the member's reset value (e.g. an idle-high UART line).
                 m.d.comb += port.eq(Const(getattr(port, "init", 0), len(Value.cast(port))))
     return present
+
+
+def pin(m, platform, name, direction, *, number=0, sub=None):
+    """Request a pin (or subsignal `sub` of a resource) raw and put an I/O buffer on it; returns the
+    buffer's `i` (input) or `o` (output) signal."""
+    port = platform.request(name, number, dir="-")
+    if sub is not None:
+        port = getattr(port, sub)
+    buf = io.Buffer(direction, port)
+    m.submodules[f"{name}_{number}{'_' + sub if sub else ''}_buf"] = buf
+    return buf.i if direction == "i" else buf.o

@@ -11,10 +11,11 @@ its reset baud divisor from: a board clock that differed would put the UART at t
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 from pimhil.contract import DeviceParams
 
-from .common import PCIE_PORTS, SIM_ONLY_PORTS, hardware_device, tie_off
+from .common import PCIE_PORTS, SIM_ONLY_PORTS, hardware_device, pin, tie_off
 
 __all__ = ["NAME", "PRESET", "REF_HZ", "PLLConfig", "ULX3STop", "ecp5_pll", "platform"]
 
@@ -121,7 +122,7 @@ class ULX3STop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         pll = self.pll
-        clk25 = platform.request("clk25", 0)
+        clk25 = pin(m, platform, "clk25", "i")
 
         # The device domain is reset synchronously from the `por` domain (same clock, never reset itself),
         # so reset is released on a clock edge wherever the button and the PLL lock come from.
@@ -137,17 +138,17 @@ class ULX3STop(Elaboratable):
             p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
             p_CLKI_DIV=pll.clki_div, p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll.clkop_div,
             p_CLKOP_CPHASE=pll.clkop_cphase, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=pll.clkfb_div,
-            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=cd_por.clk, i_CLKFB=cd_por.clk,
+            i_RST=0, i_STDBY=0, i_CLKI=clk25, o_CLKOP=cd_por.clk, i_CLKFB=cd_por.clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked,
         )
         m.d.comb += cd_sync.clk.eq(cd_por.clk)
         platform.add_clock_constraint(cd_por.clk, pll.out_hz)
 
-        button = platform.request("button_fire", 0)
+        button = pin(m, platform, "button_fire", "i")
         locked_s, button_s = Signal(), Signal()
         m.submodules.lock_sync = FFSynchronizer(locked, locked_s, o_domain="por")
-        m.submodules.button_sync = FFSynchronizer(button.i, button_s, o_domain="por")
+        m.submodules.button_sync = FFSynchronizer(button, button_s, o_domain="por")
         por = Signal(range(self.por_cycles + 1))
         with m.If(~locked_s | button_s):
             m.d.por += por.eq(0)
@@ -157,8 +158,11 @@ class ULX3STop(Elaboratable):
 
         m.submodules.device = dev = self.device
         tie_off(m, dev, SIM_ONLY_PORTS + PCIE_PORTS)
-        uart = platform.request("uart", 0)
-        m.d.comb += [dev.uart_rx.eq(uart.rx.i), uart.tx.o.eq(dev.uart_tx)]
+        # The FT231X's RTS/DTR lines are not used: no hardware flow control (the link needs none).
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx_buf = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buf = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [dev.uart_rx.eq(rx.i), tx.o.eq(dev.uart_tx)]
 
         heartbeat = Signal(range(self.params.clk_hz))
         blink = Signal()
@@ -168,7 +172,7 @@ class ULX3STop(Elaboratable):
             m.d.sync += heartbeat.eq(heartbeat + 1)
         leds = {0: dev.busy, 1: dev.irq_error, 2: dev.link_active, 7: blink}
         for i, value in leds.items():
-            m.d.comb += platform.request("led", i).o.eq(value)
+            m.d.comb += pin(m, platform, "led", "o", number=i).eq(value)
         return m
 
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 from amaranth.build import Attrs, Clock, DiffPairs, PinsN, Resource, Subsignal
 from amaranth.hdl import ClockDomain, Const, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 from pimhil.contract import DeviceParams, windows
 
-from .common import SIM_ONLY_PORTS, hardware_device, tie_off
+from .common import SIM_ONLY_PORTS, hardware_device, pin, tie_off
 
 __all__ = [
     "LINT_TOP",
@@ -243,7 +244,7 @@ class FuryTop(Elaboratable):
         cfg = self.mmcm
 
         # Device clock: MMCM from the 200 MHz oscillator, reset until it locks plus por_cycles.
-        clk200 = platform.request("clk200", 0)
+        clk200 = pin(m, platform, "clk200", "i")
         m.domains.por = cd_por = ClockDomain("por", reset_less=True)
         m.domains.sync = cd_sync = ClockDomain("sync")
         mmcm_out, mmcm_fb, locked = Signal(name="mmcm_out"), Signal(name="mmcm_fb"), Signal(name="mmcm_locked")
@@ -253,7 +254,7 @@ class FuryTop(Elaboratable):
             "MMCME2_BASE",
             p_BANDWIDTH="OPTIMIZED", p_CLKIN1_PERIOD=1e9 / cfg.ref_hz, p_DIVCLK_DIVIDE=cfg.divclk,
             p_CLKFBOUT_MULT_F=float(cfg.mult), p_CLKOUT0_DIVIDE_F=float(cfg.out_div), p_STARTUP_WAIT="FALSE",
-            i_CLKIN1=clk200.i, i_CLKFBIN=mmcm_fb, o_CLKFBOUT=mmcm_fb, o_CLKFBOUTB=Signal(name="mmcm_fbb"),
+            i_CLKIN1=clk200, i_CLKFBIN=mmcm_fb, o_CLKFBOUT=mmcm_fb, o_CLKFBOUTB=Signal(name="mmcm_fbb"),
             o_CLKOUT0=mmcm_out, o_LOCKED=locked, i_PWRDWN=0, i_RST=0, **unused,
         )
         m.submodules.bufg = Instance("BUFG", i_I=mmcm_out, o_O=cd_por.clk)
@@ -269,15 +270,17 @@ class FuryTop(Elaboratable):
         m.d.comb += cd_sync.rst.eq(por != self.por_cycles)
 
         # PCIe pins: the GT pins go straight to the core (no buffers of ours).
-        pcie = platform.request("pcie", 0, dir={"clk": "-", "rx": "-", "tx": "-"})
-        m.d.comb += pcie.clkreq.o.eq(1)       # ask the host for the reference clock, always
+        pcie = platform.request("pcie", 0, dir="-")
+        m.submodules.clkreq_buf = clkreq = io.Buffer("o", pcie.clkreq)
+        m.submodules.perst_buf = perst = io.Buffer("i", pcie.perst)
+        m.d.comb += clkreq.o.eq(1)       # ask the host for the reference clock, always
         refclk = Signal(name="pcie_refclk")
         m.submodules.refclk_buf = Instance("IBUFDS_GTE2", i_I=pcie.clk.p, i_IB=pcie.clk.n, i_CEB=0,
                                            o_O=refclk, o_ODIV2=Signal(name="refclk_div2"))
 
         axi_aclk, axi_aresetn = Signal(name="axi_aclk"), Signal(name="axi_aresetn")
         link_up = Signal(name="pcie_link_up")
-        xdma_ports = {"i_sys_clk": refclk, "i_sys_rst_n": ~pcie.perst.i, "o_user_lnk_up": link_up,
+        xdma_ports = {"i_sys_clk": refclk, "i_sys_rst_n": ~perst.i, "o_user_lnk_up": link_up,
                       "o_pci_exp_txp": pcie.tx.p, "o_pci_exp_txn": pcie.tx.n,
                       "i_pci_exp_rxp": pcie.rx.p, "i_pci_exp_rxn": pcie.rx.n,
                       "o_axi_aclk": axi_aclk, "o_axi_aresetn": axi_aresetn,
@@ -355,7 +358,7 @@ class FuryTop(Elaboratable):
         with m.Else():
             m.d.sync += heartbeat.eq(heartbeat + 1)
         for i, value in enumerate((dev.busy, dev.irq_error, link_up, blink)):
-            m.d.comb += platform.request("led", i).o.eq(value)
+            m.d.comb += pin(m, platform, "led", "o", number=i).eq(value)
         return m
 
 
