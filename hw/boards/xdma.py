@@ -370,13 +370,14 @@ def vivado_overrides(params: DeviceParams) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 # Port-exact stubs for the lint (never synthesised: Vivado uses the generated IP and its own unisims)
 # ---------------------------------------------------------------------------------------------------------
-def _axi_ports(prefix: str, names, *, master: bool, data_bits: int = 32) -> list:
-    """Verilog port declarations of an AXI interface; master=True: the stub drives what a master drives."""
+def _axi_ports(prefix: str, names, *, master: bool, data_bits: int = 32, vector_lock: bool = True) -> list:
+    """Verilog port declarations of an AXI interface; master=True: the stub drives what a master drives.
+    vector_lock: AxLOCK declared `[0:0]` (the AXI infrastructure IP) rather than scalar (XDMA)."""
     out = []
     for n in names:
         w = _width(n, data_bits)
         driven_by_stub = (n not in _SLAVE_DRIVES) if master else (n in _SLAVE_DRIVES)
-        rng = f"[{w - 1}:0] " if w > 1 or n in ("awlock", "arlock", "usr_irq_req") else ""
+        rng = f"[{w - 1}:0] " if w > 1 or (vector_lock and n in ("awlock", "arlock")) else ""
         out.append(f"{'output' if driven_by_stub else 'input '} wire {rng}{prefix}{n}")
     return out
 
@@ -405,7 +406,7 @@ def _xdma_stub() -> str:
                       "awcache", "wdata", "wstrb", "wlast", "wvalid", "wready", "bid", "bresp", "bvalid",
                       "bready", "arid", "araddr", "arlen", "arsize", "arburst", "arprot", "arvalid", "arready",
                       "arlock", "arcache", "rid", "rdata", "rresp", "rlast", "rvalid", "rready")]
-    for p in _axi_ports("m_axi_", mm, master=True, data_bits=AXI_DATA_BITS):
+    for p in _axi_ports("m_axi_", mm, master=True, data_bits=AXI_DATA_BITS, vector_lock=False):
         if p.endswith(("m_axi_awaddr", "m_axi_araddr")):
             p = p.replace("[31:0]", "[63:0]")
         ports.append(p)
