@@ -234,17 +234,20 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
     }
 
 
-def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool) -> dict:
+def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None) -> dict:
+    """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such)."""
+    import dataclasses
+
     from pimhil.contract import preset
 
-    params = preset(module.PRESET)
+    params = dataclasses.replace(preset(module.PRESET), **(overrides or {}))
     clk_mhz = params.clk_hz / 1e6
     steps_file = build_dir / "steps.json"
     if report_only:
         steps = json.loads(steps_file.read_text()) if steps_file.exists() else {}
         pll = json.loads((build_dir / "report.json").read_text()).get("pll") if (build_dir / "report.json").exists() else None
         return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
-                                                              "pll": pll})
+                                                              "pll": pll, "overrides": overrides or {}})
     for stale in ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.json", "top.config"):
         (build_dir / stale).unlink(missing_ok=True)
     steps = {}
@@ -269,7 +272,7 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
             break
     steps_file.write_text(json.dumps(steps, indent=2) + "\n")
     return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
-                                                          "pll": pll})
+                                                          "pll": pll, "overrides": overrides or {}})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -438,6 +441,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MIN,
                     help="minutes one tool may run before it is stopped (default %(default)s)")
     ap.add_argument("--report-only", action="store_true", help="re-read an existing build directory")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
+                    help="experiment: change a DeviceParams field of the preset (ECP5 boards; the build goes to "
+                         "build/board/<name>-exp)")
     args = ap.parse_args(argv)
     if args.block:
         build_dir = (args.out / "blocks" / args.block).resolve()
@@ -450,12 +456,22 @@ def main(argv=None) -> int:
         ap.error("name a board or --block")
     board = BOARDS[args.board]
     module = board_module(args.board)
-    build_dir = (args.out / board.name).resolve()
+    overrides = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        try:
+            overrides[field] = int(value, 0)
+        except ValueError:
+            ap.error(f"--set {item!r}: expected FIELD=INT")
+    build_dir = (args.out / (board.name + ("-exp" if overrides else ""))).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     print(f"board {board.name} ({board.fpga}): building in {build_dir}", flush=True)
     if board.flow == "ecp5":
-        report = build_ecp5(board, module, build_dir, timeout_s=args.timeout * 60, report_only=args.report_only)
+        report = build_ecp5(board, module, build_dir, timeout_s=args.timeout * 60, report_only=args.report_only,
+                            overrides=overrides)
     else:
+        if overrides:
+            ap.error("--set is for ECP5 boards")
         report = build_vivado(board, module, build_dir)
     (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return summarise(report, build_dir)
