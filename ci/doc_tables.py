@@ -18,22 +18,21 @@ from pathlib import Path
 
 from pimhil import contract as c
 from pimhil.contract import (ARRAY_OPS, CSR_BASE, HUB_FIELDS, MAGIC, PRESETS, SCRATCH_BASE, Command, ErrorCode, Flag,
-                             Frame, FrameCmd, FrameStatus, HubError, HubOp, Op, Reg, bank_stride, payload_words,
-                             windows)
+                             Frame, FrameCmd, FrameStatus, HubError, HubOp, Op, Reg, UART_RESET_BAUD, WRITABLE_REGS,
+                             WRITE_ONLY_REGS, bank_stride, payload_words, windows)
 from pimhil.frame import encode_raw_request, encode_request, encode_response
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- generated:([\w-]+) begin -->\n.*?<!-- generated:\1 end -->", re.DOTALL)
 
 # ---------------------------------------------------------------------------------------------------------
-# TEMPORARY: facts the contract does not carry in machine-readable form yet (proposed additions to
-# contract.py: REG_ACCESS, UART_RESET_BAUD, REG_DOC, STATUS_DOC, CONTROL_DOC). Each table is checked against
-# the contract's names, so a register or bit added there without an entry here stops the generator.
+# The prose of the register and bit tables (the facts: addresses, access, reset values, come from the
+# contract). Each table is checked against the contract's names, so a register or bit added there without a
+# meaning here stops the generator.
 # ---------------------------------------------------------------------------------------------------------
 # R: read-only, a write is a bus error. RW: read and write. W1: write-only, each 1 bit starts its action and
-# 0 bits do nothing; a read is a bus error. (Source: hw/control_hub.py, `writable` and the `regs` map.)
-_ACCESS = {Reg.CONTROL: "W1", Reg.UART_BAUD_DIV: "RW"}
-_RESET_BAUD = 115200        # UART_BAUD_DIV resets to clk_hz // this (hw/control_hub.py, golden/device.py)
+# 0 bits do nothing; a read is a bus error.
+_ACCESS = {r: "W1" if r in WRITE_ONLY_REGS else "RW" for r in WRITABLE_REGS}
 # Registers whose meaning is not a DeviceParams field (those come from the DeviceParams docstring).
 _REG_DOC = {
     Reg.MAGIC: "\"PIM1\" in ASCII: identifies the device (`MAGIC`)",
@@ -177,7 +176,7 @@ def regs_md() -> str:
         if r.name.lower() in params:
             return getattr(p, r.name.lower())
         special = {Reg.MAGIC: f"0x{MAGIC:08X}", Reg.VERSION: c.CONTRACT_VERSION, Reg.STATUS: f"{status_reset:#04x}",
-                   Reg.UART_BAUD_DIV: p.clk_hz // _RESET_BAUD}
+                   Reg.UART_BAUD_DIV: p.clk_hz // UART_RESET_BAUD}
         return special.get(r, 0)
 
     rows = []
@@ -267,7 +266,7 @@ def frame_constants_md() -> str:
     status = _table(["status", "name"], [[f"{int(x):#04x}", x.name] for x in FrameStatus])
     lines = []
     for n, p in PRESETS.items():
-        div = p.clk_hz // _RESET_BAUD
+        div = p.clk_hz // UART_RESET_BAUD
         cyc = Frame.TIMEOUT_BYTES * 10 * div
         lines.append(f"- `{n}` ({p.clk_hz / 1e6:g} MHz): PHY at the reset divisor {div}: "
                      f"{Frame.TIMEOUT_BYTES} × 10 × {div} = {cyc} cycles ({cyc / p.clk_hz * 1e3:.2f} ms); "
