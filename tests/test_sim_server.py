@@ -1,11 +1,14 @@
-"""The sim server's life cycle and the driver's behaviour when it dies (board preset, both links)."""
+"""The sim server's life cycle (client leaving in any state, idle clients, no client) and the driver's
+behaviour when the server dies; board preset."""
 
+import socket
+import struct
 import threading
 import time
 
 import pytest
 
-from pimhil.contract import MAGIC, SCRATCH_BASE, Reg
+from pimhil.contract import MAGIC, SCRATCH_BASE, Reg, SimPcie
 from pimhil.errors import DeviceGone, LinkTimeout
 from pimhil.sim_launch import SimServer
 from pimhil.transport.sim_pcie import SimPcieTransport
@@ -81,3 +84,86 @@ def test_other_uart_modes_serve_the_driver(target):
         assert dev.read_scratch(0, 40).tolist() == list(range(40))
         if target.startswith("sim-phy"):
             assert dev.read_reg("UART_FRAMES_OK") >= 3 and dev.read_reg("UART_FRAMING_ERRORS") == 0
+
+
+def log_text(server) -> str:
+    return server.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("link", ["uart", "uart-bytes", "uart-phy", "pcie"])
+def test_idle_client_is_dropped_but_a_polling_one_is_not(link):
+    """A client polling STATUS is served past the idle limit; once it goes silent the server drops it and
+    exits after the limit (bounds, not a speed measurement: at least the limit, well under the old hour)."""
+    idle = 3.0
+    server = SimServer(link, "board", idle=idle)
+    t = connect(server, 5.0)
+    try:
+        start = time.monotonic()
+        while time.monotonic() - start < idle * 1.5:
+            assert t.read_word(Reg.MAGIC) == MAGIC
+            t.read_word(Reg.STATUS)
+            time.sleep(0.3)
+        assert server.proc.poll() is None, "a client that kept polling was dropped"
+        silent_from = time.monotonic()
+        server.proc.wait(30)
+        waited = time.monotonic() - silent_from
+        assert idle - 0.5 <= waited < 30, waited
+        assert server.proc.returncode == 0
+        assert "client idle" in log_text(server)
+    finally:
+        t.close()
+        server.stop()
+
+
+def _leave_mid_work(server, sock):
+    """Give the server work that takes it far longer than the bound below, then leave at once."""
+    if server.link == "pcie":
+        # 1 MiB by DMA: tens of seconds of simulation, so the request is still outstanding when the client goes.
+        sock.sendall(struct.pack(SimPcie.REQ, SimPcie.REQ_MAGIC, SimPcie.OP_READ, SimPcie.CHAN_DMA, SCRATCH_BASE,
+                                 SimPcie.MAX_BYTES))
+    else:
+        # Zeros are never a sync byte: the link discards them one per cycle (uart-bytes: one Python wake-up
+        # each), so up to 1 MiB of them keeps the server feeding long after the client has gone.
+        sock.setblocking(False)
+        sent = 0
+        try:
+            while sent < 1 << 20:
+                sent += sock.send(bytes(1 << 16))
+        except BlockingIOError:
+            pass    # the socket buffers are full: plenty
+        assert sent > 0
+    time.sleep(1.0)
+    sock.close()
+
+
+@pytest.mark.parametrize("link", ["uart", "uart-bytes", "uart-phy", "pcie"])
+def test_server_exits_when_its_client_leaves_mid_work(link):
+    """The server keeps watching its client while the link or a bus transaction is busy with its input."""
+    server = SimServer(link, "board")
+    try:
+        _leave_mid_work(server, socket.create_connection((server.host, server.port), timeout=10))
+        left = time.monotonic()
+        server.proc.wait(30)
+        assert time.monotonic() - left < 10, "the server went on with the work of a client that had left"
+        assert server.proc.returncode == 0
+        assert "client left" in log_text(server)
+    finally:
+        server.stop()
+
+
+def test_deadline_ends_a_session_inside_an_outstanding_request():
+    """The deadline applies while the client waits for a request, not only between requests (a 1 MiB read
+    takes the simulation far longer than the 5 s)."""
+    server = SimServer("pcie", "board", deadline=5.0)
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=30)
+        sock.sendall(struct.pack(SimPcie.REQ, SimPcie.REQ_MAGIC, SimPcie.OP_READ, SimPcie.CHAN_DMA, SCRATCH_BASE,
+                                 SimPcie.MAX_BYTES))
+        sent = time.monotonic()
+        assert sock.recv(1) == b"", "the server answered a 1 MiB read before its deadline"
+        assert time.monotonic() - sent < 20
+        sock.close()
+        server.proc.wait(10)
+        assert "deadline reached with a bus transaction outstanding" in log_text(server)
+    finally:
+        server.stop()
