@@ -203,14 +203,14 @@ def control_md() -> str:
 
 def cmd_layout_md() -> str:
     rows, pos = [], 0
-    for name, width in c._CMD_HEADER:
+    for name, width in c.CMD_HEADER:
         word, lo = divmod(pos, 32)
         if lo + width > 32:
             raise SystemExit(f"header field {name} straddles a word: the table assumes it does not")
         rows.append([word, f"{lo + width - 1}:{lo}", name, width])
         pos += width
     if pos != 32 * c.CMD_HEADER_WORDS:
-        raise SystemExit(f"_CMD_HEADER is {pos} bits, not CMD_HEADER_WORDS = {c.CMD_HEADER_WORDS} words")
+        raise SystemExit(f"CMD_HEADER is {pos} bits, not CMD_HEADER_WORDS = {c.CMD_HEADER_WORDS} words")
     header = _table(["word", "bits", "field", "width"], rows)
 
     names = list(PRESETS)
@@ -234,7 +234,7 @@ def cmd_layout_md() -> str:
                 + [[f"0x{int(e):02X}", e.name, "`HubError`"] for e in HubError])
     err_t = _table(["code", "name", "enum"], err_rows)
     return "\n\n".join([
-        "Header words (`_CMD_HEADER`, LSB first):", header,
+        "Header words (`CMD_HEADER`, LSB first):", header,
         "Opcodes (`Op`, `HubOp`) and the words that follow the header (`payload_words`):", ops_t,
         "Flags (`Flag`, `ALLOWED_FLAGS`):", flags_t,
         "Header fields of the hub's own commands:", hub_t,

@@ -10,13 +10,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from pimhil.contract import DeviceParams, Frame, FrameCmd, FrameStatus, windows
+from pimhil.contract import LINK_COUNTERS, DeviceParams, Frame, FrameCmd, FrameStatus, windows
 
 from .bus import BusSignature
 
 __all__ = ["UARTLink", "COUNTERS"]
 
-COUNTERS = ("frames_ok", "crc_errors", "framing_errors", "timeouts", "overruns", "bad_frames", "dropped_bytes")
+COUNTERS = tuple(name for name, _ in LINK_COUNTERS)
 
 
 def crc16_byte(m, crc, byte, *, name):

@@ -18,7 +18,8 @@ __all__ = [
     "BF16_EXP_BIAS", "BF16_MANT_BITS", "FP32_EXP_BIAS", "FP32_MANT_BITS", "LANE_GUARD_BITS",
     "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
     "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
-    "payload_words", "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
+    "payload_words", "CMD_HEADER", "IDENTITY_REGS", "LINK_COUNTERS", "CSR_BYTES", "CMDQ_BYTES", "PAYLOAD_OPS",
+    "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
     "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "STATUS_PARTIAL", "WRITABLE_REGS", "WRITE_ONLY_REGS", "UART_RESET_BAUD", "UART_MIN_DIV",
     "CONTROL_CLEAR_ERROR", "CONTROL_CLEAR_COUNTERS", "CONTROL_ABORT", "check_command", "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
     "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32", "SimPcie",
@@ -57,7 +58,7 @@ AF_SEGMENTS = 64
 AF_DOMAIN_LOG2 = 3
 
 # Command field widths (bits). The first four 32-bit words of a host command are exactly these fields.
-_CMD_HEADER = (
+CMD_HEADER = (
     ("op", 8), ("flags", 8), ("bank", 8), ("acc", 8),
     ("row", 16), ("col", 16),
     ("count", 16), ("gb", 16),
@@ -239,7 +240,7 @@ RESPONDING_OPS = frozenset({Op.RD_SBK, Op.RD_GB, Op.RD_MAC, Op.SYNC})
 # ---------------------------------------------------------------------------------------------------------
 def cmd_fields(params: DeviceParams) -> tuple[tuple[str, int], ...]:
     """Fields of one command on the array's local port, least significant first."""
-    return _CMD_HEADER + (("data", params.burst_bits),)
+    return CMD_HEADER + (("data", params.burst_bits),)
 
 
 def resp_fields(params: DeviceParams) -> tuple[tuple[str, int], ...]:
@@ -311,7 +312,7 @@ class Command:
         v = {"op": int(self.op), "flags": int(self.flags), "bank": self.bank, "acc": self.acc,
              "row": self.row, "col": self.col, "count": self.count, "gb": self.gb,
              "imm": self.imm & 0xFFFFFFFF}
-        word = pack_fields(_CMD_HEADER, v)
+        word = pack_fields(CMD_HEADER, v)
         return [(word >> (32 * i)) & 0xFFFFFFFF for i in range(CMD_HEADER_WORDS)]
 
     def queue_words(self, params: "DeviceParams") -> list[int]:
@@ -426,6 +427,18 @@ WRITE_ONLY_REGS = frozenset({Reg.CONTROL})
 UART_RESET_BAUD = 115200
 UART_MIN_DIV = 4
 
+# Identity registers: constants that report the DeviceParams field named beside each (MAGIC and VERSION
+# before them report MAGIC and CONTRACT_VERSION).
+IDENTITY_REGS = ((Reg.BANKS, "banks"), (Reg.LANES, "lanes"), (Reg.ROWS, "rows"),
+                 (Reg.BURSTS_PER_ROW, "bursts_per_row"), (Reg.GB_WORDS, "gb_words"), (Reg.ACCS, "accs"),
+                 (Reg.SCRATCH_WORDS, "scratch_words"), (Reg.SCORE_WORDS, "score_words"),
+                 (Reg.CMDQ_WORDS, "cmdq_words"), (Reg.CLK_HZ, "clk_hz"))
+# The UART link's counters: the name of the link's counter output and the CSR that shows it.
+LINK_COUNTERS = (("frames_ok", Reg.UART_FRAMES_OK), ("crc_errors", Reg.UART_CRC_ERRORS),
+                 ("framing_errors", Reg.UART_FRAMING_ERRORS), ("timeouts", Reg.UART_TIMEOUTS),
+                 ("overruns", Reg.UART_OVERRUNS), ("bad_frames", Reg.UART_BAD_FRAMES),
+                 ("dropped_bytes", Reg.UART_DROPPED_BYTES))
+
 STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY, STATUS_DONE = 0x1, 0x2, 0x4, 0x8
 # The sequencer holds the first words of a command and waits for the host to push the rest (STATUS.busy is
 # also set; bank and GB window accesses are still served: docs/control_hub.md, "Partial commands").
@@ -466,10 +479,14 @@ def bank_stride(params: DeviceParams) -> int:
     return _pow2_ceil(params.bank_bursts * params.burst_bits // 8)
 
 
+CSR_BYTES = 0x1000           # the CSR window (registers at the offsets of Reg; the rest are holes)
+CMDQ_BYTES = 0x1000          # the command-queue window (every address pushes)
+
+
 def windows(params: DeviceParams) -> tuple[Window, ...]:
     return (
-        Window("csr", CSR_BASE, 0x1000),
-        Window("cmdq", CMDQ_BASE, 0x1000),
+        Window("csr", CSR_BASE, CSR_BYTES),
+        Window("cmdq", CMDQ_BASE, CMDQ_BYTES),
         Window("scratch", SCRATCH_BASE, params.scratch_words * 4),
         Window("gb", GB_BASE, params.gb_words * 2),
         Window("bank", BANK_BASE, params.banks * bank_stride(params)),
@@ -483,12 +500,16 @@ def bank_address(params: DeviceParams, bank: int, row: int, col: int = 0) -> int
     return BANK_BASE + bank * bank_stride(params) + (row * params.bursts_per_row + col) * params.burst_bits // 8
 
 
+# Ops whose command carries data words after its header: one burst, or WR_AFLUT's slope and intercept.
+PAYLOAD_OPS = frozenset({Op.WR_SBK, Op.WR_ABK, Op.WR_GB, Op.WR_AFLUT})
+
+
 def payload_words(op: int, params: DeviceParams) -> int:
     """32-bit words that follow a command's 4 header words in the command queue."""
-    if op in (Op.WR_SBK, Op.WR_ABK, Op.WR_GB):
-        return params.burst_bits // 32
     if op == Op.WR_AFLUT:
         return 2
+    if op in PAYLOAD_OPS:
+        return params.burst_bits // 32
     return 0
 
 

@@ -19,15 +19,11 @@ import numpy as np
 
 from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR,
                        CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL, Command, DeviceParams, ErrorCode,
-                       HubError, HubOp, Op, Reg, attn_tile_problem, bank_address, gemv_tile_problem)
+                       HubError, HubOp, IDENTITY_REGS, Op, Reg, attn_tile_problem, bank_address, gemv_tile_problem)
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
 from .layout import attention_layout, gemv_plan, pad_gemv, to_bf16_bits
 from .reference import scale_bits
 
-# Identity registers in DeviceParams field order.
-_IDENTITY = (("banks", Reg.BANKS), ("lanes", Reg.LANES), ("rows", Reg.ROWS), ("bursts_per_row", Reg.BURSTS_PER_ROW),
-             ("gb_words", Reg.GB_WORDS), ("accs", Reg.ACCS), ("scratch_words", Reg.SCRATCH_WORDS),
-             ("score_words", Reg.SCORE_WORDS), ("cmdq_words", Reg.CMDQ_WORDS), ("clk_hz", Reg.CLK_HZ))
 # Words per transport call in bulk transfers: the granularity of progress reports.
 BULK_WORDS = 8192
 
@@ -98,8 +94,10 @@ class Device:
         version = self.t.read_word(CSR_BASE + Reg.VERSION)
         if version != CONTRACT_VERSION:
             raise DeviceMismatch(f"device speaks contract version {version}, this driver {CONTRACT_VERSION}")
-        values = self.t.read(CSR_BASE + Reg.BANKS, len(_IDENTITY))
-        got = {name: v for (name, _), v in zip(_IDENTITY, values)}
+        # The identity registers are consecutive: one transfer.
+        first = IDENTITY_REGS[0][0]
+        values = self.t.read(CSR_BASE + first, len(IDENTITY_REGS))
+        got = {name: values[(reg - first) // 4] for reg, name in IDENTITY_REGS}
         try:
             params = DeviceParams(**got)
         except ValueError as e:

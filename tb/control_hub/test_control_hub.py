@@ -8,7 +8,7 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from pimhil.contract import (AF_SEGMENTS, BANK_BASE, CMDQ_BASE, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
+from pimhil.contract import (LINK_COUNTERS, AF_SEGMENTS, BANK_BASE, CMDQ_BASE, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
                              CONTROL_CLEAR_ERROR, GB_BASE, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
                              STATUS_PARTIAL, Command, ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_address, preset)
 from pimhil.golden.device import BusError as GoldenBusError
@@ -27,9 +27,8 @@ class TB:
         self.p = preset(os.environ["PIM_PRESET"])
         self.rng_py, self.rng = rngs(dut._log)
         Clock(dut.clk, 10, unit="ns").start()
-        for name in ("uart_frames_ok", "uart_crc_errors", "uart_framing_errors", "uart_timeouts",
-                     "uart_overruns", "uart_bad_frames", "uart_dropped_bytes"):
-            getattr(dut, name).value = 0
+        for name, _ in LINK_COUNTERS:
+            getattr(dut, f"uart_{name}").value = 0
         self.bus = BusMaster(dut, "bus", dut.clk)
         self.golden = GoldenDevice(self.p)
 

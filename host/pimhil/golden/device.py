@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contract import (ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
+from ..contract import (CMD_HEADER, CMD_HEADER_WORDS, IDENTITY_REGS, LINK_COUNTERS, ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
                         CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
-                        STATUS_PARTIAL, STATUS_QUEUE_EMPTY, UART_MIN_DIV, UART_RESET_BAUD, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
+                        STATUS_PARTIAL, STATUS_QUEUE_EMPTY, PAYLOAD_OPS, UART_MIN_DIV, UART_RESET_BAUD, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
                         Reg, attn_tile_problem, bank_stride, check_command, gemv_tile_problem, payload_words,
                         unpack_fields, windows)
 from .array import GoldenArray
@@ -85,20 +85,17 @@ class GoldenDevice:
         self._bus_error(addr)
 
     def _csr(self, off, value):
-        p = self.p
         regs = {
-            Reg.MAGIC: MAGIC, Reg.VERSION: CONTRACT_VERSION, Reg.BANKS: p.banks, Reg.LANES: p.lanes,
-            Reg.ROWS: p.rows, Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
-            Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
-            Reg.CLK_HZ: p.clk_hz,
+            Reg.MAGIC: MAGIC, Reg.VERSION: CONTRACT_VERSION,
+            **{reg: getattr(self.p, name) for reg, name in IDENTITY_REGS},
+            # The golden device has no UART link: its counters stay 0.
+            **{reg: 0 for _, reg in LINK_COUNTERS},
             Reg.STATUS: (STATUS_ERROR if self.err_latched else 0) | STATUS_QUEUE_EMPTY
             | (STATUS_BUSY | STATUS_PARTIAL if self.partial else STATUS_DONE),
             Reg.ERROR_CODE: self.err_code, Reg.ERROR_OP: self.err_op, Reg.ERROR_COUNT: self.err_count,
             Reg.CMDQ_LEVEL: 0, Reg.PERF_CYCLES: 0, Reg.PERF_BUSY: 0, Reg.PERF_MAC: 0,
             Reg.PERF_STALL: 0, Reg.PERF_CMDS: self.cmds_done, Reg.UART_BAUD_DIV: self.baud_div,
             Reg.BUS_ERRORS: self.bus_errors, Reg.BUS_ERROR_ADDR: self.bus_err_addr,
-            Reg.UART_FRAMES_OK: 0, Reg.UART_CRC_ERRORS: 0, Reg.UART_FRAMING_ERRORS: 0, Reg.UART_TIMEOUTS: 0,
-            Reg.UART_OVERRUNS: 0, Reg.UART_BAD_FRAMES: 0, Reg.UART_DROPPED_BYTES: 0,
         }
         if value is None:
             if off not in set(int(r) for r in regs):
@@ -168,16 +165,14 @@ class GoldenDevice:
 
     def _execute(self, words):
         p = self.p
-        h = unpack_fields((("op", 8), ("flags", 8), ("bank", 8), ("acc", 8), ("row", 16), ("col", 16),
-                           ("count", 16), ("gb", 16), ("imm", 32)),
-                          sum(w << (32 * i) for i, w in enumerate(words[:4])))
+        h = unpack_fields(CMD_HEADER, sum(w << (32 * i) for i, w in enumerate(words[:CMD_HEADER_WORDS])))
         op = h["op"]
         if op in (int(o) for o in ARRAY_OPS) and op != Op.SYNC:
             data = ()
-            if op in (Op.WR_SBK, Op.WR_ABK, Op.WR_GB):
-                data = tuple(v for w in words[4:] for v in (w & 0xFFFF, w >> 16))
-            elif op == Op.WR_AFLUT:
+            if op == Op.WR_AFLUT:
                 data = (words[4], words[5])
+            elif op in PAYLOAD_OPS:
+                data = tuple(v for w in words[4:] for v in (w & 0xFFFF, w >> 16))
             cmd = Command(Op(op), data=data, **{k: h[k] for k in ("flags", "bank", "acc", "row", "col", "count",
                                                                    "gb", "imm")})
             reads = op in (Op.RD_SBK, Op.RD_GB)

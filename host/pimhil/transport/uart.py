@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ..contract import CMDQ_BASE, Frame, FrameCmd, FrameStatus
+from ..contract import CMDQ_BASE, CMDQ_BYTES, Frame, FrameCmd, FrameStatus
 from ..errors import DeviceError, DeviceGone, LinkError, LinkTimeout
 from ..frame import FrameError, crc16, encode_request
 from .base import Transport, check_aligned
@@ -90,7 +90,7 @@ class UartTransport(Transport):
     def write(self, addr, words):
         check_aligned(addr)
         words = [int(w) & 0xFFFFFFFF for w in words]
-        in_cmdq = CMDQ_BASE <= addr < CMDQ_BASE + 0x1000
+        in_cmdq = CMDQ_BASE <= addr < CMDQ_BASE + CMDQ_BYTES
         reqs = [self._req(FrameCmd.WRITE, addr + 4 * i, words=tuple(words[i:i + Frame.MAX_WORDS]),
                           retryable=not in_cmdq) for i in range(0, len(words), Frame.MAX_WORDS)]
         self._run(reqs)

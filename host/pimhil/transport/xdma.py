@@ -16,7 +16,7 @@ import errno
 import os
 import struct
 
-from ..contract import CMDQ_BASE, CSR_BASE, FrameStatus, Reg
+from ..contract import CMDQ_BASE, CMDQ_BYTES, CSR_BASE, FrameStatus, Reg
 from ..errors import DeviceError, DeviceGone, LinkError, LinkTimeout
 from .base import Transport, check_aligned
 
@@ -135,7 +135,7 @@ class XdmaTransport(Transport):
 
     @staticmethod
     def _is_register(addr: int) -> bool:
-        return CSR_BASE <= addr < CMDQ_BASE + 0x1000
+        return CSR_BASE <= addr < CMDQ_BASE + CMDQ_BYTES
 
     def _card_gone(self) -> bool:
         """Asked only after an all-ones value: a card still on the bus never reads all ones at MAGIC."""
