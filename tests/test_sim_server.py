@@ -167,3 +167,28 @@ def test_deadline_ends_a_session_inside_an_outstanding_request():
         assert "deadline reached with a bus transaction outstanding" in log_text(server)
     finally:
         server.stop()
+
+
+def test_ctrl_c_while_the_server_starts_kills_it(monkeypatch):
+    """The server runs in its own session, so no SIGINT reaches it: the launcher must end it itself."""
+    import os
+
+    import pimhil.sim_launch as launch
+
+    started = []
+    real_popen = launch.subprocess.Popen
+
+    def popen(*a, **kw):
+        started.append(real_popen(*a, **kw))
+        return started[-1]
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launch.subprocess, "Popen", popen)
+    monkeypatch.setattr(launch.time, "sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        SimServer("uart", "board")
+    assert started[0].poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(started[0].pid, 0)          # nothing of its process group is left

@@ -61,15 +61,21 @@ class SimServer:
         self.proc = subprocess.Popen(cmd, cwd=self.repo, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         limit = time.monotonic() + start_timeout
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace")[-2000:]
-                raise DeviceGone(f"sim server exited ({self.proc.returncode}) before listening: {err}\n"
-                                 f"log: {self.tail_log()}")
-            if time.monotonic() > limit:
-                self.stop()
-                raise LinkTimeout(f"sim server not listening after {start_timeout} s")
-            time.sleep(0.05)
+        try:
+            while not ready.exists():
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode(errors="replace")[-2000:]
+                    raise DeviceGone(f"sim server exited ({self.proc.returncode}) before listening: {err}\n"
+                                     f"log: {self.tail_log()}")
+                if time.monotonic() > limit:
+                    raise LinkTimeout(f"sim server not listening after {start_timeout} s")
+                time.sleep(0.05)
+        except BaseException:
+            # Ctrl-C or a failure while it starts: the server runs in its own session (no SIGINT reaches it)
+            # and would go on building its model for minutes.
+            self.kill()
+            self._tmp.cleanup()
+            raise
         info = json.loads(ready.read_text())
         self.host, self.port = info["host"], int(info["port"])
 
@@ -90,6 +96,9 @@ class SimServer:
                     self.proc.wait(5)
                 except subprocess.TimeoutExpired:
                     self.kill()
+            except BaseException:
+                self.kill()         # a second Ctrl-C while waiting must not leave the server behind
+                raise
         if self.proc.stderr:
             self.proc.stderr.close()
         self._tmp.cleanup()
