@@ -10,7 +10,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell cat requirements.txt host/pyproject.toml | cksum | cut -d' ' -f1)
 HW_SRC     := $(wildcard hw/*.py) host/pimhil/contract.py
-RTL        := $(foreach p,sim board,rtl/pim_bank_array_$(p).v rtl/pim_device_$(p).v)
+RTL        := $(foreach p,sim board,rtl/pim_bank_array_$(p).v rtl/pim_device_$(p).v) rtl/pim_device_board_hw.v
 PYTEST_ARGS ?=
 # Builds and simulations are independent (one build directory per configuration): run them on every core.
 JOBS       ?= auto

@@ -20,6 +20,7 @@ from pimhil.contract import CONTRACT_VERSION, PRESETS
 
 from .bank_array import BankArray
 from .device import Device
+from .sim_device import SimDevice
 
 HEADER = """\
 // GENERATED FILE - DO NOT EDIT.
@@ -37,11 +38,20 @@ def strip_zero_memory_init(text: str) -> str:
     return _ZERO_INIT.sub("", text)
 
 
+# The preset a board carries: its hardware assembly is generated too, for lint and the no-simulation-logic check
+# (the board flow in hw/boards/ builds its own top around the same Device).
+HARDWARE_PRESETS = ("board",)
+
+
 def tops():
-    """(top module name, preset name, params, elaboratable factory) for every generated top."""
+    """(top module name, preset name, params, elaboratable factory) for every generated top:
+    pim_bank_array_<preset> (the array alone), pim_device_<preset> (the simulation assembly, SimDevice, which
+    testbenches and the sim server run) and pim_device_<preset>_hw (the hardware assembly, Device)."""
     for name, params in PRESETS.items():
         yield f"pim_bank_array_{name}", name, params, (lambda params=params: BankArray(params=params))
-        yield f"pim_device_{name}", name, params, (lambda params=params: Device(params=params))
+        yield f"pim_device_{name}", name, params, (lambda params=params: SimDevice(params=params))
+        if name in HARDWARE_PRESETS:
+            yield f"pim_device_{name}_hw", name, params, (lambda params=params: Device(params=params))
 
 
 def port_manifest(component):

@@ -14,6 +14,7 @@ from hw.burst_memory import BurstMemory
 from hw.device import Device
 from hw.lane_reduce import LaneReduce
 from hw.sim_byte_bridge import SimByteBridge
+from hw.sim_device import SimDevice
 from pimhil.contract import PRESETS
 
 
@@ -25,7 +26,8 @@ from pimhil.contract import PRESETS
     (lambda: BurstMemory(lanes=16, depth=1), ValueError, "depth must be an int >= 2, not 1"),
     (lambda: BurstMemory(lanes=0, depth=8), ValueError, "lanes must be a positive int, not 0"),
     (lambda: BankArray(params={"banks": 16}), TypeError, "params must be a DeviceParams"),
-    (lambda: Device(params=PRESETS["board"], sb_width=-1), ValueError, "sb_width must be an int in [0, 256]"),
+    (lambda: SimDevice(params=PRESETS["board"], sb_width=0), ValueError, "sb_width must be an int in [1, 256], not 0"),
+    (lambda: Device(params="board"), TypeError, "params must be a DeviceParams"),
     (lambda: SimByteBridge(width=0), ValueError, "width must be an int in [1, 256], not 0"),
 ])
 def test_bad_parameters(make, err, needle):
@@ -56,10 +58,16 @@ def test_good_parameters_elaborate():
     Fragment.get(ActivationUnit(), None)
 
 
-def test_device_without_the_simulation_bridge():
-    """sb_width=0 builds the device for an FPGA: no SimByteBridge, no sb_* ports."""
-    from amaranth.hdl import Fragment
+SIM_ONLY = re.compile(r"\b(sb_\w*|ub_in\w*|ub_out\w*|uart_bypass|sim_bridge\w*)")
 
-    dev = Device(params=PRESETS["board"], sb_width=0)
-    assert not any(name.startswith("sb_") for name in dev.signature.members)
-    Fragment.get(dev, None)
+
+def test_hardware_assembly_has_no_simulation_logic():
+    """The hardware top (Device) has no simulation port and no simulation block anywhere in its Verilog; the
+    simulation assembly (SimDevice) adds exactly those."""
+    from amaranth.back import verilog
+
+    hw_text = verilog.convert(Device(params=PRESETS["board"]), name="hw_top", emit_src=False)
+    assert not SIM_ONLY.search(hw_text), SIM_ONLY.search(hw_text)
+    sim = SimDevice(params=PRESETS["board"])
+    extra = set(sim.signature.members) - set(Device(params=PRESETS["board"]).signature.members)
+    assert extra and all(SIM_ONLY.fullmatch(name) or name == "sb_select" for name in extra), extra

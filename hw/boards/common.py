@@ -1,9 +1,8 @@
 """What every board top shares: the device as built for hardware, and its simulation-only ports tied off.
 
-The hardware assembly is `hw.device.Device(params=..., sb_width=0)` (no SimByteBridge). Device still has
-ports that only a simulation drives (`SIM_ONLY_PORTS`: the UART byte bypass); a board top drives their
-inputs with constants so synthesis removes that logic. Ports that a board does not wire (the AXI ports on a
-board without PCIe) are tied off the same way, inputs at their reset value, which is "no request".
+The hardware assembly is `hw.device.Device(params=...)`: it has no simulation-only port or logic (those are
+hw/sim_device.py's SimDevice). `SIM_ONLY_PORTS` are tied off only where a device still has them. Ports that
+a board does not wire (the AXI ports on a board without PCIe) are tied off the same way, inputs at their reset value, which is "no request".
 """
 
 from amaranth.hdl import Const, Value
@@ -25,7 +24,7 @@ def hardware_device(*, params):
     """The device as an FPGA build instantiates it: no simulation bridge."""
     if not isinstance(params, DeviceParams):
         raise TypeError(f"params must be a DeviceParams, not {params!r}")
-    return Device(params=params, sb_width=0)
+    return Device(params=params)
 
 
 def tie_off(m, component, names):
