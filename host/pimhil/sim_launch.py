@@ -18,7 +18,16 @@ from pathlib import Path
 
 from .errors import DeviceGone, LinkTimeout
 
-LINKS = ("uart", "uart-bytes", "uart-phy", "pcie")
+# The sim server's links: (link name for `python -m tb.sim_server --link`, open_target/pimctl target kind,
+# what it is). The one table the server, the launcher, the targets and pimctl's help all read.
+SIM_LINKS = (
+    ("uart", "sim", "UART link bytes, PHY bypassed, 64 bytes per wake-up"),
+    ("uart-phy", "sim-phy", "UART link bytes through the 8N1 PHY"),
+    ("uart-bytes", "sim-bytes", "UART link bytes, plain byte bypass (slow)"),
+    ("pcie", "sim-pcie", "AXI ports with XDMA routing (BAR and DMA)"),
+)
+LINKS = tuple(link for link, _, _ in SIM_LINKS)
+LINK_OF_TARGET = {target: link for link, target, _ in SIM_LINKS}
 
 
 def find_repo() -> Path:

@@ -19,13 +19,14 @@ import os
 import sys
 from pathlib import Path
 
+from pimhil.sim_launch import LINKS
 from tb.support import runner
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tb.sim_server", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="sim", choices=["sim", "board"])
-    ap.add_argument("--link", default="uart", choices=["uart", "uart-bytes", "uart-phy", "pcie"])
+    ap.add_argument("--link", default="uart", choices=LINKS)
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
     ap.add_argument("--deadline", type=float, default=3600.0, help="wall-clock seconds before the server exits")
     ap.add_argument("--accept", type=float, default=120.0, help="seconds to wait for a client")

@@ -2,10 +2,7 @@
 
 Targets (`open_target`):
   golden[:preset]          the golden model, in-process
-  sim[:preset]             a sim server started for the call, UART link bytes through the PHY bypass
-  sim-phy[:preset]         the same with the 8N1 PHY in the loop
-  sim-bytes[:preset]       the same through the plain byte bypass (Python wakes every cycle)
-  sim-pcie[:preset]        a sim server's AXI ports with XDMA routing
+  {sim_targets}
   uart:<pyserial URL>      a board (or a running sim server: uart:socket://127.0.0.1:PORT)
   xdma:<device path>       a board through the XDMA driver (/dev/xdma0 or /dev/xdma0_user)
   sysfs:<resource path>    a board's BAR mmap'ed from sysfs, registers only
@@ -14,10 +11,13 @@ Targets (`open_target`):
 
 from __future__ import annotations
 
+from ..sim_launch import LINK_OF_TARGET, SIM_LINKS
 from .base import Transport
 
 __all__ = ["Transport", "open_target", "TARGET_HELP"]
 
+__doc__ = __doc__.format(sim_targets="\n  ".join(f"{t + '[:preset]':24s} sim server for the call: {doc}"
+                                                for _, t, doc in SIM_LINKS))
 TARGET_HELP = __doc__.split("Targets (`open_target`):\n", 1)[1]
 
 
@@ -29,9 +29,9 @@ def open_target(target: str, *, timeout: float | None = None, **kw) -> Transport
     if kind == "golden":
         from .golden import GoldenTransport
         return GoldenTransport(rest or "sim")
-    if kind in ("sim", "sim-phy", "sim-bytes", "sim-pcie"):
+    if kind in LINK_OF_TARGET:
         from ..sim_launch import SimServer
-        link = {"sim": "uart", "sim-phy": "uart-phy", "sim-bytes": "uart-bytes", "sim-pcie": "pcie"}[kind]
+        link = LINK_OF_TARGET[kind]
         server = SimServer(link, rest or "sim", **kw)
         try:
             if link == "pcie":
