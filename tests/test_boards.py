@@ -140,17 +140,40 @@ def test_yosys_log_parser_reports_stage_cells_and_where_memories_went():
     r = ci_board.parse_yosys_log(YOSYS_LOG)
     assert r["stage"] == "2.52 CHECK pass (checking for obvious problems)"
     assert r["cells"] == {"CCU2C": 88, "LUT4": 763, "MULT18X18D": 12, "TRELLIS_FF": 96}
-    assert [m["memory"] for m in r["memories_bram"]] == ["top.device.hub.array.bank1.mem", "top.device.hub.array.af.lut"]
+    assert [m["memory"] for m in r["memories_bram"]] == ["top.device.hub.array.bank1.mem",
+                                                         "top.device.hub.array.af.lut"]
     assert [m["memory"] for m in r["memories_lutram"]] == ["top.device.hub.rq.storage"]
     logic = {m["memory"]: m["via"] for m in r["memories_logic"]}
     assert logic["device.hub.scratch"].startswith("memory_map (flip-flops")
     assert "constant table" in logic["device.hub.$auto$proc_rom.cc:155:do_switch$243"]
 
 
+AIGMAP_LOG = r"""
+2.46.16. Executing AIGMAP pass (map logic to AIG).
+Module top: replaced 223412 cells with 1522601 new cells, skipped 76682 cells.
+  replaced 3 cell types:
+  207882 $_MUX_
+   13761 $_OR_
+  not replaced 14 cell types:
+   54924 TRELLIS_FF
+      71 DP16KD
+      85 MULT18X18D
+    5463 $paramod$838872d5a4bab89607f53482b205c0fd50d8b82e\CCU2C
+
+2.46.16.3. Executing XAIGER2 backend.
+Extracted 683251 AND gates and 0 wires from module `top' to a netlist network with 77012 inputs and 227329 outputs.
+2.46.16.5. Executing ABC9.
+"""
+
+
 def test_yosys_log_parser_on_a_log_cut_off_mid_run():
     cut = YOSYS_LOG.split("2.30.")[0]
     r = ci_board.parse_yosys_log(cut)
     assert r["stage"].startswith("2.28 MEMORY_LIBMAP") and r["cells"] is None and r["memories_logic"] == []
+    r = ci_board.parse_yosys_log(cut + AIGMAP_LOG)
+    assert r["stage"] == "2.46.16.5 ABC9" and r["aig_and_gates"] == 683251
+    assert r["cells_before_lut_mapping"] == {"$_MUX_": 207882, "$_OR_": 13761, "TRELLIS_FF": 54924, "DP16KD": 71,
+                                             "MULT18X18D": 85, "CCU2C": 5463}
 
 
 def test_nextpnr_parsers_pick_the_device_clock():
@@ -241,7 +264,8 @@ def test_hardware_device_has_no_simulation_bridge():
 
 def _top_ports(rtlil: str) -> set:
     body = rtlil.split("module \\top\n", 1)[1].split("\nend\n", 1)[0]
-    return {m.group(2) for m in re.finditer(r"^\s*wire (?:width \d+ )?(input|output|inout) \d+ +\\(\S+)", body, re.MULTILINE)}
+    port = re.compile(r"^\s*wire (?:width \d+ )?(input|output|inout) \d+ +\\(\S+)", re.MULTILINE)
+    return {m.group(2) for m in port.finditer(body)}
 
 
 def test_ulx3s_top_has_only_board_pins():

@@ -2,7 +2,8 @@
 
 The hardware assembly is `hw.device.Device(params=...)`: it has no simulation-only port or logic (those are
 hw/sim_device.py's SimDevice). `SIM_ONLY_PORTS` are tied off only where a device still has them. Ports that
-a board does not wire (the AXI ports on a board without PCIe) are tied off the same way, inputs at their reset value, which is "no request".
+a board does not wire (the AXI ports on a board without PCIe) are tied off the same way, inputs at their
+reset value, which is "no request".
 """
 
 from amaranth.hdl import Const, Value

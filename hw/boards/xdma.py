@@ -294,7 +294,8 @@ class FuryTop(Elaboratable):
             xdma_ports[f"{'i' if n in _SLAVE_DRIVES else 'o'}_m_axil_{n}"] = s
         # XDMA m_axi (128 bit, IDs) -> axi_dwc
         wide = {n: Signal(_width(n, AXI_DATA_BITS), name=f"xdma_axi_{n}")
-                for n in _AXI_CH + ("awid", "arid", "bid", "rid") if n not in ("awregion", "arregion", "awqos", "arqos")}
+                for n in _AXI_CH + ("awid", "arid", "bid", "rid")
+                if n not in ("awregion", "arregion", "awqos", "arqos")}
         for n, s in wide.items():
             if n == "awaddr" or n == "araddr":
                 continue
@@ -395,10 +396,10 @@ def _stub(name: str, ports: list, note: str) -> str:
 
 
 def _xdma_stub() -> str:
-    l = PCIE_LANES - 1
+    msb = PCIE_LANES - 1
     ports = ["input  wire sys_clk", "input  wire sys_rst_n", "output wire user_lnk_up",
-             f"output wire [{l}:0] pci_exp_txp", f"output wire [{l}:0] pci_exp_txn",
-             f"input  wire [{l}:0] pci_exp_rxp", f"input  wire [{l}:0] pci_exp_rxn",
+             f"output wire [{msb}:0] pci_exp_txp", f"output wire [{msb}:0] pci_exp_txn",
+             f"input  wire [{msb}:0] pci_exp_rxp", f"input  wire [{msb}:0] pci_exp_rxn",
              "output wire axi_aclk", "output wire axi_aresetn",
              "input  wire [0:0] usr_irq_req", "output wire [0:0] usr_irq_ack",
              "output wire msi_enable", "output wire [2:0] msi_vector_width"]
