@@ -3,7 +3,7 @@
 #   make test   - every test: pytest unit/property tests and the cocotb testbenches (slow ones included)
 #   make bench  - benchmarks, printed and written to build/bench/results.json
 #   make rtl    - generate Verilog for both presets into rtl/
-#   make lint   - verilator --lint-only -Wall on the generated tops
+#   make lint   - ruff on the Python (ruff.toml), verilator --lint-only -Wall on the generated tops
 
 PYTHON_SYS ?= python3
 VENV       ?= .venv
@@ -42,10 +42,10 @@ $(RTL): rtl/.generated
 
 rtl: $(RTL)
 
-test: $(STAMP) $(RTL)
+test: $(STAMP) $(RTL) lint
 	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
-test-fast: $(STAMP) $(RTL)
+test-fast: $(STAMP) $(RTL) lint
 	$(PY) -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP) $(RTL)
@@ -55,6 +55,7 @@ bench: $(STAMP) $(RTL)
 	$(PY) -m ci.bench
 
 lint: $(STAMP) $(RTL)
+	$(VENV)/bin/ruff check .
 	$(PY) -m ci.lint $(RTL)
 
 clean:

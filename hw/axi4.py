@@ -10,7 +10,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi_lite import OKAY, SLVERR
+from .axi_lite import SLVERR
 from .bus import BusSignature
 
 __all__ = ["AXI4Slave"]

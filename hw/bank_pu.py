@@ -23,8 +23,8 @@ class BankPU(wiring.Component):
 
     A token (`in_op`, `in_acc`, `in_zero`, `in_value`) with its burst (`w`, `x`) enters when `en` is high and
     takes effect LATENCY enabled cycles later, in order, so a SET behind a MAC never overtakes it.
-    `rd_idx`/`rd_data` read an accumulator combinationally, showing this cycle's write if there is one; `wr_*` writes one directly (used only while no
-    token is in flight).
+    `rd_idx`/`rd_data` read an accumulator combinationally, showing this cycle's write if there is one; `wr_*`
+    writes one directly (used only while no token is in flight).
     """
 
     LATENCY = LaneReduce.LATENCY

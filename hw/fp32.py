@@ -4,7 +4,7 @@ These are functions that add logic to a Module and return the result signal, not
 inside pipeline stages of larger blocks, whose registers decide where the stage boundaries fall.
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
 from pimhil.contract import BF16_QNAN, FP32_QNAN
 

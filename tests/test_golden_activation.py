@@ -1,6 +1,5 @@
 """Activation LUT: evaluation arithmetic against float64 and table accuracy per function."""
 
-import math
 
 import numpy as np
 import pytest

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pimhil.contract import (CMDQ_BASE, CONTROL_ABORT, CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, PRESETS, SCRATCH_BASE,
-                             STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL, STATUS_QUEUE_EMPTY, Command, ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_address)
+                             STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL, STATUS_QUEUE_EMPTY, Command,
+                             ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_address)
 from pimhil.golden import bf16_to_bits, f32_to_bits, gemv
 from pimhil.golden.attention import attention
 from pimhil.golden.device import BusError, GoldenDevice

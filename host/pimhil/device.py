@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR,
-                       CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL, Command, DeviceParams, ErrorCode,
-                       HubError, HubOp, IDENTITY_REGS, Op, Reg, attn_tile_problem, bank_address, gemv_tile_problem)
+                       CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL,
+                       Command, DeviceParams, ErrorCode, HubError, HubOp, IDENTITY_REGS, Reg, attn_tile_problem,
+                       bank_address, gemv_tile_problem)
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
 from .layout import attention_layout, gemv_plan, pad_gemv, to_bf16_bits
 from .reference import scale_bits

@@ -2,7 +2,6 @@
 
 import cocotb
 import numpy as np
-import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 

@@ -257,11 +257,11 @@ async def test_gemv(dut):
     wall0 = time.perf_counter()
     t0 = get_sim_time("ns")
     first_cycles = None
-    for rep in range(repeat):       # only the simulation runs in this loop; checking comes after
+    for _rep in range(repeat):       # only the simulation runs in this loop; checking comes after
         tr = get_sim_time("ns")
         for word in words:
             tb.src.send_nowait(word)
-        for g in range(groups):
+        for _group in range(groups):
             beats.append(await tb.sink.recv())
         if first_cycles is None:
             first_cycles = (get_sim_time("ns") - tr) / CLK_NS

@@ -26,7 +26,7 @@ async def test_three_masters(dut):
 
     async def worker(i):
         mine = {}
-        for n in range(150):
+        for _n in range(150):
             addr = 4 * (i * 256 + rng.randrange(256))      # disjoint address ranges per master
             if rng.random() < 0.5:
                 v = rng.getrandbits(32)

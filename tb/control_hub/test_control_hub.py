@@ -414,7 +414,7 @@ async def test_differential_command_streams(dut):
     steps = int(os.environ.get("PIM_DIFF_STEPS", "400"))
     held = []                          # words of a command pushed only in part
     seen = {"partial_status": 0, "window_mid_command": 0, "refusals": 0, "queue_filled": 0}
-    for step in range(steps):
+    for _step in range(steps):
         k = r.random()
         if held and k < 0.35:
             n = len(held) if r.random() < 0.7 else r.randint(1, len(held))

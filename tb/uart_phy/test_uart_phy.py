@@ -2,7 +2,6 @@
 overruns."""
 
 import cocotb
-import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 from cocotbext.uart import UartSink, UartSource

@@ -8,7 +8,6 @@ the bus reads all ones on the BAR and fails DMA with ENODEV.
 from __future__ import annotations
 
 import errno
-import os
 import struct
 
 from pimhil.golden.device import BusError, GoldenDevice

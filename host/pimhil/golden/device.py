@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contract import (CMD_HEADER, CMD_HEADER_WORDS, IDENTITY_REGS, LINK_COUNTERS, ARRAY_OPS, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
-                        CONTROL_CLEAR_ERROR, CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
-                        STATUS_PARTIAL, STATUS_QUEUE_EMPTY, PAYLOAD_OPS, UART_MIN_DIV, UART_RESET_BAUD, Command, CommandError, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
-                        Reg, attn_tile_problem, bank_stride, check_command, gemv_tile_problem, payload_words,
-                        unpack_fields, windows)
+from ..contract import (CMD_HEADER, CMD_HEADER_WORDS, IDENTITY_REGS, LINK_COUNTERS, ARRAY_OPS, BANK_BASE,
+                        CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, CSR_BASE,
+                        GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL,
+                        STATUS_QUEUE_EMPTY, PAYLOAD_OPS, UART_MIN_DIV, UART_RESET_BAUD, Command, CommandError,
+                        DeviceParams, ErrorCode, Flag, HubError, HubOp, Op, Reg, attn_tile_problem, bank_stride,
+                        check_command, gemv_tile_problem, payload_words, unpack_fields, windows)
 from .array import GoldenArray
 from .elementwise import ewadd, ewmul
 from .fpbits import fp32_to_bf16

@@ -32,7 +32,7 @@ class Transport(ABC):
     def read_word(self, addr: int) -> int:
         return self.read(addr, 1)[0]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a transport with nothing to release need not override it
         """Release the link; idempotent."""
 
     def __enter__(self):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..contract import CMDQ_BASE, CMDQ_BYTES, Frame, FrameCmd, FrameStatus
 from ..errors import DeviceError, DeviceGone, LinkError, LinkTimeout
-from ..frame import FrameError, crc16, encode_request
+from ..frame import crc16, encode_request
 from .base import Transport, check_aligned
 
 # Zero bytes sent to finish whatever partial frame the device receiver may hold after a fault: the longest
