@@ -5,8 +5,9 @@ gemv_mac_utilization    ideal MAC cycles M*K/(B*L) over measured cycles, 256x102
 verilator_cycles_per_s  simulated cycles per wall second over repeated GEMV compute phases (testbench in loop)
 golden_gflops           golden-model GEMV (bit-exact device arithmetic) of the same shape, 2*M*K / time
 numpy_f32_gflops        numpy float32 GEMV (W @ x) of the same shape, measured in the same run
-gemv_tile_mac_utilization   512x1024 GEMV tile (the largest single tile with K >= 1024: 2 MiB of banks) through the control hub on the sim-preset device: ideal MAC
-                        cycles over PERF_BUSY (command start to last result in scratch)
+gemv_tile_mac_utilization   512x1024 GEMV tile (the largest single tile with K >= 1024: 2 MiB of banks) through
+                        the control hub on the sim-preset device: ideal MAC cycles over PERF_BUSY (command start
+                        to last result in scratch)
 attention_tile_cycles / attention_mac_utilization   one decode-attention head, d=128, T=512 and T=2048:
                         PERF_BUSY cycles, and the MAC-only ideal 2*T*d/(B*L) over them
 uart_write_efficiency / uart_read_efficiency   payload bytes over wire bytes, 256-word frames
@@ -18,6 +19,12 @@ sim_speed_ratio         simulated cycles per wall second while the pimctl GEMV's
                         asleep until `busy` falls); _pcie likewise over PCIe; _whole_call over the whole GEMV
                         (loads and read-back included)
 uart_socket_payload_mb_s   pimctl linktest over the sim server's UART socket: payload MB/s both ways
+
+Device figures come back from the testbenches as values: tb/device's `run` returns what the cocotb tests
+recorded (tb/support/results.py); the pimctl figures are its --json output. The bank-array GEMV still comes
+through the file named in GEMV_RESULT_FILE, which tb/bank_array writes. The shape knobs the testbenches
+read (TILE_M, ATTN_T, ...; tb/README.md) are checked against the recorded shapes, because a variable left
+set in the shell would override the ones passed here.
 """
 
 import json
@@ -26,13 +33,12 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from pimhil.contract import preset
 from pimhil.golden import bf16_to_bits, gemv
-from tb.support.runner import BUILD, ROOT
+from tb.support.runner import ROOT
 
 OUT = ROOT / "build" / "bench"
 
@@ -57,28 +63,38 @@ def array_gemv(repeat):
     return json.loads(result.read_text())
 
 
-def device_runs():
-    """Tile and link figures from the sim-preset device testbench (one Verilator build, several runs)."""
-    from tb.device.test_device import run
+def gemv_tile(m, k, log_name):
+    """The sim-preset device testbench's GEMV tile at m x k: its recorded figures (bit-exact, or it fails)."""
+    from tb.device import test_tiles
 
-    out = OUT / "device"
-    out.mkdir(parents=True, exist_ok=True)
-    for f in out.glob("*.json"):
-        f.unlink()
-    env = {"DEVICE_BENCH_DIR": str(out)}
-    run("sim", testcase="test_gemv_tile", extra_env={**env, "TILE_M": "512", "TILE_K": "1024"},
-        log_file=OUT / "device_gemv.log")
-    for t in (512, 2048):
-        run("sim", testcase="test_attention_tile", extra_env={**env, "ATTN_T": str(t), "ATTN_D": "128"},
-            log_file=OUT / f"device_attention_{t}.log")
-    run("sim", testcase="test_uart_efficiency", extra_env=env, log_file=OUT / "device_uart.log")
-    gemv = json.loads((out / "gemv_tile_512x1024.json").read_text())
+    fig = test_tiles.run("sim", testcase="test_gemv_tile", extra_env={"TILE_M": str(m), "TILE_K": str(k)},
+                         log_file=OUT / log_name)["gemv_tile"]
+    assert (fig["m"], fig["k"]) == (m, k), f"GEMV tile ran at {fig['m']}x{fig['k']}, not {m}x{k} (TILE_M/K set?)"
+    return fig
+
+
+def attention_tile(tokens, dim, log_name):
+    """The sim-preset device testbench's attention head at T=tokens, d=dim: its recorded figures."""
+    from tb.device import test_tiles
+
+    fig = test_tiles.run("sim", testcase="test_attention_tile", extra_env={"ATTN_T": str(tokens), "ATTN_D": str(dim)},
+                         log_file=OUT / log_name)["attention_tile"]
+    assert (fig["tokens"], fig["dim"]) == (tokens, dim), f"attention ran at T={fig['tokens']} d={fig['dim']}"
+    return fig
+
+
+def device_runs():
+    """Tile and link figures from the sim-preset device testbenches (one Verilator model, several runs)."""
+    from tb.device import test_links
+
+    gemv = gemv_tile(512, 1024, "device_gemv.log")
     res = {"gemv_tile_mac_utilization": gemv["utilization"], "gemv_tile_cycles": gemv["cycles"]}
     for t in (512, 2048):
-        a = json.loads((out / f"attention_T{t}_d128.json").read_text())
+        a = attention_tile(t, 128, f"device_attention_{t}.log")
         res[f"attention_tile_cycles_T{t}"] = a["cycles"]
         res[f"attention_mac_utilization_T{t}"] = a["utilization"]
-    res.update(json.loads((out / "uart_efficiency.json").read_text()))
+    res.update(test_links.run("sim", testcase="test_uart_efficiency",
+                              log_file=OUT / "device_uart.log")["uart_efficiency"])
     return res
 
 
@@ -95,13 +111,7 @@ def pimctl(name, *args):
 
 def driver_runs():
     """The driver in the loop: the demo's workloads per link, simulator speed, UART socket throughput."""
-    from tb.device.test_device import run
-
-    out = OUT / "device"
-    out.mkdir(parents=True, exist_ok=True)
-    run("sim", testcase="test_gemv_tile", extra_env={"DEVICE_BENCH_DIR": str(out), "TILE_M": "256",
-                                                       "TILE_K": "2048"}, log_file=OUT / "device_raw_speed.log")
-    raw = json.loads((out / "gemv_tile_256x2048.json").read_text())["raw_cycles_per_s"]
+    raw = gemv_tile(256, 2048, "device_raw_speed.log")["raw_cycles_per_s"]
     res = {"raw_verilator_cycles_per_s": raw}
     for link, target in (("uart", "sim"), ("pcie", "sim-pcie")):
         g = pimctl(f"{link}_gemv", "--target", target, "gemv", "--m", "512", "--k", "2048", "--seed", "1")

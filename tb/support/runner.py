@@ -1,7 +1,8 @@
 """Build a Verilog top with Verilator and run a cocotb test module on it (pytest entry points use this).
 
 Each configuration gets its own build directory under build/tb/, so parametrised runs never share objects.
-SEED=<n> reproduces a run, WAVES=1 dumps build/tb/<config>/dump.vcd.
+SEED=<n> reproduces a run, WAVES=1 dumps build/tb/<config>/dump.vcd; tb/README.md lists every knob.
+`run` returns the figures the tests recorded (tb/support/results.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+
+from tb.support import results as figures
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "tb"
@@ -105,19 +108,22 @@ def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_f
         if build_dir.parent == MODELS and (build_dir / toplevel).is_file():
             # The directory's name is the hash of its sources: the model is current whatever the files'
             # timestamps say. build() still runs, to set the runner up, but with nothing to execute.
-            runner._build_command = lambda: []
+            runner._build_command = list   # no commands: the model is already built
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=BUILD_ARGS, waves=waves, log_file=log_file)
     return runner
 
 
 def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dict | None = None,
-        testcase: str | None = None, log_file: Path | None = None, shared_model: bool = False) -> None:
+        testcase: str | None = None, log_file: Path | None = None, shared_model: bool = False) -> dict:
     """Build `sources` with top `toplevel` in build/tb/<config>/ and run cocotb tests from `test_module`.
 
+    Returns the figures the tests recorded with tb.support.results.record, {name: values} ({} if none); they
+    are also left in build/tb/<config>/figures.json. Raises AssertionError if a test failed or none ran.
     shared_model: build into model_dir() instead (big tops reused by several testbenches and the sim
     server); the run's results still go to build/tb/<config>/.
     log_file: send the build and simulation output there instead of the console.
+    Variables set in the calling environment override extra_env (cocotb's runner applies os.environ last).
     """
     from cocotb_tools.check_results import get_results
 
@@ -126,7 +132,10 @@ def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dic
     test_dir.mkdir(parents=True, exist_ok=True)
     build_dir = model_dir(toplevel, sources, waves=waves) if shared_model else test_dir
     runner = build(toplevel=toplevel, sources=sources, build_dir=build_dir, waves=waves, log_file=log_file)
+    figures_file = test_dir / figures.FILE_NAME
+    figures_file.unlink(missing_ok=True)       # figures of an earlier run must not pass for this one's
     env = dict(extra_env or {})
+    env[figures.RESULTS_ENV] = str(figures_file)
     env.setdefault("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "host"), os.environ.get("PYTHONPATH", "")]))
     results = runner.test(
         hdl_toplevel=toplevel,
@@ -143,3 +152,4 @@ def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dic
     if tests == 0 or failed:
         raise AssertionError(f"{config}: {failed} of {tests} cocotb tests failed (see build/tb/{config}/)")
     print(f"{config}: {tests} cocotb tests passed", file=sys.stderr)
+    return figures.load(figures_file)

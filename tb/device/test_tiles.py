@@ -1,0 +1,191 @@
+"""The whole device's tiles (rtl/pim_device_<preset>.v): a GEMV tile and a decode-attention head loaded over
+AXI4, run by one hub command each, read back from scratch.
+
+What is compared: the tile outputs bit for bit with the golden model (`golden.gemv`,
+`golden.attention.attention`); PERF_MAC with the ideal MAC cycle count; PERF_BUSY with the cycles in which the
+testbench saw the `busy` output high. Each test records its figures (tb/support/results.py): `gemv_tile`
+{m, k, cycles, ideal, utilization, raw_cycles_per_s} and `attention_tile` {tokens, dim, cycles, ideal,
+utilization}, which ci/bench.py takes from runner.run's return value.
+"""
+
+import os
+import time
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
+
+from pimhil.contract import (CMDQ_BASE, CONTROL_CLEAR_COUNTERS, GB_BASE, SCRATCH_BASE, Command, HubOp, Reg,
+                             bank_address)
+from pimhil.golden import bf16_to_bits, f32_to_bits, gemv
+from pimhil.golden.attention import attention
+from tb.support.device_harness import CLK_NS, DeviceHarness, preset_from_env
+from tb.support.results import record
+from tb.support.seed import rngs
+
+
+class TileTB:
+    """The harness (AXI masters only: tiles need no UART feeder) and the test's random generators."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.h = DeviceHarness(dut)
+        self.p = preset_from_env()
+        self.rng_py, self.rng = rngs(dut._log)
+
+
+class BusyCounter:
+    """Counts the cycles in which the device's `busy` output is high (what PERF_BUSY must count)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.count = 0
+        self._task = None
+
+    async def _run(self):
+        while True:
+            await ReadOnly()
+            if int(self.dut.busy.value):
+                self.count += 1
+                await RisingEdge(self.dut.clk)
+            else:
+                await RisingEdge(self.dut.busy)
+
+    def start(self):
+        self.count = 0
+        self._task = cocotb.start_soon(self._run())
+
+    def stop(self):
+        self._task.cancel()
+
+
+async def push(tb, cmd):
+    for w in cmd.queue_words(tb.p):
+        assert await tb.h.axil_write(CMDQ_BASE, w) == 0
+
+
+async def run_tile(tb, cmd):
+    """Clear the counters, push one tile command, wait for it; returns (PERF_BUSY, PERF_MAC, counted busy)."""
+    h = tb.h
+    assert await h.axil_write(Reg.CONTROL, CONTROL_CLEAR_COUNTERS) == 0
+    counter = BusyCounter(tb.dut)
+    counter.start()
+    await push(tb, cmd)
+    await h.wait_idle()
+    counter.stop()
+    busy = (await h.axil_read(Reg.PERF_BUSY))[0]
+    mac = (await h.axil_read(Reg.PERF_MAC))[0]
+    err = (await h.axil_read(Reg.ERROR_CODE))[0]
+    assert err == 0, f"tile refused with error {err:#x}"
+    return busy, mac, counter.count
+
+
+async def read_scratch(tb, addr_word, n):
+    r = await tb.h.axi.read(SCRATCH_BASE + 4 * addr_word, 4 * n)
+    return np.frombuffer(r.data, dtype="<u4").astype(np.uint32)
+
+
+async def raw_cycles_per_s(tb, cmd, *, runs=8):
+    """Simulator speed on `cmd` with no Python woken until `busy` falls; best of `runs`, since one tile is only
+    tens of milliseconds of wall time."""
+    dut = tb.dut
+    best = 0.0
+    for _ in range(runs):
+        await push(tb, cmd)
+        if not int(dut.busy.value):
+            await RisingEdge(dut.busy)
+        t0, c0 = time.perf_counter(), get_sim_time("ns")
+        await FallingEdge(dut.busy)
+        best = max(best, (get_sim_time("ns") - c0) / CLK_NS / (time.perf_counter() - t0))
+    return best
+
+
+@cocotb.test()
+async def test_gemv_tile(dut):
+    """GEMV tile (TILE_M x TILE_K, default 512 x 1024 on sim) loaded by AXI4, bit-exact against golden.gemv;
+    PERF_BUSY equals the busy cycles the testbench counted, PERF_MAC the ideal M*K/(B*L)."""
+    tb = TileTB(dut)
+    await tb.h.reset()
+    p = tb.p
+    m = int(os.environ.get("TILE_M", str(min(512, p.banks * p.accs))))
+    k = int(os.environ.get("TILE_K", str(max(1024, p.row_words))))
+    groups, chunks = m // p.banks, k // p.row_words
+    w = bf16_to_bits(tb.rng.standard_normal((m, k)) * 0.05)
+    x = bf16_to_bits(tb.rng.standard_normal(k))
+    row0, xbank, xrow = 0, 0, groups * chunks
+    for b in range(p.banks):                 # bank b holds rows b, b+B, ...: one contiguous region
+        await tb.h.axi.write(bank_address(p, b, row0), np.ascontiguousarray(w[b::p.banks]).tobytes())
+    await tb.h.axi.write(bank_address(p, xbank, xrow), x.tobytes())
+    cmd = Command(HubOp.GEMV_TILE, row=row0, col=groups, count=chunks, bank=xbank, gb=xrow, imm=0)
+    busy, mac, counted = await run_tile(tb, cmd)
+    y = await read_scratch(tb, 0, m)
+    assert np.array_equal(y, gemv(w, x, lanes=p.lanes)), "GEMV tile differs from golden.gemv"
+    ideal = m * k // (p.banks * p.lanes)
+    assert mac == ideal, f"PERF_MAC {mac}, ideal {ideal}"
+    assert busy == counted, f"PERF_BUSY {busy}, testbench counted {counted}"
+    dut._log.info("GEMV tile %dx%d bit-exact: %d busy cycles, ideal %d, utilisation %.4f", m, k, busy, ideal,
+                  ideal / busy)
+    raw_cps = await raw_cycles_per_s(tb, cmd)
+    dut._log.info("raw simulator speed on the tile: %.0f cycles/s", raw_cps)
+    record("gemv_tile", {"m": m, "k": k, "cycles": busy, "ideal": ideal, "utilization": ideal / busy,
+                         "raw_cycles_per_s": raw_cps})
+
+
+async def load_attention(tb, q, k, v, *, kbase, vbase):
+    p, axi = tb.p, tb.h.axi
+    T, d = k.shape
+    for b in range(p.banks):                 # keys b, b+B, ... are consecutive slots: one region per bank
+        await axi.write(bank_address(p, b, kbase), np.ascontiguousarray(k[b::p.banks]).tobytes())
+    ch = min(T, p.row_words)
+    nch = T // ch
+    vt = np.ascontiguousarray(v.T)
+    for i in range(d):
+        for c in range(nch):
+            await axi.write(bank_address(p, i % p.banks, vbase + (i // p.banks) * nch + c),
+                            np.ascontiguousarray(vt[i, c * ch:(c + 1) * ch]).tobytes())
+    await axi.write(GB_BASE, q.tobytes())
+
+
+@cocotb.test()
+async def test_attention_tile(dut):
+    """Decode attention, one head (ATTN_T tokens, default 512; ATTN_D = 128), bit-exact against
+    golden.attention; PERF_BUSY equals the testbench's busy count."""
+    tb = TileTB(dut)
+    await tb.h.reset()
+    p = tb.p
+    T = int(os.environ.get("ATTN_T", str(min(512, p.score_words))))
+    d = int(os.environ.get("ATTN_D", str(min(128, p.lanes * p.bursts_per_row, p.banks * p.accs))))
+    q = bf16_to_bits(tb.rng.standard_normal(d))
+    kk = bf16_to_bits(tb.rng.standard_normal((T, d)))
+    vv = bf16_to_bits(tb.rng.standard_normal((T, d)))
+    scale = int(f32_to_bits(np.float32(1 / np.sqrt(d))))
+    kbase = 0
+    vbase = -(-(T // p.banks) * (d // p.lanes) // p.bursts_per_row)
+    await load_attention(tb, q, kk, vv, kbase=kbase, vbase=vbase)
+    busy, mac, counted = await run_tile(tb, Command(HubOp.ATTN_TILE, row=kbase, col=vbase, count=T,
+                                                    acc=d // p.lanes, gb=0, imm=scale))
+    out = await read_scratch(tb, 0, d)
+    assert np.array_equal(out, attention(q, kk, vv, scale, p)["out"]), "attention differs from golden"
+    ideal = 2 * T * d // (p.banks * p.lanes)
+    assert mac == ideal and busy == counted, f"PERF_MAC {mac} (ideal {ideal}), PERF_BUSY {busy} vs {counted}"
+    dut._log.info("attention T=%d d=%d bit-exact: %d cycles, MAC ideal %d, utilisation %.4f", T, d, busy, ideal,
+                  ideal / busy)
+    record("attention_tile", {"tokens": T, "dim": d, "cycles": busy, "ideal": ideal, "utilization": ideal / busy})
+
+
+@pytest.mark.parametrize("preset_name", ["board", pytest.param("sim", marks=pytest.mark.slow)])
+def test_device_tiles(preset_name):
+    run(preset_name)
+
+
+def run(preset_name, *, testcase=None, extra_env=None, log_file=None) -> dict:
+    """Run this module's cocotb tests (or `testcase`) on the `preset_name` device in build/tb/device_tiles_<preset>/;
+    returns the figures they recorded (tb/support/results.py)."""
+    from tb.support import runner
+
+    top = f"pim_device_{preset_name}"
+    return runner.run(toplevel=top, sources=[runner.ROOT / "rtl" / f"{top}.v"], test_module="tb.device.test_tiles",
+                      config=f"device_tiles_{preset_name}", extra_env={"PIM_PRESET": preset_name, **(extra_env or {})},
+                      testcase=testcase, log_file=log_file, shared_model=True)
