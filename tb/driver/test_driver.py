@@ -1,42 +1,33 @@
 """The driver suite (tests/driver_suite.py) in-process: the Device API runs in a thread through
 `cocotb.task.bridge`, and each of its accesses resumes the simulation (`cocotb.task.resume`) to drive the device's
-AXI4-Lite (registers) and AXI4 (data windows) ports with cocotbext-axi masters."""
+AXI4-Lite (registers) and AXI4 (data windows) ports with the device harness's cocotbext-axi masters
+(tb/support/device_harness.py)."""
 
 import cocotb
-import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.task import bridge
-from cocotb.triggers import ClockCycles
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
 
 from pimhil.contract import FrameStatus
 from pimhil.device import Device
 from pimhil.errors import DeviceError
 from pimhil.transport.cocotb_bridge import BridgeTransport
+from tb.support.device_harness import DeviceHarness
 from tb.support.seed import rngs
 from tests import driver_suite
 
 
 class TB:
+    """The device harness (UART link idle on the byte bypass) and the bus functions the bridge resumes."""
+
     def __init__(self, dut):
         self.dut = dut
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.uart_bypass.value = 1
-        dut.sb_select.value = 0
-        dut.uart_rx.value = 1
-        dut.ub_in__valid.value = 0
-        dut.ub_out__ready.value = 0
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil_"), dut.clk, dut.rst)
-        self.axi = AxiMaster(AxiBus.from_prefix(dut, "axi_"), dut.clk, dut.rst)
+        self.h = DeviceHarness(dut, link="bypass")
+        self.axil, self.axi = self.h.axil, self.h.axi
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await self.h.reset()
 
-    # The bus functions the bridge resumes; SLVERR becomes the same DeviceError the PCIe path raises.
+    # SLVERR becomes the same DeviceError the PCIe path raises.
     async def user_read(self, addr):
         r = await self.axil.read(addr, 4)
         self._check(r.resp, addr)
