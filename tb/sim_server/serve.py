@@ -15,6 +15,9 @@ busy. The session ends when the client disconnects (noticed in every state, a bu
 completes included), when it stays idle for PIM_SIM_IDLE_S (0: never), when no client comes within
 PIM_SIM_ACCEPT_S, or at the PIM_SIM_DEADLINE_S wall-clock deadline.
 
+Clock, reset, idle pins, the link selection, the AXI masters and the bridge and bypass ports are the device
+testbenches' own (tb/support/device_harness.py); this module adds the socket and the session's life cycle.
+
 Idle means the client sent nothing and is owed nothing: the idle clock restarts on every byte from the client
 and every byte to it, and stands still while the server works on its input (a PCIe request outstanding, UART
 bytes not yet taken by the link, the link inside a frame), since the client is then waiting for an answer.
@@ -31,12 +34,14 @@ import time
 from asyncio import CancelledError
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 from pimhil.contract import CSR_BASE, Reg, SimPcie, preset
+from tb.support.device_harness import CLK_NS, DeviceHarness
 
-CLK_NS = 10
+# Which of the device's link inputs (tb/support/device_harness.py LINKS) each server link feeds; PCIe leaves
+# the UART link on its idle pins.
+LINK_INPUT = {"uart": "bridge", "uart-bytes": "bypass", "uart-phy": "phy", "pcie": "phy"}
 BUSY_POLL_CYCLES = 1024      # while the device works and the client is quiet, look at the socket this often
 IDLE_BLOCK_S = 0.25          # while everything is idle, block in select() this long before advancing time
 IDLE_ADVANCE_CYCLES = 256    # ...and then let this much simulated time pass (inter-byte timeouts still fire)
@@ -69,20 +74,12 @@ class Server:
         self.log = dut._log
         self.stats = {"bytes_in": 0, "bytes_out": 0, "requests": 0}
         self.debug = os.environ.get("PIM_SIM_DEBUG") == "1"
-        Clock(dut.clk, CLK_NS, unit="ns").start()
-        dut.uart_bypass.value = 1 if self.link in ("uart", "uart-bytes") else 0
-        dut.sb_select.value = 1 if self.link == "uart" else 0
-        dut.sb_in_load.value = 0
-        dut.sb_out_take.value = 0
-        dut.uart_rx.value = 1
-        dut.ub_in__valid.value = 0
-        dut.ub_out__ready.value = 0
+        # AXI masters only on first use: a UART session then runs no AXI tasks. An unknown link is refused
+        # once the client is there (serve_link), so it gets the pins' idle input meanwhile.
+        self.h = DeviceHarness(dut, link=LINK_INPUT.get(self.link, "phy"), masters=False)
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await self.h.reset()
 
     def listen(self) -> socket.socket:
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -130,29 +127,24 @@ class Server:
         """Once per bridge width of cycles: drain the output buffer, refill the input buffer, talk to the
         socket. With no bytes moving and the device idle, block on the socket instead."""
         dut = self.dut
-        width = len(dut.sb_in_data) // 8
+        port = self.h.bridge_port
+        width = port.width
         inbuf = bytearray()
         quiet = 0                    # wake-ups in a row with nothing moving
         conn.setblocking(False)
         while True:
             self._check_time()
             await ReadOnly()
-            k = int(dut.sb_out_count.value)
-            out = int(dut.sb_out_data.value).to_bytes(width, "little")[:k] if k else b""
-            empty = bool(int(dut.sb_in_empty.value))
+            out, empty = port.sample()
             busy = bool(int(dut.busy.value))
             link_active = bool(int(dut.link_active.value))
             await RisingEdge(dut.clk)
-            dut.sb_out_take.value = k
             chunk = b""
             if empty and inbuf:
                 chunk, inbuf = bytes(inbuf[:width]), inbuf[width:]
-                dut.sb_in_data.value = int.from_bytes(chunk, "little")
-                dut.sb_in_count.value = len(chunk)
-                dut.sb_in_load.value = 1
+            port.drive(take=len(out), chunk=chunk)
             await RisingEdge(dut.clk)
-            dut.sb_out_take.value = 0
-            dut.sb_in_load.value = 0
+            port.release()
             if out:
                 self._send(conn, bytearray(out))
             inbuf += self._poll_client(conn)
@@ -179,6 +171,7 @@ class Server:
     async def serve_uart_bypass(self, conn: socket.socket):
         """ub_out.ready is high only while Python watches every cycle, so no answer byte passes unseen."""
         dut = self.dut
+        port = self.h.bypass_port
         inbuf = bytearray()
         outbuf = bytearray()
         pos = 0
@@ -200,16 +193,12 @@ class Server:
             if pos < len(inbuf) or out_seen:
                 # Watched cycle: feed one byte if the link takes it, collect the answer byte if there is one.
                 watched += 1
-                active = pos < len(inbuf)
-                dut.ub_out__ready.value = 1
-                if active:
-                    dut.ub_in__payload.value = inbuf[pos]
-                dut.ub_in__valid.value = int(active)
+                port.offer(inbuf[pos] if pos < len(inbuf) else None)
                 await ReadOnly()
-                took = active and int(dut.ub_in__ready.value)
-                out_seen = bool(int(dut.ub_out__valid.value))
+                took, answer = port.sample()
+                out_seen = answer is not None
                 if out_seen:
-                    outbuf.append(int(dut.ub_out__payload.value))
+                    outbuf.append(answer)
                 await RisingEdge(dut.clk)
                 pos += int(took)
                 if len(outbuf) >= 4096:
@@ -217,19 +206,18 @@ class Server:
                 continue
             # Unwatched: nothing to feed and no answer flowing. Hand over what was collected, then let the
             # simulator run until an answer starts, the client speaks, or time passes.
-            dut.ub_in__valid.value = 0
-            dut.ub_out__ready.value = 0
+            port.park()
             if outbuf:
                 self._send(conn, outbuf)
-            if int(dut.ub_out__valid.value):
+            if port.answer_waiting:
                 out_seen = True
             elif int(dut.busy.value) or int(dut.link_active.value):
-                await First(RisingEdge(dut.ub_out__valid), Timer(BUSY_POLL_CYCLES * CLK_NS, "ns"))
+                await First(port.answer_starts(), Timer(BUSY_POLL_CYCLES * CLK_NS, "ns"))
             else:
                 # The link may still be working on a frame (answers come in bursts with gaps): give it
                 # simulated time first, and block on the socket only once nothing came out of it.
                 timer = Timer(IDLE_ADVANCE_CYCLES * CLK_NS, "ns")
-                if await First(RisingEdge(dut.ub_out__valid), timer) is timer:
+                if await First(port.answer_starts(), timer) is timer:
                     select.select([conn], [], [], IDLE_BLOCK_S)
             # Timers end at arbitrary points of a timestep: drive the streams only right after a clock edge.
             await RisingEdge(dut.clk)
@@ -331,18 +319,12 @@ class Server:
     # ---- UART: through the PHY -------------------------------------------------------------------------
     async def serve_uart_phy(self, conn: socket.socket):
         """Client bytes to the PHY's RX pin and TX pin bytes back, at the baud rate set first over AXI4-Lite."""
-        from cocotbext.axi import AxiLiteBus, AxiLiteMaster
-        from cocotbext.uart import UartSink, UartSource
-
         dut = self.dut
         div = int(os.environ.get("PIM_SIM_BAUD_DIV", "16"))
         conn.setblocking(False)
-        axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil_"), dut.clk, dut.rst)
         early = bytearray()
-        await self._watch(conn, early, axil.write(CSR_BASE + Reg.UART_BAUD_DIV, div.to_bytes(4, "little")))
-        baud = 1e9 / (CLK_NS * div)
-        src = UartSource(dut.uart_rx, baud=baud, bits=8, stop_bits=1)
-        sink = UartSink(dut.uart_tx, baud=baud, bits=8, stop_bits=1)
+        await self._watch(conn, early, self.h.axil.write(CSR_BASE + Reg.UART_BAUD_DIV, div.to_bytes(4, "little")))
+        src, sink = self.h.phy_peers(div)
         if early:
             await src.write(early)
         byte_ns = int(10 * div * CLK_NS)
@@ -368,11 +350,8 @@ class Server:
     async def serve_pcie(self, conn: socket.socket):
         """Requests are read into a buffer as they come, so that the client stays watched while one is served
         (bytes it pipelines are kept; its leaving is seen at once)."""
-        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
-
         dut = self.dut
-        axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil_"), dut.clk, dut.rst)
-        axi = AxiMaster(AxiBus.from_prefix(dut, "axi_"), dut.clk, dut.rst)
+        axil, axi = self.h.axil, self.h.axi
         inbuf = bytearray()
         conn.setblocking(False)
         while True:
