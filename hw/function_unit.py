@@ -72,16 +72,34 @@ def exp2_fixed(m, t, *, name):
 
 
 def reciprocal(m, x, *, name):
-    """1/x for positive normal x, bit-exact with golden.softmax.reciprocal (table seed + Newton steps)."""
+    """1/x for FP32 x, bit-exact with golden.softmax.reciprocal (docs/numerics.md §8).
+
+    The seed and Newton steps work on the significand scaled into [1, 2), where every intermediate stays
+    near 1; sign and exponent are applied once at the end. Scaling the seed by the exponent instead let the
+    Newton product flush to zero for x just below 2**126.
+    """
     seg_bits = (RECIP_SEGMENTS - 1).bit_length()
     table = Array(Const(v, 32) for v in RECIP_TABLE)
-    seed = Signal(signed(34), name=f"{name}_seed")
-    m.d.comb += seed.eq(table[x[23 - seg_bits:23]] - ((x[23:31] - 127).as_signed() << 23))
+    sign, e, frac = x[31], x[23:31], x[:23]
+    xm = Signal(32, name=f"{name}_xm")
+    m.d.comb += xm.eq(Cat(frac, Const(127, 8), Const(0, 1)))
     y = Signal(32, name=f"{name}_y0")
-    m.d.comb += y.eq(Mux(seed < 0, 0, Mux(seed > 0x7F7FFFFF, 0x7F7FFFFF, seed[:32])))
+    m.d.comb += y.eq(table[frac[23 - seg_bits:]])
     two = Const(0x40000000, 32)
     for step in range(RECIP_NEWTON_STEPS):
-        xy = fp32_mul(m, x, y, name=f"{name}_xy{step}")
+        xy = fp32_mul(m, xm, y, name=f"{name}_xy{step}")
         corr = fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}")
         y = fp32_mul(m, y, corr, name=f"{name}_y{step + 1}")
-    return y
+    # y is in [0.5, 1] for every significand, so the scaled exponent stays below 255; below 1 it flushes.
+    e_out = Signal(signed(10), name=f"{name}_eout")
+    m.d.comb += e_out.eq(y[23:31] + 127 - e)
+    out = Signal(32, name=name)
+    with m.If(is_nan(x)):
+        m.d.comb += out.eq(FP32_QNAN)
+    with m.Elif(e == 0):                                    # zero or subnormal (DAZ)
+        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
+    with m.Elif((e == 0xFF) | (e_out < 1)):                 # Inf, or a result below 2**-126
+        m.d.comb += out.eq(Cat(Const(0, 31), sign))
+    with m.Else():
+        m.d.comb += out.eq(Cat(y[:23], e_out[:8], sign))
+    return out

@@ -1,4 +1,4 @@
-"""EWMUL / EWADD: element-wise FP32 operations of the control hub's function unit (numerics.md §8)."""
+"""EWMUL / EWADD: element-wise FP32 operations of the control hub's function unit (numerics.md §7)."""
 
 from __future__ import annotations
 

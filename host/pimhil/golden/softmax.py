@@ -1,4 +1,4 @@
-"""The control hub's FP32 function unit: exp2, reciprocal and softmax (docs/numerics.md §9).
+"""The control hub's FP32 function unit: exp2, reciprocal and softmax (docs/numerics.md §8).
 
 Every step is a device operation with a stated rounding: FP32 add/mul are round-and-flush (fpbits.py), exp2
 is a fixed-point table interpolation, the reciprocal a table seed refined by Newton steps in FP32, and the
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNAN, LOG2E_F32, RECIP_NEWTON_STEPS,
                         RECIP_SEGMENTS, RECIP_TABLE)
-from .fpbits import as_u32, f32_daz, f32_is_nan, fp32_add, fp32_mul, round_pack_f32
+from .fpbits import as_u32, f32_daz, f32_is_inf, f32_is_nan, fp32_add, fp32_mul, round_pack_f32
 
 _EXP2 = np.array(EXP2_TABLE, dtype=np.int64)
 _RECIP = np.array(RECIP_TABLE, dtype=np.uint32)
@@ -48,16 +48,30 @@ def exp2_fixed(t_bits) -> np.ndarray:
 
 
 def reciprocal(x_bits) -> np.ndarray:
-    """1/x for positive normal FP32 x below 2**126: seed from RECIP_TABLE by the top mantissa bits, exponent
-    adjusted, then RECIP_NEWTON_STEPS steps of y <- y * (2 - x*y) in round-and-flush FP32."""
-    x = as_u32(x_bits)
+    """1/x for FP32 x, as the function unit computes it (docs/numerics.md §8).
+
+    The Newton steps run on the significand alone, scaled into [1, 2): there every intermediate is near 1
+    and stays normal whatever x's exponent is (scaling the seed instead made the Newton product flush to
+    zero for x just below 2**126). The exponent and sign are applied once at the end, an exact power-of-two
+    scaling that can only leave the normal range for |x| > 2**126, where the result flushes to zero.
+    NaN gives the canonical NaN, a zero (after DAZ) gives Inf and Inf gives zero, each with x's sign.
+    """
+    x = f32_daz(x_bits)
+    sign = x & np.uint32(0x80000000)
     e = ((x >> np.uint32(23)) & np.uint32(0xFF)).astype(np.int64)
-    seg = ((x >> np.uint32(23 - (RECIP_SEGMENTS - 1).bit_length())) & np.uint32(RECIP_SEGMENTS - 1)).astype(np.int64)
-    seed = _RECIP[seg].astype(np.int64) - ((e - 127) << 23)
-    y = np.clip(seed, 0, 0x7F7FFFFF).astype(np.uint32)
+    frac = x & np.uint32(0x7FFFFF)
+    xm = np.uint32(127 << 23) | frac                      # 1.frac, in [1, 2)
+    seg = (frac >> np.uint32(23 - (RECIP_SEGMENTS - 1).bit_length())).astype(np.int64)
+    y = _RECIP[seg]
     for _ in range(RECIP_NEWTON_STEPS):
-        y = fp32_mul(y, fp32_add(TWO, fp32_mul(x, y) ^ np.uint32(0x80000000)))
-    return y
+        y = fp32_mul(y, fp32_add(TWO, fp32_mul(xm, y) ^ np.uint32(0x80000000)))
+    # y lies in [0.5, 1] (checked for every significand), so its exponent field is 126 or 127.
+    e_out = ((y >> np.uint32(23)) & np.uint32(0xFF)).astype(np.int64) + 127 - e
+    scaled = sign | (np.clip(e_out, 0, 255).astype(np.uint32) << np.uint32(23)) | (y & np.uint32(0x7FFFFF))
+    out = np.where(e_out < 1, sign, scaled)
+    out = np.where(e == 0, sign | np.uint32(0x7F800000), out)
+    out = np.where(f32_is_inf(x), sign, out)
+    return np.where(f32_is_nan(x), np.uint32(FP32_QNAN), out).astype(np.uint32)
 
 
 def lane_tree_sum(v, lanes: int) -> np.ndarray:
@@ -76,12 +90,18 @@ def lane_tree_sum(v, lanes: int) -> np.ndarray:
 
 
 def lane_max(v) -> np.uint32:
-    """Largest FP32 value (NaN if any is NaN); +0 and -0 compare equal, the first seen wins."""
+    """Largest FP32 pattern, compared before DAZ in the total order -Inf < ... < -0 < +0 < ... < +Inf
+    (the function unit's order_key); any NaN gives the canonical NaN.
+
+    The order has no ties between different patterns, so m is the same whatever order the unit's lanes and
+    tree visit the scores in; that subnormals and the zero signs are ordered changes no result, because m
+    only enters s - m, which reads a subnormal m as a zero.
+    """
     v = as_u32(v)
-    f = v.view(np.float32)
-    if np.any(np.isnan(f)):
+    if np.any(f32_is_nan(v)):
         return np.uint32(FP32_QNAN)
-    return v[int(np.argmax(f))]
+    key = np.where(v >> np.uint32(31) == 1, ~v, v | np.uint32(0x80000000))
+    return v[int(np.argmax(key))]
 
 
 def softmax(scores_bits, scale_bits, *, lanes: int):
