@@ -131,3 +131,45 @@ def test_elementwise_ops_are_the_fp32_ops_on_whole_vectors():
     import pytest
     with pytest.raises(ValueError, match="one shape"):
         ewadd(a[:3], b[:4])
+
+
+def test_zero_products_take_the_xor_of_the_signs():
+    """§1 rule 1: an exact zero only comes from a zero operand in a product, and is signed by
+    sign(a) xor sign(b), also in the AF multiply where a zero beats Inf (but not NaN)."""
+    one, neg, sub, nsub, inf, ninf = 0x3F800000, 0xBF800000, 0x00000001, 0x80000001, 0x7F800000, 0xFF800000
+    for a, b, want in [(0, one, 0), (0, neg, 0x80000000), (0x80000000, neg, 0), (0x80000000, one, 0x80000000),
+                       (sub, neg, 0x80000000), (nsub, nsub, 0), (neg, 0, 0x80000000)]:
+        assert int(fp32_mul(a, b)) == want and int(fp32_mul(a, b, zero_wins=True)) == want
+    assert int(fp32_mul(0x80000000, inf, zero_wins=True)) == 0x80000000
+    assert int(fp32_mul(0, ninf, zero_wins=True)) == 0x80000000
+    assert int(fp32_mul(0x7FC00000, 0, zero_wins=True)) == 0x7FC00000      # a NaN slope against 0 is NaN
+    assert int(fp32_mul(0, 0xFFC00001, zero_wins=True)) == 0x7FC00000
+
+
+def test_exact_zero_sums():
+    """§1 rule 1 for sums: exact cancellation is +0, (-0) + (-0) = -0, a flushed sum keeps its sign."""
+    assert int(fp32_add(0x3F800000, 0xBF800000)) == 0
+    assert int(fp32_add(0xBF800000, 0x3F800000)) == 0
+    assert int(fp32_add(0x80000000, 0x80000000)) == 0x80000000
+    assert int(fp32_add(0x80000000, 0x80000001)) == 0x80000000              # -0 + (-subnormal = -0)
+    assert int(fp32_add(0x00800001, 0x80800000)) == 0                       # +2**-149: flushes to +0
+    assert int(fp32_add(0x80800001, 0x00800000)) == 0x80000000              # -2**-149: flushes to -0
+
+
+def bf16_nearest(sign: int, a: Fraction) -> int:
+    """RNE of (-1)**sign * a onto the BF16 grid including its subnormals (spacing 2**-133 below 2**-126)."""
+    q = a / Fraction(1, 2 ** 133)                       # in units of the smallest BF16 subnormal
+    n, rem = divmod(q.numerator, q.denominator)
+    if 2 * rem > q.denominator or (2 * rem == q.denominator and n & 1):
+        n += 1
+    return (sign << 15) | n                              # n <= 0x80: a subnormal pattern, or 2**-126 itself
+
+
+@given(st.integers(0, 1), st.integers(0, (1 << 23) - 1))
+@settings(max_examples=2000, deadline=None)
+def test_bf16_readout_of_a_subnormal_is_not_flushed(sign, mant):
+    """§5: the read-out applies no DAZ and no FTZ; an FP32 subnormal (only WR_BIAS can load one) reads out
+    as the BF16 value nearest to it, a BF16 subnormal or 2**-126."""
+    x = (sign << 31) | mant
+    want = bf16_nearest(sign, Fraction(mant, 2 ** 149))
+    assert int(fp32_to_bf16(np.uint32(x))) == want

@@ -39,7 +39,9 @@ def _gelu(v):
 
 
 def _sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
+    # exp of a non-positive argument only, so that the reference also exists far outside the domain
+    e = math.exp(-abs(v))
+    return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
 
 
 # name -> (function, (slope, intercept) below the domain, (slope, intercept) above it, stated max abs error
