@@ -35,6 +35,7 @@ def af_eval(x_bits, slopes, intercepts) -> np.ndarray:
 
 
 def _gelu(v):
+    # the exact form with erf, not the tanh approximation
     return 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
 
 
@@ -44,8 +45,9 @@ def _sigmoid(v):
     return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
 
 
-# name -> (function, (slope, intercept) below the domain, (slope, intercept) above it, stated max abs error
-# inside the domain for the chord table: h^2/8 * max|f''| rounded up, plus FP32 rounding)
+# name -> (function, (slope, intercept) below the domain, (slope, intercept) above it, stated max abs error of
+# the table for every finite x (numerics.md §6): the chord error h^2/8 * max|f''| rounded up plus FP32 rounding
+# inside the domain, the asymptote's distance beyond it; leaky ReLU below -8 is the one relative exception)
 FUNCTIONS = {
     "gelu": (_gelu, (0.0, 0.0), (1.0, 0.0), 7e-3),
     "sigmoid": (_sigmoid, (0.0, 0.0), (0.0, 1.0), 2e-3),
@@ -59,8 +61,9 @@ FUNCTIONS = {
 def build_lut(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Slopes and intercepts (FP32 bits, AF_SEGMENTS each) for a named function.
 
-    Inner segments hold the chord of the function across the segment; the two end segments hold the
-    function's asymptotes, because they also serve every input beyond the domain.
+    Inner segments hold the chord of the function across the segment, computed in float64 from f at the two
+    segment ends; slope and intercept are each rounded once to FP32 (RNE). The two end segments hold the
+    function's asymptotes, because they also serve every input beyond the domain (numerics.md §6).
     Raises KeyError naming the known functions for an unknown name.
     """
     try:
