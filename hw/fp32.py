@@ -1,4 +1,4 @@
-"""Combinational FP32 building blocks in the device's arithmetic (docs/numerics.md §1, §4, §6).
+"""Combinational FP32 building blocks in the device's arithmetic (docs/numerics.md §1; used by §4-§8).
 
 These are functions that add logic to a Module and return the result signal, not Components: they are used
 inside pipeline stages of larger blocks, whose registers decide where the stage boundaries fall.
@@ -132,7 +132,8 @@ def fp32_add(m, a, b, *, name):
 def fp32_mul(m, a, b, *, name, zero_wins=False):
     """a * b on FP32 bit patterns: DAZ, exact product rounded once (round-and-flush), canonical NaN.
 
-    zero_wins: a zero operand gives signed zero even against Inf (AF unit rule); otherwise Inf x 0 is NaN.
+    zero_wins: a zero operand gives signed zero even against Inf (the AF unit's rule, numerics.md §6), though
+    a NaN operand still gives NaN; otherwise Inf x 0 is NaN. A zero product's sign is the xor (§1).
     """
     sa, ea, ma, za, ia, na = _unpack(m, a, f"{name}_a")
     sb, eb, mb, zb, ib, nb = _unpack(m, b, f"{name}_b")
@@ -157,7 +158,10 @@ def fp32_mul(m, a, b, *, name, zero_wins=False):
 
 
 def fp32_to_bf16(m, x, *, name):
-    """FP32 -> BF16 read-out rounding: RNE on the low 16 bits, NaN -> canonical (numerics.md §5)."""
+    """FP32 -> BF16 read-out rounding: RNE on the low 16 bits, NaN -> canonical (numerics.md §5).
+
+    No DAZ and no FTZ: a subnormal pattern (only WR_BIAS can load one) rounds to the nearest BF16 subnormal.
+    """
     r = Signal(33, name=f"{name}_r")
     m.d.comb += r.eq(x + 0x7FFF + x[16])
     is_nan = (x[23:31] == 0xFF) & (x[:23] != 0)

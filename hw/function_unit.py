@@ -17,11 +17,13 @@ _SEG_SHIFT = EXP2_FRAC_BITS - _SEG_BITS
 
 
 def is_nan(x):
+    """True for every NaN pattern, whatever its sign and payload."""
     return (x[23:31] == 0xFF) & (x[:23] != 0)
 
 
 def order_key(x):
-    """An unsigned key that orders FP32 patterns like their values (for non-NaN inputs)."""
+    """An unsigned key that orders non-NaN FP32 patterns strictly: -Inf < ... < -0 < +0 < subnormals < ...
+    < +Inf, before DAZ; softmax's max uses it, so m does not depend on the order scores arrive in (§8)."""
     return Mux(x[31], ~x, x | 0x80000000)
 
 

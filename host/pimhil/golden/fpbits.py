@@ -116,8 +116,8 @@ def fp32_add(a, b) -> np.ndarray:
 def fp32_mul(a, b, *, zero_wins: bool = False) -> np.ndarray:
     """FP32 multiplication of bit patterns with DAZ and round-and-flush (exact product, one rounding).
 
-    zero_wins: a zero operand gives signed zero even against Inf (the AF unit's rule, numerics.md §6);
-    otherwise Inf x 0 is NaN as in IEEE.
+    zero_wins: a zero operand gives signed zero even against Inf (the AF unit's rule, numerics.md §6), though
+    a NaN operand still gives NaN; otherwise Inf x 0 is NaN as in IEEE. A zero product's sign is the xor (§1).
     """
     a = f32_daz(a)
     b = f32_daz(b)
@@ -143,7 +143,10 @@ def fp32_mul(a, b, *, zero_wins: bool = False) -> np.ndarray:
 
 
 def fp32_to_bf16(bits) -> np.ndarray:
-    """FP32 -> BF16 read-out rounding: RNE on the low 16 bits, NaN -> 0x7FC0 (numerics.md §5)."""
+    """FP32 -> BF16 read-out rounding: RNE on the low 16 bits, NaN -> 0x7FC0 (numerics.md §5).
+
+    No DAZ and no FTZ: a subnormal pattern (only WR_BIAS can load one) rounds to the nearest BF16 subnormal.
+    """
     b = as_u32(bits).astype(np.uint64)
     lsb = (b >> np.uint64(16)) & np.uint64(1)
     r = ((b + np.uint64(0x7FFF) + lsb) >> np.uint64(16)) & np.uint64(0xFFFF)
