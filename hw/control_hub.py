@@ -14,20 +14,16 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT,
-                             CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, GB_BASE, MAGIC, SCRATCH_BASE, CSR_BASE, DeviceParams,
-                             ErrorCode, Flag, HubError, HubOp, Op, Reg, UART_MIN_DIV, UART_RESET_BAUD, WRITABLE_REGS,
-                             bank_stride, payload_words, windows)
+from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, GB_BASE, SCRATCH_BASE, CSR_BASE,
+                             DeviceParams, ErrorCode, Flag, HubError, HubOp, Op, bank_stride, payload_words, windows)
 
 from .bank_array import BankArray, cmd_layout
 from .bus import BusSignature
+from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
 from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
 
 __all__ = ["ControlHub"]
-
-UART_STATS = ("uart_frames_ok", "uart_crc_errors", "uart_framing_errors", "uart_timeouts", "uart_overruns",
-              "uart_bad_frames", "uart_dropped_bytes")
 
 
 def _in_set(value, ops):
@@ -42,16 +38,14 @@ class ControlHub(wiring.Component):
     def __init__(self, *, params, uart_default_div=None):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
-        div = params.clk_hz // UART_RESET_BAUD if uart_default_div is None else uart_default_div
-        if not isinstance(div, int) or not UART_MIN_DIV <= div < (1 << 16):
-            raise ValueError(f"uart_default_div must be an int in [{UART_MIN_DIV}, 65535], not {div!r}")
         self.params = params
-        self.uart_default_div = div
+        self.csr = HubCSR(params=params, uart_default_div=uart_default_div)
+        self.uart_default_div = self.csr.uart_default_div
         self.array = BankArray(params=params)
         super().__init__({
             "bus": In(BusSignature()),
-            "uart_baud_div": Out(16, init=div),
-            **{name: In(32) for name in UART_STATS},
+            "uart_baud_div": Out(16, init=self.uart_default_div),
+            **{port: In(32) for port in UART_COUNTER_PORTS.values()},
             "irq_error": Out(1),
             "busy": Out(1),
         })
@@ -61,8 +55,9 @@ class ControlHub(wiring.Component):
         p = self.params
         B, L = p.banks, p.lanes
         m.submodules.array = array = self.array
+        m.submodules.csr = csr = self.csr
         # CONTROL.abort empties the queue in one cycle (words the sequencer has not taken are dropped).
-        abort = Signal()
+        abort = csr.abort
         m.submodules.cmdq = cmdq = ResetInserter(abort)(fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words))
         m.submodules.scratch = scratch = memory.Memory(shape=32, depth=p.scratch_words, init=[])
         sc_bus_rd = scratch.read_port()
@@ -72,46 +67,20 @@ class ControlHub(wiring.Component):
         sc_wr = scratch.write_port()        # responses and EW results
         words_per_burst = L // 2
 
-        # ---- error latch and counters ------------------------------------------------------------------
-        err_latched = Signal()
-        err_code = Signal(8)
-        err_op = Signal(8)
-        err_count = Signal(32)
-        raise_err = Signal()
-        raise_code = Signal(8)
-        raise_op = Signal(8)
-        clear_err = Signal()
-        clear_cnt = Signal()
-        with m.If(raise_err):
-            m.d.sync += err_count.eq(err_count + 1)
-            with m.If(~err_latched):
-                m.d.sync += [err_latched.eq(1), err_code.eq(raise_code), err_op.eq(raise_op)]
-        with m.If(clear_err):
-            m.d.sync += [err_latched.eq(0), err_code.eq(0), err_op.eq(0)]
-        m.d.comb += self.irq_error.eq(err_latched)
-
-        perf_cycles, perf_busy, perf_mac, perf_stall, perf_cmds = (Signal(32, name=n) for n in
-                                                                   ("perf_cycles", "perf_busy", "perf_mac",
-                                                                    "perf_stall", "perf_cmds"))
+        # ---- CSR file: state it shows, events it counts ----------------------------------------------------
+        err_latched = csr.error_latched
         seq_busy = Signal()
         cmd_done = Signal()
-        m.d.sync += perf_cycles.eq(perf_cycles + 1)
-        # A command whose words the host has not all pushed yet waits for the host, not the device: that
-        # time is not busy (PERF_BUSY and the `busy` output), although STATUS still shows it as busy.
+        # A command whose words the host has not all pushed yet waits for the host, not the device.
         seq_wait = Signal()
-        working = Signal()
-        m.d.comb += [working.eq((seq_busy & ~seq_wait) | array.busy), self.busy.eq(working)]
-        with m.If(clear_cnt):
-            m.d.sync += [perf_busy.eq(0), perf_mac.eq(0), perf_stall.eq(0), perf_cmds.eq(0), err_count.eq(0)]
-        with m.Else():
-            m.d.sync += [
-                perf_busy.eq(perf_busy + working),
-                perf_mac.eq(perf_mac + array.mac_active),
-                perf_stall.eq(perf_stall + array.stall),
-                perf_cmds.eq(perf_cmds + cmd_done),
-            ]
-        bus_errors = Signal(32)
-        bus_err_addr = Signal(32)
+        m.d.comb += [
+            csr.seq_busy.eq(seq_busy), csr.seq_wait.eq(seq_wait), csr.array_busy.eq(array.busy),
+            csr.queue_level.eq(cmdq.r_level), csr.queue_nonempty.eq(cmdq.r_rdy),
+            csr.array_mac.eq(array.mac_active), csr.array_stall.eq(array.stall), csr.cmd_done.eq(cmd_done),
+            self.uart_baud_div.eq(csr.uart_baud_div), self.irq_error.eq(csr.error_latched),
+            self.busy.eq(csr.working),
+        ]
+        m.d.comb += [getattr(csr, port).eq(getattr(self, port)) for port in UART_COUNTER_PORTS.values()]
 
         # ---- array command port: shared by the sequencer and the bus windows ---------------------------
         seq_cmd_valid = Signal()
@@ -306,7 +275,7 @@ class ControlHub(wiring.Component):
 
         def refuse(code):
             """Statements that refuse the current command with `code` (first error latches)."""
-            return [raise_err.eq(1), raise_code.eq(code), raise_op.eq(h_op)]
+            return [csr.error.valid.eq(1), csr.error.code.eq(code), csr.error.op.eq(h_op)]
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -550,29 +519,7 @@ class ControlHub(wiring.Component):
         bank_ok = (boff % stride) < p.bank_bursts * burst_bytes
         unaligned = a[:2] != 0
 
-        csr_r = Signal(32)
-        regs = {
-            Reg.MAGIC: MAGIC, Reg.VERSION: CONTRACT_VERSION, Reg.BANKS: B, Reg.LANES: L, Reg.ROWS: p.rows,
-            Reg.BURSTS_PER_ROW: p.bursts_per_row, Reg.GB_WORDS: p.gb_words, Reg.ACCS: p.accs,
-            Reg.SCRATCH_WORDS: p.scratch_words, Reg.SCORE_WORDS: p.score_words, Reg.CMDQ_WORDS: p.cmdq_words,
-            Reg.CLK_HZ: p.clk_hz,
-            Reg.STATUS: Cat(seq_busy | array.busy | cmdq.r_rdy, err_latched, ~cmdq.r_rdy,
-                            ~(seq_busy | array.busy | cmdq.r_rdy), seq_wait),
-            Reg.ERROR_CODE: err_code, Reg.ERROR_OP: err_op, Reg.ERROR_COUNT: err_count,
-            Reg.CMDQ_LEVEL: cmdq.r_level, Reg.PERF_CYCLES: perf_cycles, Reg.PERF_BUSY: perf_busy,
-            Reg.PERF_MAC: perf_mac, Reg.PERF_STALL: perf_stall, Reg.PERF_CMDS: perf_cmds,
-            Reg.UART_BAUD_DIV: self.uart_baud_div, Reg.BUS_ERRORS: bus_errors, Reg.BUS_ERROR_ADDR: bus_err_addr,
-            Reg.UART_FRAMES_OK: self.uart_frames_ok, Reg.UART_CRC_ERRORS: self.uart_crc_errors,
-            Reg.UART_FRAMING_ERRORS: self.uart_framing_errors, Reg.UART_TIMEOUTS: self.uart_timeouts,
-            Reg.UART_OVERRUNS: self.uart_overruns, Reg.UART_BAD_FRAMES: self.uart_bad_frames,
-            Reg.UART_DROPPED_BYTES: self.uart_dropped_bytes,
-        }
-        csr_hit = Signal()
-        with m.Switch(a - CSR_BASE):
-            for reg, value in regs.items():
-                with m.Case(int(reg)):
-                    m.d.comb += [csr_r.eq(value), csr_hit.eq(1)]
-        writable = Cat(*((a - CSR_BASE) == int(r) for r in sorted(WRITABLE_REGS))).any()
+        m.d.comb += [csr.access.addr.eq(a - CSR_BASE), csr.access.wdata.eq(bus.wdata), csr.bus_error_addr.eq(a)]
 
         # Window state: one staged burst for writes, one cached burst for reads.
         stg_valid = Signal()
@@ -605,27 +552,19 @@ class ControlHub(wiring.Component):
                     with m.If(unaligned):
                         m.next = "ERR"
                     with m.Elif(in_csr):
-                        with m.If(bus.we & ~writable):
+                        with m.If(bus.we & ~csr.access.writable):
                             m.next = "ERR"
-                        with m.Elif(~bus.we & ~csr_hit):
+                        with m.Elif(~bus.we & ~csr.access.readable):
                             m.next = "ERR"
                         with m.Else():
-                            with m.If(bus.we & ((a - CSR_BASE) == int(Reg.CONTROL))):
-                                m.d.comb += [clear_err.eq((bus.wdata & CONTROL_CLEAR_ERROR) != 0),
-                                             clear_cnt.eq((bus.wdata & CONTROL_CLEAR_COUNTERS) != 0),
-                                             abort.eq((bus.wdata & CONTROL_ABORT) != 0)]
-                            with m.If(bus.we & ((a - CSR_BASE) == int(Reg.UART_BAUD_DIV))):
-                                div = bus.wdata[:16]
-                                m.d.sync += self.uart_baud_div.eq(Mux(div < UART_MIN_DIV, UART_MIN_DIV, div))
-                            m.d.comb += [bus.ready.eq(1), bus.rdata.eq(csr_r)]
+                            m.d.comb += [csr.access.write.eq(bus.we), bus.ready.eq(1), bus.rdata.eq(csr.access.rdata)]
                     with m.Elif(in_cmdq):
                         with m.If(~bus.we):
                             m.next = "ERR"
                         with m.Else():
                             m.d.comb += [cmdq.w_en.eq(1), cmdq.w_data.eq(bus.wdata), bus.ready.eq(1)]
                             with m.If(~cmdq.w_rdy):
-                                m.d.comb += [raise_err.eq(1), raise_code.eq(HubError.QUEUE_OVERFLOW),
-                                             raise_op.eq(0), bus.err.eq(1)]
+                                m.d.comb += [csr.queue_overflow.eq(1), bus.err.eq(1)]
                     with m.Elif(in_sc):
                         m.d.comb += [sc_bus_rd.addr.eq((a - SCRATCH_BASE) // 4), sc_bus_rd.en.eq(1)]
                         with m.If(bus.we):
@@ -645,13 +584,11 @@ class ControlHub(wiring.Component):
                 m.d.comb += [bus.ready.eq(1), bus.rdata.eq(sc_bus_rd.data)]
                 m.next = "IDLE"
             with m.State("ERR"):
-                m.d.comb += [bus.ready.eq(1), bus.err.eq(1)]
-                m.d.sync += [bus_errors.eq(bus_errors + 1), bus_err_addr.eq(a)]
+                m.d.comb += [bus.ready.eq(1), bus.err.eq(1), csr.bus_error.eq(1)]
                 m.next = "IDLE"
             with m.State("WIN"):
                 with m.If(bus.we):
-                    with m.If(stg_valid & ~same_stage):
-                        m.d.sync += [bus_errors.eq(bus_errors + 1), bus_err_addr.eq(a)]   # partial burst dropped
+                    m.d.comb += csr.bus_error.eq(stg_valid & ~same_stage)      # a partial burst is dropped
                     mask = Mux(same_stage, stg_mask, 0) | (1 << w_word)
                     m.d.sync += [stg_valid.eq(1), stg_gb.eq(in_gb), stg_bank.eq(w_bank), stg_burst.eq(w_burst),
                                  stg_mask.eq(mask), stg_data[w_word].eq(bus.wdata), cache_valid.eq(0)]
