@@ -86,7 +86,7 @@ def bf16_pairs(n: int):
 
 
 @given(bf16_pairs(L))
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 def test_lane_sum_within_stated_bound(pairs):
     """§3's bound, exactly: products and their sum as rationals, every exponent regime including flush."""
     w = np.array([a for a, _ in pairs], np.uint16)
@@ -162,7 +162,7 @@ finite_f32 = st.one_of(
 
 
 @given(st.lists(bf16_pairs(L), min_size=1, max_size=6), finite_f32)
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_gemv_within_stated_bound(bursts, bias):
     """§4's bound, exactly, for one row of n bursts on top of any finite bias (subnormal, huge, zero)."""
     w = np.array([[a for burst in bursts for a, _ in burst]], np.uint16)
