@@ -53,14 +53,13 @@ from .contract import (
     SCRATCH_BASE,
     DeviceParams,
     Reg,
-    attn_tile_problem,
     bank_stride,
     preset,
     windows,
 )
 from .device import Device, RunResult
 from .errors import PimError
-from .layout import attention_layout, gemv_plan
+from .layout import attention_problem, gemv_plan
 from .reference import attention_f64, attention_reference, error_stats, gemv_f64, gemv_reference
 from .transport import TARGET_HELP, open_target
 
@@ -378,13 +377,9 @@ def check_shapes(p: DeviceParams, a) -> None:
                              f"the golden result on the host, up to {MAX_GEMV_ELEMENTS} elements "
                              f"(M <= {MAX_GEMV_ELEMENTS // a.k} for this K)")
     if a.cmd in ("attention", "bench"):
-        T, d = a.tokens, a.dim
-        if d % p.lanes:
-            raise UsageError(f"attention --dim {d}: d must be a multiple of lanes = {p.lanes}")
-        lay = attention_layout(p, T, d)
-        problem = attn_tile_problem(p, tokens=T, dl=d // p.lanes, row=lay.k_row, col=lay.v_row, gb=0)
+        problem = attention_problem(p, a.tokens, a.dim)
         if problem:
-            raise UsageError(f"attention --tokens {T} --dim {d} does not fit one tile on this device: {problem[1]}")
+            raise UsageError(f"attention --tokens {a.tokens} --dim {a.dim}: {problem}")
 
 
 class _Parser(argparse.ArgumentParser):

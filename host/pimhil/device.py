@@ -19,10 +19,10 @@ import numpy as np
 
 from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR,
                        CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL,
-                       Command, DeviceParams, ErrorCode, HubError, HubOp, IDENTITY_REGS, Reg, attn_tile_problem,
-                       bank_address, gemv_tile_problem)
+                       Command, DeviceParams, ErrorCode, HubError, HubOp, IDENTITY_REGS, Reg, bank_address,
+                       gemv_tile_problem)
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
-from .layout import attention_layout, gemv_plan, pad_gemv, to_bf16_bits
+from .layout import attention_layout, attention_problem, gemv_plan, pad_gemv, to_bf16_bits
 from .reference import scale_bits
 
 # Words per transport call in bulk transfers: the granularity of progress reports.
@@ -294,12 +294,10 @@ class Device:
         if kb.ndim != 2 or vb.shape != kb.shape or qb.shape != (kb.shape[1],):
             raise ValueError(f"attention needs q (d,), K and V (T, d); got {qb.shape}, {kb.shape}, {vb.shape}")
         T, d = kb.shape
-        if d % p.lanes:
-            raise ValueError(f"d = {d} must be a multiple of lanes = {p.lanes}")
-        lay = attention_layout(p, T, d)
-        problem = attn_tile_problem(p, tokens=T, dl=d // p.lanes, row=lay.k_row, col=lay.v_row, gb=0)
+        problem = attention_problem(p, T, d)
         if problem:
-            raise ValueError(f"attention T={T}, d={d} does not fit one tile on this device: {problem[1]}")
+            raise ValueError(f"attention T={T}, d={d}: {problem}")
+        lay = attention_layout(p, T, d)
         for b, region in enumerate(lay.k_regions(kb)):
             self.write_bank(b, lay.k_row, region, label=f"K bank {b}")
         for b, row, region in lay.v_regions(vb):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import DeviceParams
+from .contract import DeviceParams, attn_tile_problem
 from .golden import bf16_to_bits
 
 
@@ -99,6 +99,15 @@ class AttentionLayout:
             return [(b, self.v_row, np.ascontiguousarray(vt[b::B]).ravel()) for b in range(min(B, self.dim))]
         return [(i % B, self.v_row + (i // B) * self.nchunks + c, vt[i, c * self.chunk:(c + 1) * self.chunk])
                 for i in range(self.dim) for c in range(self.nchunks)]
+
+
+def attention_problem(p: DeviceParams, tokens: int, dim: int) -> str | None:
+    """Why T = tokens, d = dim cannot run as one attention tile in the layout below, or None if it can."""
+    if dim % p.lanes:
+        return f"d = {dim} must be a multiple of lanes = {p.lanes}"
+    lay = attention_layout(p, tokens, dim)
+    problem = attn_tile_problem(p, tokens=tokens, dl=dim // p.lanes, row=lay.k_row, col=lay.v_row, gb=0)
+    return None if problem is None else f"it does not fit one tile on this device: {problem[1]}"
 
 
 def attention_layout(p: DeviceParams, tokens: int, dim: int) -> AttentionLayout:
