@@ -558,7 +558,7 @@ class FrameStatus(enum.IntEnum):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Function-unit constants (docs/numerics.md §9); integer tables so both sides use identical values
+# Function-unit constants (docs/numerics.md §8); integer tables so both sides use identical values
 # ---------------------------------------------------------------------------------------------------------
 EXP2_SEGMENTS = 64
 EXP2_FRAC_BITS = 24          # t is cut to a fixed-point number with this many fraction bits (floor)
