@@ -185,6 +185,14 @@ def test_nextpnr_parsers_pick_the_device_clock():
     assert f["lut4"] == 41820 and f["lut4_pct"] == 50.0 and f["dsp"] == 12 and f["bram"] == 40
 
 
+def test_lut_mapping_choices():
+    assert ci_board.synth_script("top", "abc9") == ("", "")
+    opts, after = ci_board.synth_script("top", "abc9-fast")
+    assert opts == "-run begin:map_luts" and "abc9 -fast" in after and after.endswith("-run map_cells:")
+    with pytest.raises(ValueError):
+        ci_board.synth_script("top", "abc")
+
+
 def test_report_fails_when_fmax_is_below_the_clock(tmp_path, capsys):
     (tmp_path / "top.report.json").write_text(json.dumps(NEXTPNR_REPORT))
     (tmp_path / "top.rpt").write_text(YOSYS_LOG)
