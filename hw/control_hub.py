@@ -12,14 +12,15 @@ words have been written (in any order), and reads fetch a whole burst into a one
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, memory, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
-from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, BANK_BASE, CMDQ_BASE, GB_BASE, SCRATCH_BASE, CSR_BASE,
-                             DeviceParams, ErrorCode, Flag, HubError, HubOp, Op, bank_stride, payload_words, windows)
+from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
+                             payload_words)
 
 from .bank_array import BankArray, cmd_layout
 from .bus import BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
+from .hub_windows import HubWindows
 from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
 from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
 
@@ -56,12 +57,13 @@ class ControlHub(wiring.Component):
         B, L = p.banks, p.lanes
         m.submodules.array = array = self.array
         m.submodules.csr = csr = self.csr
+        m.submodules.windows = win = HubWindows(params=p)
         # CONTROL.abort empties the queue in one cycle (words the sequencer has not taken are dropped).
         abort = csr.abort
         m.submodules.cmdq = cmdq = ResetInserter(abort)(fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words))
         m.submodules.scratch = scratch = memory.Memory(shape=32, depth=p.scratch_words, init=[])
-        sc_bus_rd = scratch.read_port()
-        sc_bus_wr = scratch.write_port()
+        connect(m, win.scratch_rd, scratch.read_port())
+        connect(m, win.scratch_wr, scratch.write_port())
         sc_a = scratch.read_port()          # EW operand a
         sc_b = scratch.read_port()          # EW operand b
         sc_wr = scratch.write_port()        # responses and EW results
@@ -85,13 +87,10 @@ class ControlHub(wiring.Component):
         # ---- array command port: shared by the sequencer and the bus windows ---------------------------
         seq_cmd_valid = Signal()
         seq_cmd = Signal(cmd_layout(p))
-        win_cmd_valid = Signal()
-        win_fields = ("op", "count", "bank", "row", "col", "gb", "data")
-        win_cmd = {f: Signal(len(getattr(array.cmd.payload, f)), name=f"win_{f}") for f in win_fields}
-        win_owns = Signal()                 # the windows hold the array (only while the sequencer is idle)
+        win_owns = win.owns                 # the windows hold the array (only while the sequencer is idle)
         with m.If(win_owns):
-            m.d.comb += array.cmd.valid.eq(win_cmd_valid)
-            m.d.comb += [getattr(array.cmd.payload, f).eq(win_cmd[f]) for f in win_fields]
+            m.d.comb += [array.cmd.valid.eq(win.array.valid), win.array.ready.eq(array.cmd.ready)]
+            m.d.comb += [array.cmd.payload[f].eq(win.array.payload[f]) for f in win.array.payload.shape().members]
         with m.Else():
             m.d.comb += [array.cmd.valid.eq(seq_cmd_valid), array.cmd.payload.eq(seq_cmd)]
         cmd_fire = array.cmd.valid & array.cmd.ready
@@ -104,8 +103,6 @@ class ControlHub(wiring.Component):
         rq_kind, rq_dest, rq_beats = rq.r_data[:2], rq.r_data[2:18], rq.r_data[18:34]
         beat_done = Signal(16)              # beats finished of the head descriptor
         word_i = Signal(range(max(B, words_per_burst) + 1))
-        cache_valid = Signal()
-        cache_data = Signal(p.burst_bits)
         cache_fill = Signal()
         resp = array.resp
         # Attention scores: kind 3 writes a whole beat (B scores) into one row of the score memory and keeps a
@@ -138,7 +135,6 @@ class ControlHub(wiring.Component):
                         m.d.sync += run_max[i].eq(sv)
             with m.Elif(rq_kind == 2):
                 m.d.comb += [cache_fill.eq(1), rq.r_en.eq(1)]
-                m.d.sync += [cache_data.eq(resp.payload.data[:p.burst_bits])]
             with m.Else():
                 m.d.sync += [beat.eq(resp.payload.data), beat_full.eq(1), word_i.eq(0)]
         with m.If(beat_full):
@@ -495,131 +491,21 @@ class ControlHub(wiring.Component):
                         m.d.comb += cmd_done.eq(1)
                         m.next = "IDLE"
 
-        # ---- bus slave -----------------------------------------------------------------------------------
-        bus = self.bus
-        a = bus.addr
-        sc_win, gb_win, bank_win = (w for w in windows(p) if w.name in ("scratch", "gb", "bank"))
-
-        def inside(base, size):
-            return (a < base + size) if base == 0 else ((a >= base) & (a < base + size))
-
-        in_csr = inside(CSR_BASE, 0x1000)
-        in_cmdq = inside(CMDQ_BASE, 0x1000)
-        in_sc = inside(sc_win.base, sc_win.size)
-        in_gb = inside(gb_win.base, gb_win.size)
-        in_bank = inside(bank_win.base, bank_win.size)
-        stride = bank_stride(p)
-        burst_bytes = p.burst_bits // 8
-        boff = a - BANK_BASE
-        w_bank = Signal(8)
-        m.d.comb += w_bank.eq(boff // stride)
-        w_burst = Signal(32)
-        m.d.comb += w_burst.eq(Mux(in_gb, (a - GB_BASE) // burst_bytes, (boff % stride) // burst_bytes))
-        w_word = (a // 4) % words_per_burst
-        bank_ok = (boff % stride) < p.bank_bursts * burst_bytes
-        unaligned = a[:2] != 0
-
-        m.d.comb += [csr.access.addr.eq(a - CSR_BASE), csr.access.wdata.eq(bus.wdata), csr.bus_error_addr.eq(a)]
-
-        # Window state: one staged burst for writes, one cached burst for reads.
-        stg_valid = Signal()
-        stg_gb = Signal()
-        stg_bank = Signal(8)
-        stg_burst = Signal(32)
-        stg_mask = Signal(words_per_burst)
-        stg_data = Array(Signal(32, name=f"stg{i}") for i in range(words_per_burst))
-        cache_gb = Signal()
-        cache_bank = Signal(8)
-        cache_burst = Signal(32)
-        same_stage = stg_valid & (stg_gb == in_gb) & (in_gb | (stg_bank == w_bank)) & (stg_burst == w_burst)
-        cache_hit = cache_valid & (cache_gb == in_gb) & (in_gb | (cache_bank == w_bank)) & (cache_burst == w_burst)
-        with m.If(cache_fill):
-            m.d.sync += cache_valid.eq(1)
-        with m.If(cmd_done | (seq_busy & ~seq_wait)):
-            m.d.sync += cache_valid.eq(0)          # any command may change memory (waiting for words does not)
-
-        def win_command(op, bank, burst, is_gb, data=None):
-            stmts = [win_cmd["op"].eq(op), win_cmd["count"].eq(1), win_cmd["bank"].eq(Mux(is_gb, 0, bank)),
-                     win_cmd["row"].eq(burst // p.bursts_per_row), win_cmd["col"].eq(burst % p.bursts_per_row),
-                     win_cmd["gb"].eq(burst)]
-            if data is not None:
-                stmts.append(win_cmd["data"].eq(data))
-            return stmts
-
-        with m.FSM(name="bus"):
-            with m.State("IDLE"):
-                with m.If(bus.valid):
-                    with m.If(unaligned):
-                        m.next = "ERR"
-                    with m.Elif(in_csr):
-                        with m.If(bus.we & ~csr.access.writable):
-                            m.next = "ERR"
-                        with m.Elif(~bus.we & ~csr.access.readable):
-                            m.next = "ERR"
-                        with m.Else():
-                            m.d.comb += [csr.access.write.eq(bus.we), bus.ready.eq(1), bus.rdata.eq(csr.access.rdata)]
-                    with m.Elif(in_cmdq):
-                        with m.If(~bus.we):
-                            m.next = "ERR"
-                        with m.Else():
-                            m.d.comb += [cmdq.w_en.eq(1), cmdq.w_data.eq(bus.wdata), bus.ready.eq(1)]
-                            with m.If(~cmdq.w_rdy):
-                                m.d.comb += [csr.queue_overflow.eq(1), bus.err.eq(1)]
-                    with m.Elif(in_sc):
-                        m.d.comb += [sc_bus_rd.addr.eq((a - SCRATCH_BASE) // 4), sc_bus_rd.en.eq(1)]
-                        with m.If(bus.we):
-                            m.d.comb += [sc_bus_wr.en.eq(1), sc_bus_wr.addr.eq((a - SCRATCH_BASE) // 4),
-                                         sc_bus_wr.data.eq(bus.wdata), bus.ready.eq(1)]
-                        with m.Else():
-                            m.next = "SC_READ"
-                    with m.Elif(in_gb | (in_bank & bank_ok)):
-                        # Served while the sequencer is idle or waits for the rest of a command (which only
-                        # this bus can push: waiting for it here would wedge the bus for good).
-                        with m.If((~seq_busy | seq_wait) & ~cmdq.r_rdy & resp_idle):
-                            m.d.sync += win_owns.eq(1)
-                            m.next = "WIN"
-                    with m.Else():
-                        m.next = "ERR"
-            with m.State("SC_READ"):
-                m.d.comb += [bus.ready.eq(1), bus.rdata.eq(sc_bus_rd.data)]
-                m.next = "IDLE"
-            with m.State("ERR"):
-                m.d.comb += [bus.ready.eq(1), bus.err.eq(1), csr.bus_error.eq(1)]
-                m.next = "IDLE"
-            with m.State("WIN"):
-                with m.If(bus.we):
-                    m.d.comb += csr.bus_error.eq(stg_valid & ~same_stage)      # a partial burst is dropped
-                    mask = Mux(same_stage, stg_mask, 0) | (1 << w_word)
-                    m.d.sync += [stg_valid.eq(1), stg_gb.eq(in_gb), stg_bank.eq(w_bank), stg_burst.eq(w_burst),
-                                 stg_mask.eq(mask), stg_data[w_word].eq(bus.wdata), cache_valid.eq(0)]
-                    with m.If(mask == (1 << words_per_burst) - 1):
-                        m.next = "WIN_WRITE"
-                    with m.Else():
-                        m.d.comb += bus.ready.eq(1)
-                        m.d.sync += win_owns.eq(0)
-                        m.next = "IDLE"
-                with m.Elif(cache_hit):
-                    m.d.comb += [bus.ready.eq(1),
-                                 bus.rdata.eq(Array(cache_data[32 * i:32 * i + 32]
-                                                    for i in range(words_per_burst))[w_word])]
-                    m.d.sync += win_owns.eq(0)
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += win_command(Mux(in_gb, Op.RD_GB, Op.RD_SBK), w_bank, w_burst, in_gb)
-                    m.d.comb += win_cmd_valid.eq(rq.w_rdy)
-                    with m.If(cmd_fire):
-                        m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(2), rq_push_beats.eq(1)]
-                        m.d.sync += [cache_gb.eq(in_gb), cache_bank.eq(w_bank), cache_burst.eq(w_burst)]
-                        m.next = "WIN_READ"
-            with m.State("WIN_WRITE"):
-                m.d.comb += win_command(Mux(stg_gb, Op.WR_GB, Op.WR_SBK), stg_bank, stg_burst, stg_gb,
-                                        data=Cat(*stg_data))
-                m.d.comb += win_cmd_valid.eq(1)
-                with m.If(cmd_fire):
-                    m.d.sync += [stg_valid.eq(0), stg_mask.eq(0), win_owns.eq(0)]
-                    m.d.comb += bus.ready.eq(1)
-                    m.next = "IDLE"
-            with m.State("WIN_READ"):
-                with m.If(cache_fill):
-                    m.next = "WIN"                   # now a cache hit
+        # ---- bus windows ---------------------------------------------------------------------------------
+        connect(m, flipped(self.bus), win.bus)
+        connect(m, win.csr, csr.access)
+        m.d.comb += [
+            cmdq.w_en.eq(win.cmdq.valid), cmdq.w_data.eq(win.cmdq.payload), win.cmdq.ready.eq(cmdq.w_rdy),
+            win.cache.valid.eq(cache_fill), win.cache.payload.eq(resp.payload.data[:p.burst_bits]),
+            win.read_room.eq(rq.w_rdy),
+            # Served while the sequencer is idle or waits for the rest of a command (which only this bus can
+            # push: waiting for it here would wedge the bus for good).
+            win.may_take.eq((~seq_busy | seq_wait) & ~cmdq.r_rdy & resp_idle),
+            # Any command may change memory; waiting for words does not.
+            win.invalidate.eq(cmd_done | (seq_busy & ~seq_wait)),
+            csr.queue_overflow.eq(win.queue_overflow), csr.bus_error.eq(win.bus_error),
+            csr.bus_error_addr.eq(win.bus_error_addr),
+        ]
+        with m.If(win.read_issued):
+            m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(2), rq_push_beats.eq(1)]
         return m
