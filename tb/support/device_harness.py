@@ -1,8 +1,8 @@
 """The harness around the simulated device (rtl/pim_device_<preset>.v, hw/sim_device.py's SimDevice) that the
 device testbenches (tb/device), the driver testbench (tb/driver) and the sim server (tb/sim_server) share.
 
-`DeviceHarness(dut)` starts the clock, puts every input pin at its idle value, selects the link feeder and
-resets the device. What drives the device then:
+`DeviceHarness(dut)` starts the clock, puts every input pin at its idle value and selects the UART link's
+input; `await reset()` resets the device. What drives the device then:
 
 - `axil`, `axi`: cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA) ports, made on first use so that
   a session that never touches the AXI ports runs no AXI tasks; `axil_read` / `axil_write` for one register.
