@@ -186,9 +186,10 @@ def test_nextpnr_parsers_pick_the_device_clock():
 
 
 def test_lut_mapping_choices():
-    assert ci_board.synth_script("top", "abc9") == ("", "")
-    opts, after = ci_board.synth_script("top", "abc9-fast")
-    assert opts == "-run begin:map_luts" and "abc9 -fast" in after and after.endswith("-run map_cells:")
+    assert ci_board.synth_script("top", "abc9") == ("", "", {})
+    opts, after, files = ci_board.synth_script("top", "abc9-fast")
+    assert opts == "-run begin:map_luts" and after.endswith("-run map_cells:")
+    assert "-script abc9_fast.abc" in after and "&if -W 300" in files["abc9_fast.abc"]
     with pytest.raises(ValueError):
         ci_board.synth_script("top", "abc")
 
