@@ -14,15 +14,16 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from pimhil.contract import (ARRAY_OPS, FP32_QNAN, LOG2E_F32, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
+from pimhil.contract import (ARRAY_OPS, DeviceParams, ErrorCode, Flag, HubError, HubOp, Op,
                              payload_words)
 
 from .bank_array import BankArray, cmd_layout
 from .bus import BusSignature
+from .fp32 import fp32_add, fp32_mul
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
+from .hub_responses import ResponseKind, ResponseRouter
 from .hub_windows import HubWindows
-from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
-from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
+from .softmax_datapath import SoftmaxDatapath
 
 __all__ = ["ControlHub"]
 
@@ -58,6 +59,9 @@ class ControlHub(wiring.Component):
         m.submodules.array = array = self.array
         m.submodules.csr = csr = self.csr
         m.submodules.windows = win = HubWindows(params=p)
+        m.submodules.responses = router = ResponseRouter(params=p)
+        m.submodules.softmax = softmax = SoftmaxDatapath(params=p)
+        sm = softmax.ctl
         # CONTROL.abort empties the queue in one cycle (words the sequencer has not taken are dropped).
         abort = csr.abort
         m.submodules.cmdq = cmdq = ResetInserter(abort)(fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words))
@@ -96,62 +100,26 @@ class ControlHub(wiring.Component):
         cmd_fire = array.cmd.valid & array.cmd.ready
 
         # ---- response routing: descriptors in command order -------------------------------------------
-        # kind 0: burst words to scratch, 1: per-bank FP32 to scratch, 2: burst into the window read cache
-        m.submodules.rq = rq = fifo.SyncFIFOBuffered(width=2 + 16 + 16, depth=8)
-        rq_push_kind, rq_push_dest, rq_push_beats = Signal(2), Signal(16), Signal(16)
-        m.d.comb += rq.w_data.eq(Cat(rq_push_kind, rq_push_dest, rq_push_beats))
-        rq_kind, rq_dest, rq_beats = rq.r_data[:2], rq.r_data[2:18], rq.r_data[18:34]
-        beat_done = Signal(16)              # beats finished of the head descriptor
-        word_i = Signal(range(max(B, words_per_burst) + 1))
-        cache_fill = Signal()
-        resp = array.resp
-        # Attention scores: kind 3 writes a whole beat (B scores) into one row of the score memory and keeps a
-        # running maximum per lane.
+        seq_push = Signal()
+        rq_push_kind, rq_push_dest, rq_push_beats = Signal(ResponseKind), Signal(16), Signal(16)
+        with m.If(win_owns):
+            m.d.comb += [router.expect.valid.eq(win.read_issued), win.read_room.eq(router.expect.ready),
+                         router.expect.payload.kind.eq(ResponseKind.WINDOW_CACHE), router.expect.payload.beats.eq(1)]
+        with m.Else():
+            m.d.comb += [router.expect.valid.eq(seq_push), router.expect.payload.kind.eq(rq_push_kind),
+                         router.expect.payload.dest.eq(rq_push_dest), router.expect.payload.beats.eq(rq_push_beats)]
+        rq_w_rdy = router.expect.ready
+        connect(m, array.resp, router.resp)
+        connect(m, router.cache, win.cache)
+        connect(m, router.scores, softmax.scores)
+        m.d.comb += [sc_wr.en.eq(router.scratch_wr.en), sc_wr.addr.eq(router.scratch_wr.addr),
+                     sc_wr.data.eq(router.scratch_wr.data)]
+        resp_idle = router.idle
+        # Attention scores: one row of B FP32 scores per MAC_ABK answer.
         m.submodules.scores = scores = memory.Memory(shape=B * 32, depth=p.score_words // B, init=[])
-        score_wr = scores.write_port()
-        score_rd = scores.read_port()
-        e_wr = scores.write_port()
-        run_max = Array(Signal(32, name=f"run_max{i}", init=0xFF800000) for i in range(B))
-        any_nan = Signal()
-        max_reset = Signal()
-        words_in_beat = Mux(rq_kind == 1, B, words_per_burst)
-        # Beats bound for scratch are taken into `beat` at once and written out word by word from there, so
-        # the array is never frozen while a beat is serialised.
-        beat = Signal(p.resp_data_bits)
-        beat_full = Signal()
-        beat_words = Array(beat[32 * i:32 * i + 32] for i in range(max(B, words_per_burst)))
-        with m.If(resp.valid & (resp.payload.err != 0)):
-            m.d.comb += resp.ready.eq(1)                        # refusals were handled at issue
-        with m.Elif(resp.valid & rq.r_rdy & ~beat_full):
-            m.d.comb += resp.ready.eq(1)
-            with m.If(rq_kind == 3):
-                m.d.comb += [rq.r_en.eq(1), score_wr.en.eq(1), score_wr.addr.eq(rq_dest),
-                             score_wr.data.eq(resp.payload.data[:B * 32])]
-                for i in range(B):
-                    sv = resp.payload.data[32 * i:32 * i + 32]
-                    with m.If(is_nan(sv)):
-                        m.d.sync += any_nan.eq(1)
-                    with m.Elif(order_key(sv) > order_key(run_max[i])):
-                        m.d.sync += run_max[i].eq(sv)
-            with m.Elif(rq_kind == 2):
-                m.d.comb += [cache_fill.eq(1), rq.r_en.eq(1)]
-            with m.Else():
-                m.d.sync += [beat.eq(resp.payload.data), beat_full.eq(1), word_i.eq(0)]
-        with m.If(beat_full):
-            dest = rq_dest + beat_done * words_in_beat + word_i
-            m.d.comb += [sc_wr.en.eq(1), sc_wr.addr.eq(dest), sc_wr.data.eq(beat_words[word_i])]
-            with m.If(word_i == words_in_beat - 1):
-                m.d.sync += [word_i.eq(0), beat_full.eq(0)]
-                with m.If(beat_done + 1 == rq_beats):
-                    m.d.comb += rq.r_en.eq(1)
-                    m.d.sync += beat_done.eq(0)
-                with m.Else():
-                    m.d.sync += beat_done.eq(beat_done + 1)
-            with m.Else():
-                m.d.sync += word_i.eq(word_i + 1)
-        resp_idle = ~rq.r_rdy & ~resp.valid & ~beat_full
-        with m.If(max_reset):
-            m.d.sync += [any_nan.eq(0)] + [run_max[i].eq(0xFF800000) for i in range(B)]
+        connect(m, softmax.score_wr, scores.write_port())
+        connect(m, softmax.score_rd, scores.read_port())
+        connect(m, softmax.e_wr, scores.write_port())
 
         # ---- sequencer ----------------------------------------------------------------------------------
         hdr = Array(Signal(32, name=f"hdr{i}") for i in range(4))
@@ -240,34 +208,8 @@ class ControlHub(wiring.Component):
         a_c = Signal(17)             # chunk
         a_k = Signal(16)             # burst within the chunk
         a_g = Signal(16)             # V output group
-        m_all = Signal(32)
-        c_scale = Signal(32)
-        r_reg = Signal(32)
-        lane_sum = Array(Signal(32, name=f"lane_sum{i}") for i in range(B))
-        # Per-lane exp datapath on the score row read from score_rd.
-        e_row = []
-        for i in range(B):
-            sv = score_rd.data[32 * i:32 * i + 32]
-            diff = fp32_add(m, sv, m_all ^ 0x80000000, name=f"sm_d{i}")
-            t = fp32_mul(m, diff, c_scale, name=f"sm_t{i}")
-            e_row.append(exp2_fixed(m, t, name=f"sm_e{i}"))
-        lane_next = [fp32_add(m, lane_sum[i], e_row[i], name=f"sm_s{i}") for i in range(B)]
-        ls_taps = [lane_sum[i] for i in range(B)]
-        level, lvl = ls_taps, 0
-        while len(level) > 1:
-            level = [fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}") for j in range(0, len(level), 2)]
-            lvl += 1
-        recip = reciprocal(m, level[0], name="sm_recip")
-        m_tree = tree_reduce(list(run_max), lambda a, b: Mux(order_key(b) > order_key(a), b, a))
-        scale_c = fp32_mul(m, h_imm, Const(LOG2E_F32, 32), name="sm_c")
-        # p for the row on score_rd, as BF16, and the L of them that form GB burst a_k.
-        p_bf = []
-        for i in range(B):
-            pv = fp32_mul(m, score_rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}")
-            p_bf.append(fp32_to_bf16(m, pv, name=f"sm_pb{i}"))
         elem = Signal(32)
-        m.d.comb += elem.eq((a_c * ch) + (a_k << l_log))
-        burst_sel = Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[elem[l_log:b_log] if b_log > l_log else 0]
+        m.d.comb += [elem.eq((a_c * ch) + (a_k << l_log)), sm.scale.eq(h_imm)]
 
         def refuse(code):
             """Statements that refuse the current command with `code` (first error latches)."""
@@ -303,7 +245,7 @@ class ControlHub(wiring.Component):
                     with m.If(responding & ~scratch_ok_resp):
                         m.d.comb += refuse(HubError.BAD_SCRATCH)
                         m.next = "IDLE"
-                    with m.Elif(rq.w_rdy):
+                    with m.Elif(rq_w_rdy):
                         m.d.comb += seq_cmd_valid.eq(1)
                         with m.If(cmd_fire):
                             with m.If(array.cmd_err != 0):
@@ -312,8 +254,9 @@ class ControlHub(wiring.Component):
                             with m.Else():
                                 with m.If(responding):
                                     m.d.comb += [
-                                        rq.w_en.eq(1), rq_push_dest.eq(h_imm),
-                                        rq_push_kind.eq(Mux(h_op == Op.RD_SBK, 0, Mux(h_op == Op.RD_GB, 0, 1))),
+                                        seq_push.eq(1), rq_push_dest.eq(h_imm),
+                                        rq_push_kind.eq(Mux(_in_set(h_op, (Op.RD_SBK, Op.RD_GB)),
+                                                            ResponseKind.SCRATCH_BURSTS, ResponseKind.SCRATCH_BANKS)),
                                         rq_push_beats.eq(Mux(_in_set(h_op, (Op.RD_SBK, Op.RD_GB)), h_count, 1)),
                                     ]
                                 m.d.comb += cmd_done.eq(1)
@@ -342,7 +285,7 @@ class ControlHub(wiring.Component):
                         m.d.comb += refuse(HubError.BAD_SCRATCH)
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.comb += max_reset.eq(1)
+                        m.d.comb += sm.clear_max.eq(1)
                         m.d.sync += a_q.eq(0)
                         m.next = "ATTN_S"
                 with m.Elif((h_op == Op.SYNC) | (h_op == Op.EOC)):
@@ -386,11 +329,11 @@ class ControlHub(wiring.Component):
                     m.d.comb += [seq_cmd.op.eq(Op.MAC_ABK), seq_cmd.flags.eq(flags), seq_cmd.bank.eq(0),
                                  seq_cmd.row.eq(h_row + t_g * t_chunks + t_c), seq_cmd.col.eq(0),
                                  seq_cmd.count.eq(C), seq_cmd.gb.eq(0), seq_cmd.acc.eq(t_g - t_pass)]
-                    m.d.comb += seq_cmd_valid.eq(~read | rq.w_rdy)
+                    m.d.comb += seq_cmd_valid.eq(~read | rq_w_rdy)
                     with m.If(cmd_fire):
                         with m.If(read):
-                            m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(1), rq_push_beats.eq(1),
-                                         rq_push_dest.eq(h_imm + t_g * B)]
+                            m.d.comb += [seq_push.eq(1), rq_push_kind.eq(ResponseKind.SCRATCH_BANKS),
+                                         rq_push_beats.eq(1), rq_push_dest.eq(h_imm + t_g * B)]
                         with m.If(t_g + 1 < pass_end):
                             m.d.sync += t_g.eq(t_g + 1)
                         with m.Elif(~read):
@@ -407,25 +350,23 @@ class ControlHub(wiring.Component):
                              seq_cmd.bank.eq(0), seq_cmd.row.eq(h_row + (a_q >> kpr_log)),
                              seq_cmd.col.eq((a_q & ((Const(1, 17) << kpr_log) - 1)) << dl_log),
                              seq_cmd.count.eq(dl),
-                             seq_cmd.gb.eq(0), seq_cmd.acc.eq(a_q & (p.accs - 1)), seq_cmd_valid.eq(rq.w_rdy)]
+                             seq_cmd.gb.eq(0), seq_cmd.acc.eq(a_q & (p.accs - 1)), seq_cmd_valid.eq(rq_w_rdy)]
                 with m.If(cmd_fire):
-                    m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(3), rq_push_beats.eq(1), rq_push_dest.eq(a_q)]
+                    m.d.comb += [seq_push.eq(1), rq_push_kind.eq(ResponseKind.SCORES), rq_push_beats.eq(1),
+                                 rq_push_dest.eq(a_q)]
                     m.d.sync += a_q.eq(a_q + 1)
                     with m.If(a_q + 1 == (T >> b_log)):
                         m.next = "ATTN_MAX"
             with m.State("ATTN_MAX"):
                 m.d.comb += seq_busy.eq(1)
                 with m.If(~array.busy & resp_idle):
-                    m.d.sync += [m_all.eq(Mux(any_nan, FP32_QNAN, m_tree)), c_scale.eq(scale_c), a_q.eq(0),
-                                 a_v.eq(0)] + [lane_sum[i].eq(0) for i in range(B)]
+                    m.d.comb += sm.load_max.eq(1)
+                    m.d.sync += [a_q.eq(0), a_v.eq(0)]
                     m.next = "ATTN_EXP"
             with m.State("ATTN_EXP"):
                 # Row a_q is read this cycle; the row read last cycle is exponentiated, summed and written back.
                 m.d.comb += seq_busy.eq(1)
-                m.d.comb += [score_rd.addr.eq(a_q), score_rd.en.eq(1)]
-                with m.If(a_v):
-                    m.d.comb += [e_wr.en.eq(1), e_wr.addr.eq(a_q - 1), e_wr.data.eq(Cat(*e_row))]
-                    m.d.sync += [lane_sum[i].eq(lane_next[i]) for i in range(B)]
+                m.d.comb += [sm.row.eq(a_q), sm.exp.eq(a_v)]
                 with m.If(a_q < (T >> b_log)):
                     m.d.sync += [a_q.eq(a_q + 1), a_v.eq(1)]
                 with m.Else():
@@ -434,18 +375,19 @@ class ControlHub(wiring.Component):
                         m.next = "ATTN_RECIP"
             with m.State("ATTN_RECIP"):
                 m.d.comb += seq_busy.eq(1)
-                m.d.sync += [r_reg.eq(recip), a_c.eq(0), a_k.eq(0)]
+                m.d.comb += sm.load_recip.eq(1)
+                m.d.sync += [a_c.eq(0), a_k.eq(0)]
                 m.next = "ATTN_PREAD"
             with m.State("ATTN_PREAD"):
                 m.d.comb += seq_busy.eq(1)
-                m.d.comb += [score_rd.addr.eq(elem >> b_log), score_rd.en.eq(1)]
+                m.d.comb += sm.row.eq(elem >> b_log)
                 m.next = "ATTN_PWRITE"
             with m.State("ATTN_PWRITE"):
                 m.d.comb += seq_busy.eq(1)
-                m.d.comb += [score_rd.addr.eq(elem >> b_log), score_rd.en.eq(1)]
+                m.d.comb += [sm.row.eq(elem >> b_log), sm.burst.eq(elem[l_log:b_log] if b_log > l_log else 0)]
                 m.d.comb += [seq_cmd.op.eq(Op.WR_GB), seq_cmd.flags.eq(0), seq_cmd.gb.eq(a_k), seq_cmd.count.eq(1),
                              seq_cmd.row.eq(0), seq_cmd.col.eq(0), seq_cmd.bank.eq(0), seq_cmd.acc.eq(0),
-                             seq_cmd.data.eq(burst_sel), seq_cmd_valid.eq(1)]
+                             seq_cmd.data.eq(sm.p_burst), seq_cmd_valid.eq(1)]
                 with m.If(cmd_fire):
                     with m.If(a_k + 1 == (ch >> l_log)):
                         m.d.sync += [a_k.eq(0), a_g.eq(0)]
@@ -460,10 +402,10 @@ class ControlHub(wiring.Component):
                 m.d.comb += [seq_cmd.op.eq(Op.MAC_ABK), seq_cmd.flags.eq(flags), seq_cmd.bank.eq(0),
                              seq_cmd.row.eq(h_col + a_g * nch + a_c), seq_cmd.col.eq(0),
                              seq_cmd.count.eq(ch >> l_log), seq_cmd.gb.eq(0), seq_cmd.acc.eq(a_g),
-                             seq_cmd_valid.eq(~last_chunk | rq.w_rdy)]
+                             seq_cmd_valid.eq(~last_chunk | rq_w_rdy)]
                 with m.If(cmd_fire):
                     with m.If(last_chunk):
-                        m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(1), rq_push_beats.eq(1),
+                        m.d.comb += [seq_push.eq(1), rq_push_kind.eq(ResponseKind.SCRATCH_BANKS), rq_push_beats.eq(1),
                                      rq_push_dest.eq(h_gb + (a_g << b_log))]
                     with m.If(a_g + 1 < groups_v):
                         m.d.sync += a_g.eq(a_g + 1)
@@ -496,8 +438,6 @@ class ControlHub(wiring.Component):
         connect(m, win.csr, csr.access)
         m.d.comb += [
             cmdq.w_en.eq(win.cmdq.valid), cmdq.w_data.eq(win.cmdq.payload), win.cmdq.ready.eq(cmdq.w_rdy),
-            win.cache.valid.eq(cache_fill), win.cache.payload.eq(resp.payload.data[:p.burst_bits]),
-            win.read_room.eq(rq.w_rdy),
             # Served while the sequencer is idle or waits for the rest of a command (which only this bus can
             # push: waiting for it here would wedge the bus for good).
             win.may_take.eq((~seq_busy | seq_wait) & ~cmdq.r_rdy & resp_idle),
@@ -506,6 +446,4 @@ class ControlHub(wiring.Component):
             csr.queue_overflow.eq(win.queue_overflow), csr.bus_error.eq(win.bus_error),
             csr.bus_error_addr.eq(win.bus_error_addr),
         ]
-        with m.If(win.read_issued):
-            m.d.comb += [rq.w_en.eq(1), rq_push_kind.eq(2), rq_push_beats.eq(1)]
         return m

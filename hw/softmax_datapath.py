@@ -1,0 +1,122 @@
+"""The attention tile's softmax datapath (docs/control_hub.md, "Attention tile"; docs/numerics.md §8).
+
+It owns the score memory's ports: score rows arrive from the response router with a running maximum per lane;
+the exp pass turns a row of B scores into e = exp2((s - m) * scale * log2 e) per cycle, writes it back and adds
+it to B lane sums; their pairwise tree gives S and r = 1/S; p = e * r is rounded to BF16 and handed out one
+GB burst at a time. The sequencer's attention walker decides when each step happens (`SoftmaxControlSignature`).
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pimhil.contract import FP32_QNAN, LOG2E_F32, DeviceParams
+
+from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
+from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
+from .hub_responses import score_row
+
+__all__ = ["SoftmaxDatapath", "SoftmaxControlSignature"]
+
+_NEG_INF = 0xFF800000
+
+
+def _score_rows(params):
+    return params.score_words // params.banks
+
+
+class SoftmaxControlSignature(wiring.Signature):
+    """The walker's side: `clear_max` (a tile starts: forget the running maxima), `load_max` (every score has
+    landed: latch the maximum m and c = `scale` * log2 e, zero the lane sums), `row` (the score row read this
+    cycle), `exp` (the row read last cycle goes through the exp pass), `load_recip` (latch r = 1/S), `burst`
+    (which group of `lanes` scores of the row read last cycle `p_burst` shows), `p_burst` (in: those p as BF16)."""
+
+    def __init__(self, params):
+        super().__init__({
+            "clear_max": Out(1),
+            "scale": Out(32),
+            "load_max": Out(1),
+            "row": Out(range(_score_rows(params))),
+            "exp": Out(1),
+            "load_recip": Out(1),
+            "burst": Out(max((params.banks // params.lanes - 1).bit_length(), 1)),
+            "p_burst": In(params.burst_bits),
+        })
+
+
+class SoftmaxDatapath(wiring.Component):
+    """Ports: `ctl` (In SoftmaxControlSignature) from the sequencer; `scores` (in stream of
+    hub_responses.score_row, always ready) from the response router; `score_wr`, `score_rd`, `e_wr`: the score
+    memory's ports (scores in, rows read, exponentials written back)."""
+
+    def __init__(self, *, params):
+        if not isinstance(params, DeviceParams):
+            raise TypeError(f"params must be a DeviceParams, not {params!r}")
+        self.params = params
+        rows = _score_rows(params)
+        port = {"addr_width": (rows - 1).bit_length(), "shape": 32 * params.banks}
+        super().__init__({
+            "ctl": In(SoftmaxControlSignature(params)),
+            "scores": In(stream.Signature(score_row(params), always_ready=True)),
+            "score_wr": In(memory.WritePort.Signature(**port)),
+            "score_rd": In(memory.ReadPort.Signature(**port)),
+            "e_wr": In(memory.WritePort.Signature(**port)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        B, L = p.banks, p.lanes
+        ctl, rd = self.ctl, self.score_rd
+
+        # Scores land in the memory; each lane keeps its maximum (a NaN anywhere makes m NaN).
+        run_max = Array(Signal(32, name=f"run_max{i}", init=_NEG_INF) for i in range(B))
+        any_nan = Signal()
+        with m.If(self.scores.valid):
+            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(self.scores.payload.row),
+                         self.score_wr.data.eq(self.scores.payload.scores)]
+            for i in range(B):
+                sv = self.scores.payload.scores[32 * i:32 * i + 32]
+                with m.If(is_nan(sv)):
+                    m.d.sync += any_nan.eq(1)
+                with m.Elif(order_key(sv) > order_key(run_max[i])):
+                    m.d.sync += run_max[i].eq(sv)
+        with m.If(ctl.clear_max):
+            m.d.sync += [any_nan.eq(0)] + [run_max[i].eq(_NEG_INF) for i in range(B)]
+
+        m_all, c_scale, r_reg = Signal(32), Signal(32), Signal(32)
+        lane_sum = [Signal(32, name=f"lane_sum{i}") for i in range(B)]
+        m_tree = tree_reduce(list(run_max), lambda a, b: Mux(order_key(b) > order_key(a), b, a))
+        scale_c = fp32_mul(m, ctl.scale, Const(LOG2E_F32, 32), name="sm_c")
+        with m.If(ctl.load_max):
+            m.d.sync += [m_all.eq(Mux(any_nan, FP32_QNAN, m_tree)), c_scale.eq(scale_c)]
+            m.d.sync += [s.eq(0) for s in lane_sum]
+
+        # Exp pass: the row read last cycle (at `exp_row`) is exponentiated, written back and summed.
+        m.d.comb += [rd.addr.eq(ctl.row), rd.en.eq(1)]
+        exp_row = Signal.like(ctl.row)
+        m.d.sync += exp_row.eq(ctl.row)
+        e_row = []
+        for i in range(B):
+            diff = fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}")
+            t = fp32_mul(m, diff, c_scale, name=f"sm_t{i}")
+            e_row.append(exp2_fixed(m, t, name=f"sm_e{i}"))
+        lane_next = [fp32_add(m, s, e, name=f"sm_s{i}") for i, (s, e) in enumerate(zip(lane_sum, e_row))]
+        with m.If(ctl.exp):
+            m.d.comb += [self.e_wr.en.eq(1), self.e_wr.addr.eq(exp_row), self.e_wr.data.eq(Cat(*e_row))]
+            m.d.sync += [s.eq(n) for s, n in zip(lane_sum, lane_next)]
+
+        # S as a pairwise tree of the lane sums, then r = 1/S.
+        level, lvl = lane_sum, 0
+        while len(level) > 1:
+            level = [fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}") for j in range(0, len(level), 2)]
+            lvl += 1
+        recip = reciprocal(m, level[0], name="sm_recip")
+        with m.If(ctl.load_recip):
+            m.d.sync += r_reg.eq(recip)
+
+        # p = e * r as BF16 for the row read last cycle; `burst` picks the L of them that form one GB burst.
+        p_bf = [fp32_to_bf16(m, fp32_mul(m, rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}"), name=f"sm_pb{i}")
+                for i in range(B)]
+        m.d.comb += ctl.p_burst.eq(Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[ctl.burst])
+        return m
