@@ -21,8 +21,8 @@ sim_speed_ratio         simulated cycles per wall second while the pimctl GEMV's
 uart_socket_payload_mb_s   pimctl linktest over the sim server's UART socket: payload MB/s both ways
 
 Device figures come back from the testbenches as values: tb/device's `run` returns what the cocotb tests
-recorded (tb/support/results.py); the pimctl figures are its --json output. The bank-array GEMV still comes
-through the file named in GEMV_RESULT_FILE, which tb/bank_array writes. The shape knobs the testbenches
+recorded (tb/support/results.py), and so does tb/bank_array's; the pimctl figures are its --json output. The
+shape knobs the testbenches
 read (TILE_M, ATTN_T, ...; tb/README.md) are checked against the recorded shapes, because a variable left
 set in the shell would override the ones passed here.
 """
@@ -56,11 +56,10 @@ def best_time(fn, *, min_time=0.5, min_runs=3):
 def array_gemv(repeat):
     from tb.bank_array.test_bank_array import run
 
-    result, log = OUT / "array_gemv.json", OUT / "array_gemv.log"
-    result.unlink(missing_ok=True)
-    run("sim", testcase="test_gemv", extra_env={"GEMV_RESULT_FILE": str(result), "BENCH_REPEAT": str(repeat)},
-        log_file=log)
-    return json.loads(result.read_text())
+    fig = run("sim", testcase="test_gemv", extra_env={"BENCH_REPEAT": str(repeat)},
+              log_file=OUT / "array_gemv.log")["array_gemv"]
+    assert fig["repeat"] == repeat, f"array GEMV ran {fig['repeat']} times, not {repeat} (BENCH_REPEAT set?)"
+    return fig
 
 
 def gemv_tile(m, k, log_name):

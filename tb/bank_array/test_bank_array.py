@@ -3,7 +3,6 @@
 Every response beat is compared with GoldenArray's; memory contents are compared by reading them back.
 """
 
-import json
 import os
 import time
 
@@ -19,6 +18,7 @@ from pimhil.contract import (AF_SEGMENTS, Command, ErrorCode, Flag, Op, cmd_fiel
 from pimhil.golden import GoldenArray, bf16_to_bits, bits_to_f32, build_lut, gemv
 from pimhil.golden.fpbits import bf16_bits_to_f32
 from pimhil.golden.array import Response
+from tb.support.results import record
 from tb.support.seed import rngs
 from tb.support.stream import StreamSink, StreamSource
 from tb.support.vectors import bf16_operands, fp32_operands
@@ -283,12 +283,9 @@ async def test_gemv(dut):
     dut._log.info("GEMV %dx%d bit-exact vs golden; max |err| vs float64 %.3g; %d cycles, ideal %d, "
                   "MAC utilisation %.4f; %.0f simulated cycles/s", m, k, err, cycles, ideal, util,
                   total_cycles / wall)
-    out = os.environ.get("GEMV_RESULT_FILE")
-    if out:
-        with open(out, "w") as f:
-            json.dump({"m": m, "k": k, "bit_exact": True, "max_abs_err_vs_f64": err, "cycles": cycles,
-                       "ideal_cycles": ideal, "mac_utilization": util, "repeat": repeat,
-                       "total_cycles": total_cycles, "wall_s": wall, "cycles_per_s": total_cycles / wall}, f)
+    record("array_gemv", {"m": m, "k": k, "bit_exact": True, "max_abs_err_vs_f64": err, "cycles": cycles,
+                          "ideal_cycles": ideal, "mac_utilization": util, "repeat": repeat,
+                          "total_cycles": total_cycles, "wall_s": wall, "cycles_per_s": total_cycles / wall})
     # Back-to-back MACs: the only overhead is filling the pipeline once (s0..s4, response register, edge).
     assert cycles - ideal <= 6, f"{cycles - ideal} overhead cycles beyond the pipeline fill"
     if k >= 1024:
@@ -301,10 +298,12 @@ def test_bank_array(preset_name):
 
 
 def run(preset_name, *, testcase=None, extra_env=None, log_file=None):
-    """Build rtl/pim_bank_array_<preset>.v and run this module's tests (all, or `testcase`)."""
+    """Build rtl/pim_bank_array_<preset>.v and run this module's tests (all, or `testcase`); returns the figures
+    they recorded (tb/support/results.py)."""
     from tb.support import runner
 
     top = f"pim_bank_array_{preset_name}"
-    runner.run(toplevel=top, sources=[runner.ROOT / "rtl" / f"{top}.v"], test_module="tb.bank_array.test_bank_array",
-               config=f"bank_array_{preset_name}", extra_env={"PIM_PRESET": preset_name, **(extra_env or {})},
-               testcase=testcase, log_file=log_file)
+    return runner.run(toplevel=top, sources=[runner.ROOT / "rtl" / f"{top}.v"],
+                      test_module="tb.bank_array.test_bank_array", config=f"bank_array_{preset_name}",
+                      extra_env={"PIM_PRESET": preset_name, **(extra_env or {})}, testcase=testcase,
+                      log_file=log_file)
