@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from pimhil.contract import MAGIC, SCRATCH_BASE, Reg, SimPcie
+from pimhil.contract import MAGIC, SCRATCH_BASE, Reg
 from pimhil.errors import DeviceGone, LinkTimeout
 from pimhil.sim_launch import SimServer
-from pimhil.transport.sim_pcie import SimPcieTransport
+from pimhil.transport.sim_pcie import SimPcie, SimPcieTransport
 from pimhil.transport.uart import UartTransport
 
 pytestmark = pytest.mark.slow

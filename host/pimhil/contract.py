@@ -24,7 +24,7 @@ __all__ = [
     "WRITABLE_REGS", "WRITE_ONLY_REGS", "UART_RESET_BAUD", "UART_MIN_DIV",
     "CONTROL_CLEAR_ERROR", "CONTROL_CLEAR_COUNTERS", "CONTROL_ABORT", "check_command",
     "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
-    "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32", "SimPcie",
+    "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32",
     "gemv_tile_problem", "attn_tile_problem",
 ]
 
@@ -570,24 +570,6 @@ RECIP_TABLE = tuple(struct.unpack("<I", struct.pack("<f", 1.0 / (1.0 + (i + 0.5)
                     for i in range(RECIP_SEGMENTS))
 RECIP_NEWTON_STEPS = 2
 LOG2E_F32 = 0x3FB8AA3B        # log2(e) rounded to FP32
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Simulation PCIe protocol: how the host's XDMA routing reaches the sim server's AXI masters over TCP
-# ---------------------------------------------------------------------------------------------------------
-class SimPcie:
-    """Request: struct REQ = magic u16, op u8, chan u8, addr u32, nbytes u32 (little-endian), then nbytes of
-    data for writes. Response: struct RESP = magic u16, status u8, pad u8, nbytes u32, then data for reads.
-    chan USER is the AXI4-Lite port (XDMA's BAR; nbytes must be 4), DMA the AXI4 port (H2C/C2H)."""
-
-    REQ = "<HBBII"
-    RESP = "<HBBI"
-    REQ_MAGIC = 0x5043      # "CP"
-    RESP_MAGIC = 0x5350     # "PS"
-    OP_READ, OP_WRITE = 1, 2
-    CHAN_USER, CHAN_DMA = 0, 1
-    OK, SLVERR, BAD_REQUEST = 0, 1, 2
-    MAX_BYTES = 1 << 20     # one request moves at most this much
 
 
 def gemv_tile_problem(params: DeviceParams, *, row: int, groups: int, chunks: int, bank: int, gb: int,

@@ -6,7 +6,7 @@ Links (PIM_SIM_LINK):
 - `uart-bytes`: the same through the plain byte bypass (`ub_in`/`ub_out`), Python watching every cycle.
 - `uart-phy`: the same bytes through the 8N1 PHY on `uart_rx`/`uart_tx` (cocotbext-uart peers), with the
   baud divisor set to PIM_SIM_BAUD_DIV cycles per bit so the PHY is exercised at a simulable rate.
-- `pcie`: contract.SimPcie requests served by cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA)
+- `pcie`: transport.sim_pcie.SimPcie requests served by cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA)
   ports.
 
 Python is not woken every cycle while idle: with nothing to feed or collect, the server either blocks in
@@ -36,7 +36,8 @@ from asyncio import CancelledError
 import cocotb
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
-from pimhil.contract import CSR_BASE, Reg, SimPcie, preset
+from pimhil.contract import CSR_BASE, Reg, preset
+from pimhil.transport.sim_pcie import SimPcie
 from tb.support.device_harness import CLK_NS, DeviceHarness
 
 # Which of the device's link inputs (tb/support/device_harness.py LINKS) each server link feeds; PCIe leaves

@@ -1,7 +1,7 @@
 """The simulation's PCIe path: an XdmaTransport whose endpoint is the sim server's AXI masters over TCP.
 
 The same routing as on the board (registers through the BAR, data windows by DMA) reaches the simulated
-device's AXI4-Lite and AXI4 ports; the wire format is contract.SimPcie.
+device's AXI4-Lite and AXI4 ports; the wire format is SimPcie below.
 """
 
 from __future__ import annotations
@@ -10,9 +10,25 @@ import socket
 import struct
 import time
 
-from ..contract import FrameStatus, SimPcie
+from ..contract import FrameStatus
 from ..errors import DeviceError, DeviceGone, LinkError, LinkTimeout
 from .xdma import XdmaTransport
+
+# The sim server's PCIe request protocol: how this transport reaches the server's AXI masters over TCP
+# (tb/sim_server implements the other end). Not part of the device contract: no board speaks it.
+class SimPcie:
+    """Request: struct REQ = magic u16, op u8, chan u8, addr u32, nbytes u32 (little-endian), then nbytes of
+    data for writes. Response: struct RESP = magic u16, status u8, pad u8, nbytes u32, then data for reads.
+    chan USER is the AXI4-Lite port (XDMA's BAR; nbytes must be 4), DMA the AXI4 port (H2C/C2H)."""
+
+    REQ = "<HBBII"
+    RESP = "<HBBI"
+    REQ_MAGIC = 0x5043      # "CP"
+    RESP_MAGIC = 0x5350     # "PS"
+    OP_READ, OP_WRITE = 1, 2
+    CHAN_USER, CHAN_DMA = 0, 1
+    OK, SLVERR, BAD_REQUEST = 0, 1, 2
+    MAX_BYTES = 1 << 20     # one request moves at most this much
 
 
 class SimPcieEndpoint:
