@@ -1,0 +1,351 @@
+"""The control hub's sequencer: executes one fetched command at a time (docs/control_hub.md, "Commands").
+
+Array commands go to the bank array (with a response descriptor when they answer); SYNC and EOC wait for the
+array and the responses to settle; EWMUL/EWADD run element by element on scratch; GEMV_TILE and ATTN_TILE
+walk their tiles, issuing array commands back to back (the attention tile drives the softmax datapath too).
+A refused command raises its error and has no side effect.
+"""
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_OPS, DeviceParams, ErrorCode, Flag,
+                             HubError, HubOp, Op)
+
+from .bank_array import cmd_layout
+from .fp32 import fp32_add, fp32_mul
+from .hub_csr import ErrorEventSignature
+from .hub_responses import ResponseKind, response_descriptor
+from .softmax_datapath import SoftmaxControlSignature
+
+__all__ = ["Sequencer"]
+
+# Array ops the sequencer issues (SYNC is the sequencer's own wait); which of them answer, and which answer
+# one burst per counted burst rather than one FP32 word per bank.
+_ISSUED_OPS = ARRAY_OPS - {Op.SYNC}
+_ANSWERING_OPS = RESPONDING_OPS - {Op.SYNC}
+_READ_FLAG_OPS = frozenset(op for op, flags in ALLOWED_FLAGS.items() if flags & Flag.READ)
+_BURST_ANSWER_OPS = _ANSWERING_OPS & COUNTED_OPS
+
+
+def _in_set(value, ops):
+    return Cat(*(value == int(o) for o in sorted(ops))).any()
+
+
+class Sequencer(wiring.Component):
+    """Ports:
+
+    - `cmd` (in, the array's command layout): the fetched command, held from `start` until it ends.
+    - `start` (in): `cmd` is complete, execute it (the sequencer is idle).
+    - `done` (out): the command completes this cycle; `error` (Out ErrorEventSignature): it is refused this
+      cycle. Either ends it; the next may start in the following cycle.
+    - `array` (out stream): commands to the bank array; `array_busy`, `array_err` (the array's `busy` and
+      `cmd_err`); `expect` (out stream): the response descriptor of an answering command, in the cycle it is
+      accepted; `resp_idle` (in): the response router has nothing in flight.
+    - `ew_a`, `ew_b`, `ew_wr`: scratch ports for EWMUL/EWADD (operands a and b read, results written).
+    - `softmax` (Out SoftmaxControlSignature): the attention tile's steps.
+    """
+
+    def __init__(self, *, params):
+        if not isinstance(params, DeviceParams):
+            raise TypeError(f"params must be a DeviceParams, not {params!r}")
+        self.params = params
+        port = {"addr_width": (params.scratch_words - 1).bit_length(), "shape": 32}
+        super().__init__({
+            "cmd": In(cmd_layout(params)),
+            "start": In(1),
+            "done": Out(1),
+            "error": Out(ErrorEventSignature()),
+            "array": Out(stream.Signature(cmd_layout(params))),
+            "array_busy": In(1),
+            "array_err": In(8),
+            "expect": Out(stream.Signature(response_descriptor())),
+            "resp_idle": In(1),
+            "ew_a": In(memory.ReadPort.Signature(**port)),
+            "ew_b": In(memory.ReadPort.Signature(**port)),
+            "ew_wr": In(memory.WritePort.Signature(**port)),
+            "softmax": Out(SoftmaxControlSignature(params)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.cmd
+        m.d.comb += self.array.payload.eq(c)          # the walkers override the fields they set
+        m.d.comb += self.softmax.scale.eq(c.imm)
+        fire = self.array.valid & self.array.ready
+        # Every earlier command has finished and its answers have landed.
+        settled = ~self.array_busy & self.resp_idle
+        gemv, attn, ew = self._gemv_geometry(m), self._attn_geometry(m), self._elementwise(m)
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                with m.If(_in_set(c.op, _ISSUED_OPS)):
+                    self._issue(m, fire)
+                with m.Elif(c.op == HubOp.GEMV_TILE):
+                    with m.If((c.flags & ~int(Flag.BF16)) != 0):
+                        self._refuse(m, ErrorCode.BAD_FLAGS)
+                    with m.Elif(gemv.bad):
+                        self._refuse(m, HubError.BAD_TILE)
+                    with m.Elif(gemv.scratch_bad):
+                        self._refuse(m, HubError.BAD_SCRATCH)
+                    with m.Else():
+                        m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0)]
+                        m.next = "GEMV"
+                with m.Elif(c.op == HubOp.ATTN_TILE):
+                    with m.If(c.flags != 0):
+                        self._refuse(m, ErrorCode.BAD_FLAGS)
+                    with m.Elif(attn.bad):
+                        self._refuse(m, HubError.BAD_TILE)
+                    with m.Elif(attn.scratch_bad):
+                        self._refuse(m, HubError.BAD_SCRATCH)
+                    with m.Else():
+                        m.d.comb += self.softmax.clear_max.eq(1)
+                        m.d.sync += attn.q.eq(0)
+                        m.next = "ATTN_S"
+                with m.Elif((c.op == Op.SYNC) | (c.op == Op.EOC)):
+                    with m.If(settled):
+                        self._finish(m)
+                with m.Elif((c.op == Op.EWMUL) | (c.op == Op.EWADD)):
+                    with m.If(~settled):
+                        pass                              # earlier read-outs may still be landing in scratch
+                    with m.Elif(~ew.ok):
+                        self._refuse(m, HubError.BAD_SCRATCH)
+                    with m.Elif(c.flags != 0):
+                        self._refuse(m, ErrorCode.BAD_FLAGS)
+                    with m.Elif(c.count == 0):
+                        self._refuse(m, ErrorCode.BAD_COUNT)
+                    with m.Else():
+                        m.d.sync += [ew.i.eq(0), ew.v.eq(0), ew.dst.eq(c.gb), ew.mul.eq(c.op == Op.EWMUL)]
+                        m.next = "EW"
+                with m.Else():
+                    self._refuse(m, ErrorCode.BAD_OPCODE)
+            self._gemv_states(m, fire, settled, gemv)
+            self._attn_states(m, fire, settled, attn)
+            self._ew_state(m, ew)
+        return m
+
+    # ---- ending a command ----------------------------------------------------------------------------------
+    def _finish(self, m):
+        m.d.comb += self.done.eq(1)
+        m.next = "IDLE"
+
+    def _refuse(self, m, code):
+        """Refuse the command with `code` (the first error latches)."""
+        m.d.comb += [self.error.valid.eq(1), self.error.code.eq(code), self.error.op.eq(self.cmd.op)]
+        m.next = "IDLE"
+
+    def _push(self, m, kind, dest, beats=1):
+        m.d.comb += [self.expect.valid.eq(1), self.expect.payload.kind.eq(kind), self.expect.payload.dest.eq(dest),
+                     self.expect.payload.beats.eq(beats)]
+
+    # ---- array commands -------------------------------------------------------------------------------------
+    def _issue(self, m, fire):
+        """EXEC of an array op: issue it as fetched; an answering one sends its answer to scratch at `imm`."""
+        p, c = self.params, self.cmd
+        answers = _in_set(c.op, _ANSWERING_OPS) | (_in_set(c.op, _READ_FLAG_OPS) & ((c.flags & Flag.READ) != 0))
+        per_burst = _in_set(c.op, _BURST_ANSWER_OPS)
+        words = Signal(32)
+        m.d.comb += words.eq(Mux(per_burst, c.count * (p.lanes // 2), p.banks))
+        with m.If(answers & ~(c.imm + words <= p.scratch_words)):
+            self._refuse(m, HubError.BAD_SCRATCH)
+        with m.Elif(self.expect.ready):
+            m.d.comb += self.array.valid.eq(1)
+            with m.If(fire):
+                with m.If(self.array_err != 0):
+                    self._refuse(m, self.array_err)
+                with m.Else():
+                    with m.If(answers):
+                        self._push(m, Mux(per_burst, ResponseKind.SCRATCH_BURSTS, ResponseKind.SCRATCH_BANKS),
+                                   c.imm, beats=Mux(per_burst, c.count, 1))
+                    self._finish(m)
+
+    # ---- GEMV tile -------------------------------------------------------------------------------------------
+    def _gemv_geometry(self, m):
+        """x chunk c lives in bank `bank`, row gb+c; weights of row group g, chunk c in every bank's row
+        `row + g*chunks + c`; groups run in passes of `accs`, each pass walking all chunks."""
+        p, c = self.params, self.cmd
+        assert p.row_words <= p.gb_words, "a GEMV chunk is one bank row and must fit the GB"
+        groups, chunks = c.col, c.count
+        g = SimpleNamespace(groups=groups, chunks=chunks,
+                            pass_=Signal(16, name="t_pass"),     # first group of this pass
+                            c=Signal(16, name="t_c"),            # chunk
+                            g=Signal(16, name="t_g"),            # group (absolute)
+                            copy=Signal(name="t_copy"),          # next command is the chunk's COPY_BKGB
+                            last=Signal(name="t_last"),          # every command of the tile has been issued
+                            pass_end=Signal(17, name="pass_end"))
+        m.d.comb += g.pass_end.eq(Mux(g.pass_ + p.accs < groups, g.pass_ + p.accs, groups))
+        g.bad = ((groups == 0) | (chunks == 0) | (c.row + groups * chunks > p.rows) | (c.bank >= p.banks)
+                 | (c.gb + chunks > p.rows))
+        g.scratch_bad = c.imm + groups * p.banks > p.scratch_words
+        return g
+
+    def _gemv_states(self, m, fire, settled, g):
+        p, c, cmd = self.params, self.cmd, self.array.payload
+        with m.State("GEMV"):
+            read = g.c + 1 == g.chunks
+            with m.If(g.last):
+                with m.If(settled):
+                    self._finish(m)
+            with m.Elif(g.copy):
+                m.d.comb += [cmd.op.eq(Op.COPY_BKGB), cmd.flags.eq(0), cmd.bank.eq(c.bank), cmd.row.eq(c.gb + g.c),
+                             cmd.col.eq(0), cmd.count.eq(p.bursts_per_row), cmd.gb.eq(0), cmd.acc.eq(0),
+                             self.array.valid.eq(1)]
+                with m.If(fire):
+                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_)]
+            with m.Else():
+                flags = (Mux(g.c == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0) | (c.flags & int(Flag.BF16)))
+                m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
+                             cmd.row.eq(c.row + g.g * g.chunks + g.c), cmd.col.eq(0), cmd.count.eq(p.bursts_per_row),
+                             cmd.gb.eq(0), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(~read | self.expect.ready)]
+                with m.If(fire):
+                    with m.If(read):
+                        self._push(m, ResponseKind.SCRATCH_BANKS, c.imm + g.g * p.banks)
+                    with m.If(g.g + 1 < g.pass_end):
+                        m.d.sync += g.g.eq(g.g + 1)
+                    with m.Elif(~read):
+                        m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1)]
+                    with m.Elif(g.pass_end < g.groups):
+                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1)]
+                    with m.Else():
+                        m.d.sync += g.last.eq(1)
+
+    # ---- attention tile --------------------------------------------------------------------------------------
+    def _attn_geometry(self, m):
+        """One head. Key j: bank j % B, slot q = j // B at row `row + q // kpr`, column (q % kpr) * dl with
+        kpr = C / dl keys per row; V-transpose dim i: bank i % B, row `col + (i // B) * nch + chunk`. Chunks of
+        ch = min(T, row_words) probabilities go through the GB."""
+        p, c = self.params, self.cmd
+        B, C = p.banks, p.bursts_per_row
+        T, dl = c.count, c.acc
+        a = SimpleNamespace(T=T, dl=dl, c_log=(C - 1).bit_length(), l_log=(p.lanes - 1).bit_length(),
+                            b_log=(B - 1).bit_length())
+        log2 = {1 << i: i for i in range(17)}
+        a.dl_log = Signal(5, name="dl_log")
+        with m.Switch(dl):
+            for v, lg in log2.items():
+                if v <= C:
+                    with m.Case(v):
+                        m.d.comb += a.dl_log.eq(lg)
+        a.kpr_log = Signal(5, name="kpr_log")
+        a.d_words = Signal(16, name="d_words")
+        a.groups = Signal(16, name="groups_v")                  # d / B output groups
+        a.ch, a.nch = Signal(17, name="ch"), Signal(17, name="nch")
+        key_rows = Signal(32, name="key_rows")
+        big_t = T > p.row_words
+        rw_log = (p.row_words - 1).bit_length()
+        m.d.comb += [a.kpr_log.eq(a.c_log - a.dl_log), a.d_words.eq(dl << a.l_log), a.groups.eq(a.d_words >> a.b_log),
+                     a.ch.eq(Mux(big_t, p.row_words, T)), a.nch.eq(Mux(big_t, T >> rw_log, 1)),
+                     key_rows.eq((((T >> a.b_log) << a.dl_log) + C - 1) >> a.c_log)]
+        dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
+        a.bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
+                 | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((a.d_words & (B - 1)) != 0)
+                 | (a.groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + a.groups * a.nch > p.rows))
+        a.scratch_bad = c.gb + a.d_words > p.scratch_words
+        a.q = Signal(16, name="a_q")       # score MAC / row index
+        a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
+        a.c = Signal(17, name="a_c")       # chunk
+        a.k = Signal(16, name="a_k")       # burst within the chunk
+        a.g = Signal(16, name="a_g")       # V output group
+        a.elem = Signal(32, name="elem")   # first token of burst a_k of chunk a_c
+        m.d.comb += a.elem.eq((a.c * a.ch) + (a.k << a.l_log))
+        return a
+
+    def _attn_states(self, m, fire, settled, a):
+        p, c, cmd, sm = self.params, self.cmd, self.array.payload, self.softmax
+        rows = a.T >> a.b_log
+        with m.State("ATTN_S"):
+            # B scores per MAC_ABK, each into one row of the score memory.
+            m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(int(Flag.ZERO | Flag.READ)), cmd.bank.eq(0),
+                         cmd.row.eq(c.row + (a.q >> a.kpr_log)),
+                         cmd.col.eq((a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log), cmd.count.eq(a.dl),
+                         cmd.gb.eq(0), cmd.acc.eq(a.q & (p.accs - 1)), self.array.valid.eq(self.expect.ready)]
+            with m.If(fire):
+                self._push(m, ResponseKind.SCORES, a.q)
+                m.d.sync += a.q.eq(a.q + 1)
+                with m.If(a.q + 1 == rows):
+                    m.next = "ATTN_MAX"
+        with m.State("ATTN_MAX"):
+            with m.If(settled):
+                m.d.comb += sm.load_max.eq(1)
+                m.d.sync += [a.q.eq(0), a.v.eq(0)]
+                m.next = "ATTN_EXP"
+        with m.State("ATTN_EXP"):
+            # Row a_q is read this cycle; the row read last cycle is exponentiated, summed and written back.
+            m.d.comb += [sm.row.eq(a.q), sm.exp.eq(a.v)]
+            with m.If(a.q < rows):
+                m.d.sync += [a.q.eq(a.q + 1), a.v.eq(1)]
+            with m.Else():
+                m.d.sync += a.v.eq(0)
+                with m.If(~a.v):
+                    m.next = "ATTN_RECIP"
+        with m.State("ATTN_RECIP"):
+            m.d.comb += sm.load_recip.eq(1)
+            m.d.sync += [a.c.eq(0), a.k.eq(0)]
+            m.next = "ATTN_PREAD"
+        with m.State("ATTN_PREAD"):
+            m.d.comb += sm.row.eq(a.elem >> a.b_log)
+            m.next = "ATTN_PWRITE"
+        with m.State("ATTN_PWRITE"):
+            m.d.comb += [sm.row.eq(a.elem >> a.b_log), sm.burst.eq(a.elem[a.l_log:a.b_log] if a.b_log > a.l_log else 0)]
+            m.d.comb += [cmd.op.eq(Op.WR_GB), cmd.flags.eq(0), cmd.gb.eq(a.k), cmd.count.eq(1), cmd.row.eq(0),
+                         cmd.col.eq(0), cmd.bank.eq(0), cmd.acc.eq(0), cmd.data.eq(sm.p_burst), self.array.valid.eq(1)]
+            with m.If(fire):
+                with m.If(a.k + 1 == (a.ch >> a.l_log)):
+                    m.d.sync += [a.k.eq(0), a.g.eq(0)]
+                    m.next = "ATTN_V"
+                with m.Else():
+                    m.d.sync += a.k.eq(a.k + 1)
+                    m.next = "ATTN_PREAD"
+        with m.State("ATTN_V"):
+            last_chunk = a.c + 1 == a.nch
+            flags = Mux(a.c == 0, int(Flag.ZERO), 0) | Mux(last_chunk, int(Flag.READ), 0)
+            m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
+                         cmd.row.eq(c.col + a.g * a.nch + a.c), cmd.col.eq(0), cmd.count.eq(a.ch >> a.l_log),
+                         cmd.gb.eq(0), cmd.acc.eq(a.g), self.array.valid.eq(~last_chunk | self.expect.ready)]
+            with m.If(fire):
+                with m.If(last_chunk):
+                    self._push(m, ResponseKind.SCRATCH_BANKS, c.gb + (a.g << a.b_log))
+                with m.If(a.g + 1 < a.groups):
+                    m.d.sync += a.g.eq(a.g + 1)
+                with m.Elif(~last_chunk):
+                    m.d.sync += [a.c.eq(a.c + 1), a.k.eq(0)]
+                    m.next = "ATTN_PREAD"
+                with m.Else():
+                    m.next = "ATTN_DONE"
+        with m.State("ATTN_DONE"):
+            with m.If(settled):
+                self._finish(m)
+
+    # ---- element-wise ops -----------------------------------------------------------------------------------
+    def _elementwise(self, m):
+        p, c = self.params, self.cmd
+        e = SimpleNamespace(i=Signal(16, name="ew_i"),       # element being read
+                            v=Signal(name="ew_v"),           # a read issued last cycle, its result is written now
+                            dst=Signal(16, name="ew_dst"), mul=Signal(name="ew_mul"))
+        e.ok = ((c.row + c.count <= p.scratch_words) & (c.col + c.count <= p.scratch_words)
+                & (c.gb + c.count <= p.scratch_words))
+        e.sum = fp32_add(m, self.ew_a.data, self.ew_b.data, name="ew_add")
+        e.prod = fp32_mul(m, self.ew_a.data, self.ew_b.data, name="ew_mul")
+        m.d.comb += [self.ew_a.en.eq(1), self.ew_b.en.eq(1), self.ew_a.addr.eq(c.row + e.i),
+                     self.ew_b.addr.eq(c.col + e.i)]
+        return e
+
+    def _ew_state(self, m, e):
+        with m.State("EW"):
+            # One element per cycle: operands read in cycle i arrive in cycle i+1 and are written then.
+            with m.If(e.v):
+                m.d.comb += [self.ew_wr.en.eq(1), self.ew_wr.addr.eq(e.dst),
+                             self.ew_wr.data.eq(Mux(e.mul, e.prod, e.sum))]
+                m.d.sync += e.dst.eq(e.dst + 1)
+            with m.If(e.i < self.cmd.count):
+                m.d.sync += [e.i.eq(e.i + 1), e.v.eq(1)]
+            with m.Else():
+                m.d.sync += e.v.eq(0)
+                with m.If(~e.v):
+                    self._finish(m)
