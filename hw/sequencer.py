@@ -152,17 +152,23 @@ class Sequencer(wiring.Component):
         per_burst = _in_set(c.op, _BURST_ANSWER_OPS)
         words = Signal(32)
         m.d.comb += words.eq(Mux(per_burst, c.count * (p.lanes // 2), p.banks))
+        # The answer's descriptor goes to the router when the command is first offered, not when the array takes
+        # it: a counted read streams beats from its first burst but is taken with its last, and beats with no
+        # descriptor would freeze the array before it got there (RD_SBK/RD_GB of more than a few bursts hung).
+        expected = Signal(name="answer_expected")
         with m.If(answers & ~(c.imm + words <= p.scratch_words)):
             self._refuse(m, HubError.BAD_SCRATCH)
-        with m.Elif(self.expect.ready):
+        with m.Elif(self.expect.ready | expected):
             m.d.comb += self.array.valid.eq(1)
+            with m.If(answers & ~expected & (self.array_err == 0)):
+                self._push(m, Mux(per_burst, ResponseKind.SCRATCH_BURSTS, ResponseKind.SCRATCH_BANKS),
+                           c.imm, beats=Mux(per_burst, c.count, 1))
+                m.d.sync += expected.eq(1)
             with m.If(fire):
+                m.d.sync += expected.eq(0)
                 with m.If(self.array_err != 0):
                     self._refuse(m, self.array_err)
                 with m.Else():
-                    with m.If(answers):
-                        self._push(m, Mux(per_burst, ResponseKind.SCRATCH_BURSTS, ResponseKind.SCRATCH_BANKS),
-                                   c.imm, beats=Mux(per_burst, c.count, 1))
                     self._finish(m)
 
     # ---- GEMV tile -------------------------------------------------------------------------------------------

@@ -491,6 +491,22 @@ async def test_differential_command_streams(dut):
 
 
 @cocotb.test()
+async def test_long_reads_from_the_queue(dut):
+    """RD_SBK and RD_GB of many bursts from the queue: their beats stream from the first burst while the array
+    takes the command with its last, so the router must expect them from the start (this hung the hub)."""
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    data = bf16_operands(tb.rng, (p.bursts_per_row, p.lanes))
+    for col in range(p.bursts_per_row):
+        await tb.command(Command(Op.WR_SBK, bank=p.banks - 1, row=1, col=col, data=tuple(int(v) for v in data[col])))
+    await tb.command(Command(Op.RD_SBK, bank=p.banks - 1, row=1, count=p.bursts_per_row, imm=0))
+    await tb.command(Command(Op.RD_GB, count=p.gb_bursts, imm=p.bursts_per_row * p.lanes // 2))
+    await tb.idle()
+    await tb.compare_scratch((p.bursts_per_row + p.gb_bursts) * p.lanes // 2)
+
+
+@cocotb.test()
 async def test_partial_command_never_wedges_the_bus(dut):
     """Two of a SYNC's four header words, then a bank read: answered (the window is served while the sequencer
     waits), the device keeps serving, and CONTROL.abort drops the half command."""
