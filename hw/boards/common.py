@@ -12,7 +12,7 @@ from pimhil.contract import DeviceParams
 
 from hw.device import Device
 
-__all__ = ["PCIE_PORTS", "SIM_ONLY_PORTS", "hardware_device", "pin", "tie_off"]
+__all__ = ["PCIE_PORTS", "SIM_ONLY_PORTS", "check_top_params", "hardware_device", "pin", "tie_off"]
 
 # Device ports a simulation drives and no board does. Names that the device no longer has are skipped, so
 # the board tops keep building when the lead removes them from the hardware assembly.
@@ -26,6 +26,14 @@ def hardware_device(*, params):
     if not isinstance(params, DeviceParams):
         raise TypeError(f"params must be a DeviceParams, not {params!r}")
     return Device(params=params)
+
+
+def check_top_params(*, params, por_cycles):
+    """The checks every board top makes of its constructor arguments (exact messages tested)."""
+    if not isinstance(params, DeviceParams):
+        raise TypeError(f"params must be a DeviceParams, not {params!r}")
+    if not isinstance(por_cycles, int) or not 2 <= por_cycles <= 1 << 24:
+        raise ValueError(f"por_cycles must be an int in [2, 2**24], not {por_cycles!r}")
 
 
 def tie_off(m, component, names):

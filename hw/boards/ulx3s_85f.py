@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
-from pimhil.contract import DeviceParams
 
-from .common import PCIE_PORTS, SIM_ONLY_PORTS, hardware_device, pin, tie_off
+from .common import PCIE_PORTS, SIM_ONLY_PORTS, check_top_params, hardware_device, pin, tie_off
 
 __all__ = ["NAME", "PRESET", "REF_HZ", "PLLConfig", "ULX3STop", "ecp5_pll", "platform"]
 
@@ -110,10 +109,7 @@ class ULX3STop(Elaboratable):
     """
 
     def __init__(self, *, params, por_cycles=1 << 16):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"params must be a DeviceParams, not {params!r}")
-        if not isinstance(por_cycles, int) or not 2 <= por_cycles <= 1 << 24:
-            raise ValueError(f"por_cycles must be an int in [2, 2**24], not {por_cycles!r}")
+        check_top_params(params=params, por_cycles=por_cycles)
         self.params = params
         self.por_cycles = por_cycles
         self.pll = ecp5_pll(ref_hz=REF_HZ, out_hz=params.clk_hz)

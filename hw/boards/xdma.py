@@ -30,7 +30,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 from pimhil.contract import DeviceParams, windows
 
-from .common import SIM_ONLY_PORTS, hardware_device, pin, tie_off
+from .common import SIM_ONLY_PORTS, check_top_params, hardware_device, pin, tie_off
 
 __all__ = [
     "LINT_TOP",
@@ -230,10 +230,7 @@ class FuryTop(Elaboratable):
     """
 
     def __init__(self, *, params, por_cycles=1 << 16):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"params must be a DeviceParams, not {params!r}")
-        if not isinstance(por_cycles, int) or not 2 <= por_cycles <= 1 << 24:
-            raise ValueError(f"por_cycles must be an int in [2, 2**24], not {por_cycles!r}")
+        check_top_params(params=params, por_cycles=por_cycles)
         self.params = params
         self.por_cycles = por_cycles
         self.mmcm = mmcm(ref_hz=REF_HZ, out_hz=params.clk_hz)
