@@ -3,6 +3,6 @@
 One module per proved block, each with a list PROOFS of `_common.Proof`.
 """
 
-from . import bus_arbiter
+from . import axi4, axi_lite, bus_arbiter
 
-PROOF_MODULES = (bus_arbiter,)
+PROOF_MODULES = (bus_arbiter, axi_lite, axi4)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, Value
-from amaranth.hdl._ast import Switch
+from amaranth.hdl._dsl import resolve_statement
 
 __all__ = ["Properties", "Probe", "Proof", "past", "name_checks", "ProbeError"]
 
@@ -65,11 +65,9 @@ class ProbeError(LookupError):
 
 def _walk(stmts, found: dict):
     for st in stmts:
+        st = resolve_statement(st)        # FSM `m.next` statements are bound to their state signal only now
         for sig in list(st._lhs_signals()) + list(st._rhs_signals()):
             found.setdefault(sig.name, {})[id(sig)] = sig
-        if isinstance(st, Switch):
-            for _patterns, body, _src in st.cases:
-                _walk(body, found)
 
 
 class Probe:
