@@ -48,7 +48,8 @@ _REG_DOC = {
     Reg.PERF_MAC: "cycles in which a MAC burst issued",
     Reg.PERF_STALL: "cycles the array was frozen by response back-pressure",
     Reg.PERF_CMDS: "commands completed (refused ones not counted)",
-    Reg.UART_BAUD_DIV: "clock cycles per UART bit (16 bits); a written value below 4 sets 4",
+    Reg.UART_BAUD_DIV: "clock cycles per UART bit (16 bits); a written value below 4 sets 4; takes effect once "
+                       "its answer is sent (docs/uart_link.md, \"Changing the rate\")",
     Reg.UART_FRAMES_OK: "UART frames answered OK",
     Reg.UART_CRC_ERRORS: "UART frames dropped for a bad CRC (not answered)",
     Reg.UART_FRAMING_ERRORS: "UART bytes dropped for a low stop bit",
@@ -58,6 +59,7 @@ _REG_DOC = {
     Reg.UART_DROPPED_BYTES: "UART bytes discarded while hunting for a sync byte",
     Reg.BUS_ERRORS: "refused bus accesses (holes, read-only registers, CMDQ reads, dropped partial bursts)",
     Reg.BUS_ERROR_ADDR: "address of the latest refused bus access",
+    Reg.UART_BAUD_REVERTS: "times UART_BAUD_DIV went back to the reset divisor (rate probation ran out, line break)",
 }
 _STATUS_DOC = {
     "STATUS_BUSY": "the queue holds words, the sequencer holds or executes a command, or the array is busy",

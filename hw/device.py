@@ -13,7 +13,7 @@ from amaranth.hdl import Module
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from pimhil.contract import DeviceParams
+from pimhil.contract import CSR_BASE, DeviceParams, Reg
 
 from .axi4 import AXI4Signature, AXI4Slave
 from .axi_lite import AXILiteSignature, AXILiteSlave
@@ -30,12 +30,16 @@ RX_FIFO_BYTES = 2048        # a whole maximum frame (1035 bytes) while the previ
 class Device(wiring.Component):
     """Ports: `uart_rx`/`uart_tx` (8N1 pins), `axil` and `axi` (slaves for an XDMA core), `irq_error` (an
     error is latched), `busy` (the hub is working: what PERF_BUSY counts), `link_active` (the UART link is
-    inside a frame)."""
+    inside a frame).
 
-    def __init__(self, *, params, uart_default_div=None):
+    uart_default_div: UART_BAUD_DIV after reset (default contract.uart_reset_div); uart_confirm_cycles: the
+    probation window of a divisor the UART link wrote (default contract.uart_confirm_cycles)."""
+
+    def __init__(self, *, params, uart_default_div=None, uart_confirm_cycles=None):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
         self.params = params
+        self.uart_confirm_cycles = uart_confirm_cycles
         self.hub = ControlHub(params=params, uart_default_div=uart_default_div)
         super().__init__(self._members())
 
@@ -54,13 +58,20 @@ class Device(wiring.Component):
         m = Module()
         m.submodules.hub = hub = self.hub
         m.submodules.phy = phy = UARTPhy()
-        m.submodules.link = link = UARTLink(params=self.params)
+        m.submodules.link = link = UARTLink(params=self.params, reset_div=hub.uart_default_div,
+                                             confirm_cycles=self.uart_confirm_cycles)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_BYTES)
         m.submodules.axil_slave = axil = AXILiteSlave()
         m.submodules.axi_slave = axi = AXI4Slave()
         m.submodules.arbiter = arb = BusArbiter(masters=3)
 
-        m.d.comb += [phy.div.eq(hub.uart_baud_div), link.div.eq(hub.uart_baud_div), phy.rx.eq(self.uart_rx),
+        # The link owns the divisor in use; the register is its request, and every write to it (from any
+        # master) is seen on the hub's bus.
+        hb = arb.bus
+        m.d.comb += [link.div_request.eq(hub.uart_baud_div), phy.div.eq(link.div),
+                     link.div_written.eq(hb.valid & hb.we & hb.ready & ~hb.err
+                                         & (hb.addr == CSR_BASE + Reg.UART_BAUD_DIV)),
+                     link.phy_idle.eq(phy.idle), link.rx_level.eq(phy.rx_level), phy.rx.eq(self.uart_rx),
                      self.uart_tx.eq(phy.tx), link.framing_error.eq(phy.rx_framing_error),
                      link.overrun.eq(phy.rx_overrun | (rx_fifo.w_en & ~rx_fifo.w_rdy)),
                      self.irq_error.eq(hub.irq_error), self.busy.eq(hub.busy), self.link_active.eq(link.active)]

@@ -21,11 +21,11 @@ __all__ = ["SimDevice"]
 class SimDevice(Device):
     """Device with the simulation ports `uart_bypass`, `ub_in`, `ub_out`, `sb_select` and `sb_*`."""
 
-    def __init__(self, *, params, uart_default_div=None, sb_width=64):
+    def __init__(self, *, params, uart_default_div=None, uart_confirm_cycles=None, sb_width=64):
         if not isinstance(sb_width, int) or not 1 <= sb_width <= 256:
             raise ValueError(f"sb_width must be an int in [1, 256], not {sb_width!r}")
         self.sb_width = sb_width
-        super().__init__(params=params, uart_default_div=uart_default_div)
+        super().__init__(params=params, uart_default_div=uart_default_div, uart_confirm_cycles=uart_confirm_cycles)
 
     def _members(self) -> dict:
         w = self.sb_width

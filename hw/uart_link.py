@@ -4,13 +4,18 @@ Byte streams on both sides, so the same link runs behind the 8N1 PHY or, in simu
 A frame is executed only after its CRC has been checked, so a corrupted frame never touches the device;
 frames are handled strictly in order and the input stream waits (ready low) while one executes or its
 response is sent, which a FIFO in front of the link absorbs when a PHY (with no flow control) feeds it.
+
+The link also owns the divisor in use (`div`, to the PHY): UART_BAUD_DIV is only a request, applied between
+frames, put on probation when the link itself wrote it, and taken back to the reset divisor on a line break
+(docs/uart_link.md, "Changing the rate").
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from pimhil.contract import LINK_COUNTERS, DeviceParams, Frame, FrameCmd, FrameStatus, windows
+from pimhil.contract import (CSR_BASE, LINK_COUNTERS, UART_BREAK_BITS, UART_MIN_DIV, DeviceParams, Frame, FrameCmd,
+                             FrameStatus, Reg, uart_confirm_cycles, uart_reset_div, windows)
 
 from .bus import BusSignature
 
@@ -32,15 +37,33 @@ def crc16_byte(m, crc, byte, *, name):
 
 
 class UARTLink(wiring.Component):
-    def __init__(self, *, params):
+    """Ports: `rx`/`tx` byte streams, `bus` (master), the counters of LINK_COUNTERS, and the rate control:
+    `div_request` (the UART_BAUD_DIV register), `div_written` (a bus write to UART_BAUD_DIV by any master this
+    cycle), `phy_idle` and `rx_level` (from the PHY), `div` (out: the divisor in use).
+
+    reset_div: the divisor after reset (contract.uart_reset_div); confirm_cycles: the probation window
+    (contract.uart_confirm_cycles; a testbench may shorten it).
+    """
+
+    def __init__(self, *, params, reset_div=None, confirm_cycles=None):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
         self.params = params
+        self.reset_div = uart_reset_div(params) if reset_div is None else reset_div
+        self.confirm_cycles = uart_confirm_cycles(params) if confirm_cycles is None else confirm_cycles
+        if not isinstance(self.reset_div, int) or not UART_MIN_DIV <= self.reset_div < (1 << 16):
+            raise ValueError(f"reset_div must be an int in [{UART_MIN_DIV}, 65535], not {self.reset_div!r}")
+        if not isinstance(self.confirm_cycles, int) or self.confirm_cycles < 1:
+            raise ValueError(f"confirm_cycles must be a positive int, not {self.confirm_cycles!r}")
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "bus": Out(BusSignature()),
-            "div": In(16),
+            "div_request": In(16, init=self.reset_div),
+            "div_written": In(1),
+            "phy_idle": In(1, init=1),
+            "rx_level": In(1, init=1),
+            "div": Out(16, init=self.reset_div),
             # High while the link is fed byte streams without the PHY (simulation): there is no byte time,
             # so a partial frame times out after Frame.BYPASS_TIMEOUT_CYCLES idle cycles instead.
             "bypass": In(1),
@@ -88,6 +111,16 @@ class UARTLink(wiring.Component):
         is_write = (cmd == FrameCmd.WRITE) | (cmd == FrameCmd.WRITE_FIXED)
         timeout = Mux(self.bypass, Frame.BYPASS_TIMEOUT_CYCLES, Frame.TIMEOUT_BYTES * 10 * self.div)
 
+        div_addr = CSR_BASE + Reg.UART_BAUD_DIV
+        own_write = Signal()            # this cycle the link writes UART_BAUD_DIV for a frame
+        pending = Signal()              # a written divisor waits to be applied
+        by_link = Signal()              # ...and the UART link wrote it
+        between = Signal()
+        probation = Signal(range(self.confirm_cycles + 1))   # cycles left for a good frame; 0: none owed
+        revert = Signal()               # back to the reset divisor as soon as the link is between frames
+        low_max = UART_BREAK_BITS * 0xFFFF
+        low = Signal(range(low_max + 1))   # cycles RX has been low
+
         tx = self.tx
         resp_len = Signal(16)
         crc_rx = crc16_byte(m, crc, byte, name="crc_rx")
@@ -96,6 +129,8 @@ class UARTLink(wiring.Component):
         with m.FSM(name="link") as fsm:
             with m.State("HUNT"):
                 m.d.comb += rx.ready.eq(1)
+                with m.If(revert & between & ~pending):
+                    m.next = "REVERT"
                 with m.If(got):
                     with m.If(byte == Frame.REQ_SYNC):
                         m.d.sync += [crc.eq(Frame.CRC_INIT), count.eq(0), idle.eq(0)]
@@ -150,6 +185,8 @@ class UARTLink(wiring.Component):
                             with m.If(count == 1):
                                 m.next = "CHECK"
             with m.State("CHECK"):
+                with m.If(rx_crc == crc):
+                    m.d.sync += probation.eq(0)       # a good frame at the new rate: it stays
                 with m.If(rx_crc != crc):
                     m.d.sync += self.crc_errors.eq(self.crc_errors + 1)
                     m.next = "HUNT"
@@ -175,6 +212,7 @@ class UARTLink(wiring.Component):
                 bus = self.bus
                 m.d.comb += [br.addr.eq(idx), bus.valid.eq(1), bus.we.eq(is_write), bus.wdata.eq(br.data),
                              bus.addr.eq(Mux(cmd == FrameCmd.WRITE_FIXED, addr, addr + (idx << 2)))]
+                m.d.comb += own_write.eq(is_write & bus.ready & ~bus.err & (bus.addr == div_addr))
                 with m.If(bus.ready):
                     with m.If(~is_write):
                         m.d.comb += [bw.en.eq(1), bw.addr.eq(idx), bw.data.eq(bus.rdata)]
@@ -234,5 +272,37 @@ class UARTLink(wiring.Component):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count[0]):
                         m.next = "HUNT"
+            with m.State("REVERT"):
+                # The register goes back too, so that it never shows a rate the link does not use.
+                bus = self.bus
+                m.d.comb += [bus.valid.eq(1), bus.we.eq(1), bus.addr.eq(div_addr), bus.wdata.eq(self.reset_div)]
+                with m.If(bus.ready):
+                    m.d.sync += [revert.eq(0), probation.eq(0), self.div.eq(self.reset_div),
+                                 self.baud_reverts.eq(self.baud_reverts + 1)]
+                    m.next = "HUNT"
         m.d.comb += self.active.eq(~fsm.ongoing("HUNT"))
+
+        # ---- rate control ----
+        # A written divisor waits until the link is between frames (its answer sent, nothing received
+        # unread) and the PHY idle, so that no byte is cut in two and the host hears the answer at its old rate.
+        m.d.comb += between.eq(fsm.ongoing("HUNT") & ~rx.valid & self.phy_idle)
+        with m.If(self.div_written):
+            m.d.sync += [pending.eq(1), by_link.eq(own_write)]
+        with m.Elif(pending & between):
+            # div_request took the written value at the edge that set `pending`.
+            m.d.sync += [pending.eq(0), self.div.eq(self.div_request),
+                         probation.eq(Mux(by_link & (self.div_request != self.reset_div), self.confirm_cycles, 0))]
+        with m.Elif(probation != 0):
+            m.d.sync += probation.eq(probation - 1)
+            with m.If(probation == 1):
+                m.d.sync += revert.eq(1)
+        # Line break: RX low for UART_BREAK_BITS bit times of the slower rate, longer than any byte at either.
+        slow = Mux(self.div > self.reset_div, self.div, self.reset_div)
+        with m.If(self.rx_level):
+            m.d.sync += low.eq(0)
+        with m.Elif(low != low_max):
+            m.d.sync += low.eq(low + 1)
+        with m.If(~self.rx_level & (low == slow * UART_BREAK_BITS)
+                  & ((self.div != self.reset_div) | (self.div_request != self.reset_div))):
+            m.d.sync += revert.eq(1)
         return m

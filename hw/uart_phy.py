@@ -3,6 +3,10 @@
 RX samples the middle of each bit after a two-flop synchroniser; a low stop bit is a framing error (the byte
 is dropped, `rx_framing_error` pulses) and a byte finished while the previous one was not taken is an overrun
 (`rx_overrun` pulses, the new byte is dropped). Neither ever blocks the receiver.
+
+`div` may change at any time, but only a change while `idle` is high (neither a byte being received nor one
+being sent) keeps every bit whole; the link applies a new divisor only then (hw/uart_link.py). `rx_level` is
+the synchronised RX line, for the link's line-break detection.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -22,6 +26,8 @@ class UARTPhy(wiring.Component):
             "tx_data": In(stream.Signature(8)),
             "rx_framing_error": Out(1),
             "rx_overrun": Out(1),
+            "idle": Out(1),
+            "rx_level": Out(1, init=1),
         })
 
     def elaborate(self, platform):
@@ -30,12 +36,13 @@ class UARTPhy(wiring.Component):
         sync1 = Signal(init=1)
         rx = Signal(init=1)
         m.d.sync += [sync1.eq(self.rx), rx.eq(sync1)]
+        m.d.comb += self.rx_level.eq(rx)
         rcount = Signal(16)
         rbit = Signal(4)
         rshift = Signal(8)
         with m.If(self.rx_data.ready):
             m.d.sync += self.rx_data.valid.eq(0)
-        with m.FSM(name="rx"):
+        with m.FSM(name="rx") as rx_fsm:
             with m.State("IDLE"):
                 with m.If(~rx):
                     # To the middle of the start bit: the synchroniser and this state already took 3 cycles
@@ -79,7 +86,7 @@ class UARTPhy(wiring.Component):
         tcount = Signal(16)
         tbit = Signal(4)
         tshift = Signal(10)
-        with m.FSM(name="tx"):
+        with m.FSM(name="tx") as tx_fsm:
             with m.State("IDLE"):
                 m.d.comb += self.tx_data.ready.eq(1)
                 m.d.sync += self.tx.eq(1)
@@ -96,4 +103,6 @@ class UARTPhy(wiring.Component):
                                      tcount.eq(self.div - 1)]
                 with m.Else():
                     m.d.sync += tcount.eq(tcount - 1)
+        # A start bit already in the synchroniser counts as receiving: a divisor switched now would cut it.
+        m.d.comb += self.idle.eq(rx_fsm.ongoing("IDLE") & tx_fsm.ongoing("IDLE") & rx & sync1)
         return m

@@ -21,7 +21,8 @@ __all__ = [
     "payload_words", "CMD_HEADER", "IDENTITY_REGS", "LINK_COUNTERS", "CSR_BYTES", "CMDQ_BYTES", "PAYLOAD_OPS",
     "Frame", "FrameCmd", "FrameStatus", "CSR_BASE", "CMDQ_BASE", "SCRATCH_BASE", "GB_BASE",
     "BANK_BASE", "STATUS_BUSY", "STATUS_ERROR", "STATUS_QUEUE_EMPTY", "STATUS_DONE", "STATUS_PARTIAL",
-    "WRITABLE_REGS", "WRITE_ONLY_REGS", "UART_RESET_BAUD", "UART_MIN_DIV",
+    "WRITABLE_REGS", "WRITE_ONLY_REGS", "UART_RESET_BAUD", "UART_MIN_DIV", "UART_CONFIRM_MS", "UART_BREAK_BITS",
+    "uart_reset_div", "uart_confirm_cycles",
     "CONTROL_CLEAR_ERROR", "CONTROL_CLEAR_COUNTERS", "CONTROL_ABORT", "check_command",
     "EXP2_SEGMENTS", "EXP2_FRAC_BITS", "EXP2_TABLE",
     "RECIP_SEGMENTS", "RECIP_TABLE", "RECIP_NEWTON_STEPS", "LOG2E_F32",
@@ -419,6 +420,7 @@ class Reg(enum.IntEnum):
     UART_DROPPED_BYTES = 0x09C    # bytes discarded while hunting for a sync byte
     BUS_ERRORS = 0x0A0            # accesses to unmapped or read-only addresses
     BUS_ERROR_ADDR = 0x0A4
+    UART_BAUD_REVERTS = 0x0A8     # UART_BAUD_DIV went back to the reset divisor (probation ran out, line break)
 
 
 # CSRs the host may write (every other CSR write is a bus error); CONTROL is write-only (reads are bus errors).
@@ -428,6 +430,24 @@ WRITE_ONLY_REGS = frozenset({Reg.CONTROL})
 # least UART_MIN_DIV (the PHY samples mid-bit: it needs a few cycles per bit).
 UART_RESET_BAUD = 115200
 UART_MIN_DIV = 4
+# Changing the rate must never leave the device unreachable (docs/uart_link.md, "Changing the rate"): a new
+# divisor takes effect only once the link is between frames (the answer to the write still goes at the old
+# rate); when the UART link itself wrote a divisor other than the reset one, the new rate is on probation and
+# goes back to the reset divisor unless a frame with a good CRC arrives within UART_CONFIRM_MS; and the line
+# held low for UART_BREAK_BITS bit times (of the slower of the current and the reset rate) restores the reset
+# divisor at any time. A host reaches the device at the reset rate after either.
+UART_CONFIRM_MS = 250
+UART_BREAK_BITS = 20
+
+
+def uart_reset_div(params) -> int:
+    """UART_BAUD_DIV after reset for `params` (a DeviceParams): clock cycles per bit at UART_RESET_BAUD."""
+    return params.clk_hz // UART_RESET_BAUD
+
+
+def uart_confirm_cycles(params) -> int:
+    """Device clock cycles a divisor the UART link wrote stays on probation (UART_CONFIRM_MS)."""
+    return params.clk_hz * UART_CONFIRM_MS // 1000
 
 # Identity registers: constants that report the DeviceParams field named beside each (MAGIC and VERSION
 # before them report MAGIC and CONTRACT_VERSION).
@@ -439,7 +459,7 @@ IDENTITY_REGS = ((Reg.BANKS, "banks"), (Reg.LANES, "lanes"), (Reg.ROWS, "rows"),
 LINK_COUNTERS = (("frames_ok", Reg.UART_FRAMES_OK), ("crc_errors", Reg.UART_CRC_ERRORS),
                  ("framing_errors", Reg.UART_FRAMING_ERRORS), ("timeouts", Reg.UART_TIMEOUTS),
                  ("overruns", Reg.UART_OVERRUNS), ("bad_frames", Reg.UART_BAD_FRAMES),
-                 ("dropped_bytes", Reg.UART_DROPPED_BYTES))
+                 ("dropped_bytes", Reg.UART_DROPPED_BYTES), ("baud_reverts", Reg.UART_BAUD_REVERTS))
 
 STATUS_BUSY, STATUS_ERROR, STATUS_QUEUE_EMPTY, STATUS_DONE = 0x1, 0x2, 0x4, 0x8
 # The sequencer holds the first words of a command and waits for the host to push the rest (STATUS.busy is

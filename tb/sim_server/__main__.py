@@ -33,7 +33,10 @@ def main(argv=None) -> int:
     ap.add_argument("--idle", type=float, default=30.0,
                     help="seconds a connected client may send nothing (with no answer owed) before the server "
                          "exits; 0: no limit")
-    ap.add_argument("--baud-div", type=int, default=16, help="uart-phy: clock cycles per bit")
+    ap.add_argument("--baud-div", type=int, default=16,
+                    help="uart-phy: the device's first divisor, clock cycles per bit (0: its reset divisor)")
+    ap.add_argument("--line-max-baud", type=float, default=0,
+                    help="uart-phy: above this host rate the simulated line runs 12%% slow (garbled); 0: none")
     ap.add_argument("--ready-file", help="write {host, port, link, preset, pid} as JSON here once listening")
     ap.add_argument("--log", help="simulator output goes here instead of the console")
     ap.add_argument("--build-only", action="store_true", help="build the model and exit")
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
     env = {"PIM_PRESET": a.preset, "PIM_SIM_LINK": a.link, "PIM_SIM_PORT": str(a.port),
            "PIM_SIM_DEADLINE_S": str(a.deadline), "PIM_SIM_ACCEPT_S": str(a.accept),
            "PIM_SIM_IDLE_S": str(a.idle),
-           "PIM_SIM_BAUD_DIV": str(a.baud_div), "PIM_SIM_READY_FILE": a.ready_file or "",
+           "PIM_SIM_BAUD_DIV": str(a.baud_div), "PIM_SIM_LINE_MAX_BAUD": str(a.line_max_baud),
+           "PIM_SIM_READY_FILE": a.ready_file or "",
            "PYTHONPATH": os.pathsep.join([str(runner.ROOT), str(runner.ROOT / "host"),
                                           os.environ.get("PYTHONPATH", "")])}
     r.test(hdl_toplevel=top, test_module="tb.sim_server.serve", test_dir=run_dir, build_dir=build_dir,

@@ -4,8 +4,10 @@ Links (PIM_SIM_LINK):
 - `uart`: raw UART link bytes for pyserial's `socket://`, through the PHY bypass and the device's SimByteBridge
   (64 bytes per Python wake-up; the link itself still takes one byte per cycle).
 - `uart-bytes`: the same through the plain byte bypass (`ub_in`/`ub_out`), Python watching every cycle.
-- `uart-phy`: the same bytes through the 8N1 PHY on `uart_rx`/`uart_tx` (cocotbext-uart peers), with the
-  baud divisor set to PIM_SIM_BAUD_DIV cycles per bit so the PHY is exercised at a simulable rate.
+- `uart-phy`: the same bytes through the 8N1 PHY on `uart_rx`/`uart_tx`, the client speaking RFC 2217 (pyserial's
+  `rfc2217://`) so that the rate and breaks it sets reach the simulated adapter (tb/sim_server/line.py); the
+  device starts at PIM_SIM_BAUD_DIV cycles per bit (0: its reset divisor), the client at the matching rate
+  (`baud` in the ready file).
 - `pcie`: transport.sim_pcie.SimPcie requests served by cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA)
   ports.
 
@@ -36,7 +38,7 @@ from asyncio import CancelledError
 import cocotb
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
-from pimhil.contract import CSR_BASE, Reg, preset
+from pimhil.contract import CSR_BASE, UART_RESET_BAUD, Reg, preset
 from pimhil.transport.sim_pcie import SimPcie
 from tb.support.device_harness import CLK_NS, DeviceHarness
 
@@ -47,6 +49,7 @@ BUSY_POLL_CYCLES = 1024      # while the device works and the client is quiet, l
 IDLE_BLOCK_S = 0.25          # while everything is idle, block in select() this long before advancing time
 IDLE_ADVANCE_CYCLES = 256    # ...and then let this much simulated time pass (inter-byte timeouts still fire)
 IDLE_DEFAULT_S = 30.0        # see __main__.py's --idle
+PHY_IDLE_ADVANCE_CYCLES = 1 << 16   # uart-phy: simulated time per quiet IDLE_BLOCK_S (the line is idle)
 
 
 class SessionEnd(Exception):
@@ -90,6 +93,8 @@ class Server:
         port = srv.getsockname()[1]
         info = {"link": self.link, "host": "127.0.0.1", "port": port, "preset": os.environ.get("PIM_PRESET", "sim"),
                 "pid": os.getpid()}
+        if self.link == "uart-phy":
+            info["baud"] = start_baud(self.p, int(os.environ.get("PIM_SIM_BAUD_DIV", "16")))
         print(f"PIM-SIM listening {self.link} 127.0.0.1:{port}", flush=True)
         ready = os.environ.get("PIM_SIM_READY_FILE")
         if ready:
@@ -319,33 +324,49 @@ class Server:
 
     # ---- UART: through the PHY -------------------------------------------------------------------------
     async def serve_uart_phy(self, conn: socket.socket):
-        """Client bytes to the PHY's RX pin and TX pin bytes back, at the baud rate set first over AXI4-Lite."""
+        """The client speaks RFC 2217 (pyserial's rfc2217://): its data bytes go through a simulated adapter
+        (tb/sim_server/line.py) onto the PHY's RX pin at the rate it sets, TX pin bytes come back, and its
+        breaks hold the line low. The device starts at PIM_SIM_BAUD_DIV (written over AXI4-Lite; 0 keeps the
+        reset divisor)."""
+        from serial.rfc2217 import PortManager
+
+        from tb.sim_server.line import HostLine, RFC2217Port
+
         dut = self.dut
         div = int(os.environ.get("PIM_SIM_BAUD_DIV", "16"))
         conn.setblocking(False)
         early = bytearray()
-        await self._watch(conn, early, self.h.axil.write(CSR_BASE + Reg.UART_BAUD_DIV, div.to_bytes(4, "little")))
-        src, sink = self.h.phy_peers(div)
+        if div:
+            await self._watch(conn, early,
+                              self.h.axil.write(CSR_BASE + Reg.UART_BAUD_DIV, div.to_bytes(4, "little")))
+        line = HostLine(dut, clk_hz=self.p.clk_hz, clk_ns=CLK_NS, baud=start_baud(self.p, div),
+                        max_baud=float(os.environ.get("PIM_SIM_LINE_MAX_BAUD", "0")))
+        port = RFC2217Port(line, lambda data: self._send(conn, bytearray(data)))
+        pm = PortManager(port, port)
         if early:
-            await src.write(early)
-        byte_ns = int(10 * div * CLK_NS)
+            line.write(b"".join(pm.filter(bytes(early))))
         while True:
             self._check_time()
             data = self._poll_client(conn)
             if data:
-                await src.write(data)
-            out = sink.read_nowait(sink.count()) if sink.count() else b""
+                payload = b"".join(pm.filter(data))
+                if payload:
+                    line.write(payload)
+            out = line.read()
             if out:
-                self._send(conn, bytearray(out))
+                self._send(conn, bytearray(b"".join(pm.escape(out))))
             link_active = int(dut.link_active.value)
-            if link_active or not src.empty():
+            if link_active or not line.idle:
                 self._engaged()
             idle = not (data or out or int(dut.busy.value) or link_active)
-            if idle and src.empty():
+            if idle and line.idle:
                 r, _, _ = select.select([conn], [], [], IDLE_BLOCK_S)
                 if r:
                     continue
-            await Timer(16 * byte_ns, "ns")
+                # Nobody talks: let device time pass in bigger steps (the rate probation runs on it).
+                await Timer(PHY_IDLE_ADVANCE_CYCLES * CLK_NS, "ns")
+                continue
+            await Timer(16 * line.byte_ps, "ps")
 
     # ---- PCIe: AXI masters -----------------------------------------------------------------------------
     async def serve_pcie(self, conn: socket.socket):
@@ -389,6 +410,11 @@ class Server:
             return (SimPcie.OK if int(res.resp) == 0 else SimPcie.SLVERR), bytes(res.data)
         res = await master.write(addr, data)
         return (SimPcie.OK if int(res.resp) == 0 else SimPcie.SLVERR), b""
+
+
+def start_baud(p, div: int) -> int:
+    """The host rate (bit/s) that matches the device's first divisor: `div`, or the reset rate for 0."""
+    return round(p.clk_hz / div) if div else UART_RESET_BAUD
 
 
 def _take_request(buf: bytearray):

@@ -37,6 +37,13 @@ def open_target(target: str, *, timeout: float | None = None, **kw) -> Transport
             if link == "pcie":
                 from .sim_pcie import SimPcieTransport
                 t = SimPcieTransport(f"{server.host}:{server.port}", **tkw)
+            elif link == "uart-phy":
+                from .uart import UartTransport
+                # RFC 2217 carries the rate and breaks to the simulated line. The simulation is far slower
+                # than the rate says: deadlines are set for the simulation.
+                t = UartTransport(f"rfc2217://{server.host}:{server.port}", baudrate=server.baud,
+                                  timeout=timeout or 30.0)
+                t.wire_baud = 20_000
             else:
                 from .uart import UartTransport
                 # The simulated link moves ~10^4..10^5 bytes/s: deadlines are set for that, not for the baud.

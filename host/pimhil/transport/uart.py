@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ..contract import CMDQ_BASE, CMDQ_BYTES, Frame, FrameCmd, FrameStatus
+from ..contract import CMDQ_BASE, CMDQ_BYTES, UART_RESET_BAUD, Frame, FrameCmd, FrameStatus
 from ..errors import DeviceError, DeviceGone, LinkError, LinkTimeout
 from ..frame import crc16, encode_request
 from .base import Transport, check_aligned
@@ -23,6 +23,11 @@ from .base import Transport, check_aligned
 # frame is REQ_HEADER + 4 * MAX_WORDS + CRC_BYTES bytes, and zeros never contain the sync byte, so afterwards
 # the receiver is hunting for sync again (the flushed frame fails its CRC and is dropped, and counted).
 FLUSH_BYTES = Frame.REQ_HEADER + 4 * Frame.MAX_WORDS + Frame.CRC_BYTES + 8
+# Read poll: the longest a read waits past its deadline. Fixed, because on rfc2217:// ports every change of
+# the timeout renegotiates the port settings with the server.
+POLL_S = 0.05
+# URL schemes without a line (and so without a rate or a break): the byte stream goes straight to a socket.
+NO_LINE_SCHEMES = ("socket://", "loop://")
 
 
 @dataclass
@@ -39,7 +44,8 @@ class _Req:
 class UartTransport(Transport):
     """The framed UART link.
 
-    url: any pyserial URL. baudrate: line rate in bit/s (ignored by socket:// and loop://).
+    url: any pyserial URL (rfc2217:// carries rate changes and breaks to the far end, e.g. ser2net or the sim
+    server's uart-phy link). baudrate: line rate in bit/s (ignored by socket:// and loop://).
     timeout: seconds to wait for each response, on top of the frame's own time on the wire.
     retries: extra attempts for an idempotent request after a timeout or a corrupted response.
     window: requests sent before the first response is read (the device answers in order).
@@ -51,7 +57,7 @@ class UartTransport(Transport):
 
     name = "uart"
 
-    def __init__(self, url: str = "", *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 2,
+    def __init__(self, url: str = "", *, baudrate: int = UART_RESET_BAUD, timeout: float = 2.0, retries: int = 2,
                  window: int = 4, serial=None):
         super().__init__()
         if window < 1:
@@ -61,13 +67,17 @@ class UartTransport(Transport):
         if serial is None:
             import serial as pyserial
 
+            # pyserial's RFC 2217 client has no write timeout; its socket's own timeout bounds a write there.
+            wt = None if url.startswith("rfc2217://") else timeout
             try:
-                serial = pyserial.serial_for_url(url, baudrate=baudrate, timeout=0.05, write_timeout=timeout)
+                serial = pyserial.serial_for_url(url, baudrate=baudrate, timeout=POLL_S, write_timeout=wt)
             except (pyserial.SerialException, ValueError, OSError) as e:
                 raise DeviceGone(f"cannot open {url!r}: {e}") from e
         self.url = url
         self.ser = serial
         self.baudrate = baudrate
+        # Bit/s the deadlines assume, if not the line rate: a simulated line is far slower than its rate says.
+        self.wire_baud: int | None = None
         self.timeout = timeout
         self.retries = retries
         self.window = window
@@ -104,6 +114,43 @@ class UartTransport(Transport):
         self._run(reqs)
         self._count("write", len(words))
 
+    # ---- the line ----------------------------------------------------------------------------------------
+    @property
+    def has_line(self) -> bool:
+        """True if the port has a line rate and can send a break (a serial port, rfc2217://); False for
+        socket:// and loop://, and for an injected port without a baudrate."""
+        if any(self.url.startswith(s) for s in NO_LINE_SCHEMES):
+            return False
+        return hasattr(self.ser, "baudrate")
+
+    def set_line_rate(self, baud: int) -> None:
+        """Set the host port's rate, bit/s; the device's divisor is the caller's business (pimhil.uart_rate).
+        Raises LinkError if the port refuses the rate, DeviceGone if it has gone."""
+        import serial as pyserial
+
+        try:
+            self.ser.baudrate = int(baud)
+        except ValueError as e:
+            raise LinkError(f"{self.url}: the port refuses {baud} baud: {e}") from e
+        except (pyserial.SerialException, OSError) as e:
+            raise self._link_exc(e, f"setting {baud} baud") from e
+        self.baudrate = int(baud)
+
+    def send_break(self, seconds: float) -> None:
+        """Hold the line low for `seconds` (the device returns to its reset rate, docs/uart_link.md).
+        Raises LinkError on a port without a line, DeviceGone if it has gone."""
+        if not self.has_line:
+            raise LinkError(f"{self.url}: no line to send a break on")
+        try:
+            self.ser.send_break(seconds)
+        except OSError as e:    # pyserial's SerialException is an OSError
+            raise self._link_exc(e, "sending a break") from e
+
+    def resync(self) -> None:
+        """Discard whatever either direction holds of a frame (see docs/uart_link.md, "Resynchronising").
+        Raises DeviceGone if the port has gone."""
+        self._resync()
+
     def close(self):
         if not self._closed:
             self._closed = True
@@ -119,7 +166,7 @@ class UartTransport(Transport):
         return _Req(self._seq, cmd, addr, words, count or len(words), retryable, frame)
 
     def _wire_s(self, nbytes: int) -> float:
-        return 10.0 * nbytes / self.baudrate
+        return 10.0 * nbytes / (self.wire_baud or self.baudrate)
 
     def _send(self, req: _Req) -> None:
         try:
@@ -198,13 +245,17 @@ class UartTransport(Transport):
                 raise LinkTimeout(f"{self.url}: no complete response within the deadline "
                                   f"({len(buf)} of {n} bytes)")
             try:
-                self.ser.timeout = min(left, 0.05)
+                self._set_timeout(POLL_S)
                 chunk = self.ser.read(n - len(buf))
             except OSError as e:  # pyserial's SerialException is an OSError
                 raise self._link_exc(e, "receiving") from e
             buf += chunk
         self.stats["bytes_rx"] += n
         return bytes(buf)
+
+    def _set_timeout(self, seconds: float) -> None:
+        if self.ser.timeout != seconds:
+            self.ser.timeout = seconds
 
     def _receive(self, req: _Req):
         """The response to req: hunts for sync, checks CRC and sequence; stale responses are skipped."""
@@ -247,8 +298,8 @@ class UartTransport(Transport):
         try:
             self.ser.write(bytes(FLUSH_BYTES))
             self.stats["bytes_tx"] += FLUSH_BYTES
-            quiet_s = max(0.05, 4 * self._wire_s(32))
-            self.ser.timeout = quiet_s
+            quiet_s = max(POLL_S, 4 * self._wire_s(32))
+            self._set_timeout(quiet_s)
             limit = time.monotonic() + self.timeout
             while time.monotonic() < limit:
                 junk = self.ser.read(4096)
