@@ -61,21 +61,21 @@ class ControlHub(wiring.Component):
         # CONTROL.abort empties the queue in one cycle (words the fetch has not taken are dropped).
         m.submodules.cmdq = cmdq = ResetInserter(csr.abort)(fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words))
 
-        # Scratch: 3 read and 2 write ports, named by their users.
+        # Scratch: three read ports (copies in block RAM) and one write port, so that it maps to block RAM.
+        # Internal writes (responses, EW results; never in the same cycle) take it first: a bus write waits.
         m.submodules.scratch = scratch = memory.Memory(shape=32, depth=p.scratch_words, init=[])
         connect(m, win.scratch_rd, scratch.read_port())
-        connect(m, win.scratch_wr, scratch.write_port())
         connect(m, seq.ew_a, scratch.read_port())
         connect(m, seq.ew_b, scratch.read_port())
-        sc_wr = scratch.write_port()            # responses and EW results: never in the same cycle
-        for user, selected in ((seq.ew_wr, seq.ew_wr.en), (router.scratch_wr, ~seq.ew_wr.en)):
-            with m.If(selected):
-                m.d.comb += [sc_wr.en.eq(user.en), sc_wr.addr.eq(user.addr), sc_wr.data.eq(user.data)]
+        sc_wr = scratch.write_port()
+        m.d.comb += win.scratch_busy.eq(seq.ew_wr.en | router.scratch_wr.en)
+        for i, user in enumerate((seq.ew_wr, router.scratch_wr, win.scratch_wr)):
+            with (m.If if i == 0 else m.Elif)(user.en):
+                m.d.comb += [sc_wr.en.eq(1), sc_wr.addr.eq(user.addr), sc_wr.data.eq(user.data)]
         # Attention scores: one row of B FP32 scores per MAC_ABK answer.
         m.submodules.scores = scores = memory.Memory(shape=32 * p.banks, depth=p.score_words // p.banks, init=[])
         connect(m, softmax.score_wr, scores.write_port())
         connect(m, softmax.score_rd, scores.read_port())
-        connect(m, softmax.e_wr, scores.write_port())
 
         # The array's command port and the response descriptors go together: to the windows while they hold
         # the array (only while the sequencer is idle or waiting for words), to the sequencer otherwise.

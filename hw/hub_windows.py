@@ -31,7 +31,8 @@ class HubWindows(wiring.Component):
     - `csr` (Out CSRAccessSignature): register accesses, to the CSR file.
     - `cmdq` (out stream of 32-bit words): pushes onto the command queue; a push the queue does not take
       (`ready` low) is dropped and raises `queue_overflow` (the bus access ends with an error).
-    - `scratch_rd`, `scratch_wr`: the scratch memory ports of the scratch window.
+    - `scratch_rd`, `scratch_wr`: the scratch memory ports of the scratch window; `scratch_busy` (in): the
+      hub's own scratch write has the write port this cycle, so a bus write to scratch waits.
     - `array` (out stream of `burst_access_layout`): burst commands to the array. A read command is offered
       only while `read_room` is high (room for what the response router must expect), and in the cycle it is
       accepted `read_issued` is high; its burst comes back on `cache` (in stream, always ready).
@@ -53,6 +54,7 @@ class HubWindows(wiring.Component):
             "queue_overflow": Out(1),
             "scratch_rd": In(memory.ReadPort.Signature(addr_width=(params.scratch_words - 1).bit_length(), shape=32)),
             "scratch_wr": In(memory.WritePort.Signature(addr_width=(params.scratch_words - 1).bit_length(), shape=32)),
+            "scratch_busy": In(1),
             "array": Out(stream.Signature(burst_access_layout(params))),
             "read_room": In(1),
             "read_issued": Out(1),
@@ -126,8 +128,8 @@ class HubWindows(wiring.Component):
                     with m.Elif(in_sc):
                         m.d.comb += [self.scratch_rd.addr.eq(sc_addr), self.scratch_rd.en.eq(1)]
                         with m.If(bus.we):
-                            m.d.comb += [self.scratch_wr.en.eq(1), self.scratch_wr.addr.eq(sc_addr),
-                                         self.scratch_wr.data.eq(bus.wdata), bus.ready.eq(1)]
+                            m.d.comb += [self.scratch_wr.en.eq(~self.scratch_busy), self.scratch_wr.addr.eq(sc_addr),
+                                         self.scratch_wr.data.eq(bus.wdata), bus.ready.eq(~self.scratch_busy)]
                         with m.Else():
                             m.next = "SC_READ"
                     with m.Elif(in_gb | (in_bank & bank_ok)):

@@ -46,8 +46,9 @@ class SoftmaxControlSignature(wiring.Signature):
 
 class SoftmaxDatapath(wiring.Component):
     """Ports: `ctl` (In SoftmaxControlSignature) from the sequencer; `scores` (in stream of
-    hub_responses.score_row, always ready) from the response router; `score_wr`, `score_rd`, `e_wr`: the score
-    memory's ports (scores in, rows read, exponentials written back)."""
+    hub_responses.score_row, always ready) from the response router; `score_wr`, `score_rd`: the score memory's
+    ports (one write port, so that it maps to block RAM: scores land during the MAC pass and exponentials are
+    written back during the exp pass, which starts only after every score has landed)."""
 
     def __init__(self, *, params):
         if not isinstance(params, DeviceParams):
@@ -60,7 +61,6 @@ class SoftmaxDatapath(wiring.Component):
             "scores": In(stream.Signature(score_row(params), always_ready=True)),
             "score_wr": In(memory.WritePort.Signature(**port)),
             "score_rd": In(memory.ReadPort.Signature(**port)),
-            "e_wr": In(memory.WritePort.Signature(**port)),
         })
 
     def elaborate(self, platform):
@@ -103,7 +103,7 @@ class SoftmaxDatapath(wiring.Component):
             e_row.append(exp2_fixed(m, t, name=f"sm_e{i}"))
         lane_next = [fp32_add(m, s, e, name=f"sm_s{i}") for i, (s, e) in enumerate(zip(lane_sum, e_row))]
         with m.If(ctl.exp):
-            m.d.comb += [self.e_wr.en.eq(1), self.e_wr.addr.eq(exp_row), self.e_wr.data.eq(Cat(*e_row))]
+            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(exp_row), self.score_wr.data.eq(Cat(*e_row))]
             m.d.sync += [s.eq(n) for s, n in zip(lane_sum, lane_next)]
 
         # S as a pairwise tree of the lane sums, then r = 1/S.
