@@ -56,6 +56,12 @@ BAD = [
     (["--target", "pcie-sock:abc", "probe"], True, "port"),
     (["--target", "uart:", "probe"], True, "needs its argument"),
     (["--target", "xdma:", "probe"], True, "needs its argument"),
+    (["--baud", "fast", "--target", "uart:/dev/null", "probe"], True, "--baud"),
+    (["--baud", "0", "--target", "uart:/dev/null", "probe"], True, "--baud"),
+    (["--baud", "-115200", "--target", "uart:/dev/null", "probe"], True, "--baud"),
+    (["--baud", "3e6", "--target", "uart:/dev/null", "probe"], True, "--baud"),
+    (["--baud", "3000000", "probe"], True, "only uart: and sim-phy"),                 # golden: no line
+    (["--baud", "auto", "--target", "sim", "probe"], True, "only uart: and sim-phy"),  # no sim server started
     # Shapes against the identified device (golden, sim preset), before any data is made or loaded.
     (["gemv", "--m", "100000", "--k", "100000"], False, "K <= 32768"),
     (["gemv", "--m", "16", "--k", "40000"], False, "K <= 32768"),

@@ -8,6 +8,13 @@ Exit status: 0 on success, 1 on a mismatch (result differs from the golden model
 2 on usage errors, 3 on driver errors (link timeout, link error, device error, device mismatch), 130 when
 interrupted (Ctrl-C; a sim server the run started is stopped).
 
+UART rate (`uart:` and `sim-phy` targets): pimctl meets the device at the reset rate (contract.UART_RESET_BAUD;
+a line break first if it does not answer), then raises the link to the fastest rate both ends make
+(pimhil.uart_rate.AUTO_RATES, 3 Mbaud first), verifies it and falls back with a message on stderr
+(`uart_rate` in the JSON); at the end it puts both back at the reset rate. `--baud N` asks for exactly N bit/s,
+`--baud reset` stays at the reset rate. A --baud that is not auto, reset or a whole number of bit/s, or that
+names a non-UART target, is a usage error; so is a rate the device's clock cannot make (after it identified).
+
 Usage errors are found before any work starts: argument values (sizes and counts >= 1, seeds >= 0, positive
 finite timeouts, a finite --w-scale, register names, 32-bit register values, the target's syntax and preset,
 a writable --save path) before the target is opened; shapes against the parameters the device reports
@@ -62,6 +69,7 @@ from .errors import PimError
 from .layout import attention_problem, gemv_plan
 from .reference import attention_f64, attention_reference, error_stats, gemv_f64, gemv_reference
 from .transport import TARGET_HELP, open_target
+from . import uart_rate
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # W is drawn in float64, scaled, rounded to float32 and then to BF16, and the golden model runs on the host:
@@ -293,6 +301,23 @@ def _finite(text: str) -> float:
     return v
 
 
+# Targets with a UART line whose rate pimctl may change.
+_RATE_TARGETS = ("uart", "sim-phy")
+
+
+def _baud(text: str):
+    """argparse type: "auto", "reset" or a rate in bit/s (a whole number >= 1)."""
+    if text in ("auto", "reset"):
+        return text
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be auto, reset or a whole number of bit/s >= 1, not {text!r}")
+    return v
+
+
 def _reg_name(name: str) -> str:
     """A register name as the contract spells it (case-insensitive), or UsageError."""
     try:
@@ -357,6 +382,8 @@ def check_args(a) -> None:
     """Every check that needs no device, run before the target is opened. Normalises a.names, a.writes
     (regs) and a.save. Raises UsageError."""
     _check_target(a.target)
+    if a.baud is not None and a.target.partition(":")[0] not in _RATE_TARGETS:
+        raise UsageError(f"--baud {a.baud}: only uart: and sim-phy targets have a line rate, not {a.target!r}")
     if a.cmd == "regs":
         a.names = [_reg_name(n) for n in a.names]
         a.writes = [_reg_write(item) for item in a.write or ()]
@@ -400,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--expect", choices=["sim", "board"], help="refuse a device with other parameters")
+    ap.add_argument("--baud", type=_baud, default=None,
+                    help="UART rate after first contact: auto (default: fastest verified), reset, or bit/s")
     # The same options after the subcommand (`pimctl gemv --m 512 --json`); SUPPRESS keeps the top-level value
     # unless they are given there.
     common = argparse.ArgumentParser(add_help=False)
@@ -469,12 +498,23 @@ def _run(a) -> int:
         raise UsageError(str(e)) from None
     except PimError as e:
         return _fail(a, e)
+    rate = None
     try:
         with transport:
-            dev = Device(transport, expect=preset(a.expect) if a.expect else None, timeout=a.run_timeout,
-                         progress=Progress(not a.no_progress and not a.json))
+            kw = {"expect": preset(a.expect) if a.expect else None, "timeout": a.run_timeout,
+                  "progress": Progress(not a.no_progress and not a.json)}
+            line = getattr(transport, "has_line", False)
+            dev = uart_rate.open_device(transport, **kw) if line else Device(transport, **kw)
             check_shapes(dev.params, a)
+            if line and a.baud != "reset":
+                rate = (uart_rate.set_rate(dev, a.baud) if isinstance(a.baud, int)
+                        else uart_rate.raise_rate(dev))
+                if not a.json:
+                    print(f"pimctl: {rate.message}", file=sys.stderr)
             res, status = COMMANDS[a.cmd](dev, a)
+            if rate is not None:
+                res["uart_rate"] = rate.as_dict()
+                uart_rate.restore_reset_rate(dev)
     except ValueError as e:         # the Device API's own refusals of a shape or argument
         raise UsageError(str(e)) from None
     except PimError as e:
@@ -520,7 +560,7 @@ def _guess(argv) -> tuple[str, str | None, bool]:
             target = next(tokens, target)
         elif tok.startswith("--target="):
             target = tok.partition("=")[2]
-        elif tok in ("--timeout", "--run-timeout", "--expect"):
+        elif tok in ("--timeout", "--run-timeout", "--expect", "--baud"):
             next(tokens, None)
         elif cmd is None and tok in COMMANDS:
             cmd = tok
