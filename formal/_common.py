@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, Value
 from amaranth.hdl._dsl import resolve_statement
 
-__all__ = ["Properties", "Probe", "Proof", "past", "name_checks", "ProbeError"]
+from pimhil.contract import DeviceParams
+
+__all__ = ["SMALLEST", "Properties", "Probe", "Proof", "past", "name_checks", "ProbeError"]
+
+# The smallest DeviceParams the gateware elaborates with (DeviceParams allows rows * bursts_per_row = 1 and
+# gb_words = lanes, but a BurstMemory needs depth >= 2): the state space a proof has to cover.
+SMALLEST = DeviceParams(banks=4, lanes=4, rows=1, bursts_per_row=2, gb_words=8, accs=1, scratch_words=64,
+                        score_words=4, cmdq_words=16)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -110,6 +117,13 @@ class Probe:
         if state not in gen.encoding:
             raise ProbeError(f"{type(self.component).__name__}: FSM {fsm!r} has no state {state!r}")
         return gen._data["signal"] == gen.encoding[state]
+
+    def fsm_legal(self, fsm: str) -> Value:
+        """The FSM's state register holds one of its states (its spare encodings are unreachable)."""
+        gen = self.module._generated.get(fsm)
+        if gen is None:
+            raise ProbeError(f"{type(self.component).__name__}: no FSM named {fsm!r}")
+        return gen._data["signal"] < len(gen.encoding)
 
     def submodule(self, name: str):
         try:
