@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 def connect(server, timeout):
     if server.link == "pcie":
         return SimPcieTransport(f"{server.host}:{server.port}", timeout=timeout)
+    if server.link == "uart-phy":       # the PHY link speaks RFC 2217 (rates and breaks)
+        return UartTransport(f"rfc2217://{server.host}:{server.port}", baudrate=server.baud, timeout=timeout,
+                             retries=1)
     return UartTransport(f"socket://{server.host}:{server.port}", baudrate=20_000, timeout=timeout, retries=1)
 
 
