@@ -3,6 +3,6 @@
 One module per proved block, each with a list PROOFS of `_common.Proof`.
 """
 
-from . import axi4, axi_lite, bus_arbiter, uart_link
+from . import axi4, axi_lite, bus_arbiter, sequencer, uart_link
 
-PROOF_MODULES = (uart_link, bus_arbiter, axi_lite, axi4)
+PROOF_MODULES = (uart_link, bus_arbiter, axi_lite, axi4, sequencer)

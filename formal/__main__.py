@@ -88,8 +88,9 @@ def parse_log(text: str) -> dict:
     return {
         "status": done[-1] if done else "ERROR",
         "failed": sorted(set(failed)),
-        "reached": sorted(set(re.findall(r"summary:\s+reached cover statement \S*?(\w+) at ", text))),
-        "unreached": sorted(set(re.findall(r"summary:\s+unreached cover statement \S*?(\w+) at ", text))),
+        # The engine's own lines: sby's summary lists only the first few traces.
+        "reached": sorted(set(re.findall(r"Reached cover statement in step \d+ at \S+: (\w+)", text))),
+        "unreached": sorted(set(re.findall(r"Unreached cover statement at \S+: (\w+)", text))),
         "traces": re.findall(r"trace(?: \[\w+\])?: (\S+\.vcd)", text),
     }
 

@@ -44,15 +44,15 @@ class Properties:
 
     def assert_(self, name: str, test, meaning: str):
         self._add("assert", name, meaning)
-        self.m.d.comb += Assert(test, name)
+        self.m.d.comb += Assert(test, name, src_loc_at=1)
 
     def assume(self, name: str, test, meaning: str):
         self._add("assume", name, meaning)
-        self.m.d.comb += Assume(test, name)
+        self.m.d.comb += Assume(test, name, src_loc_at=1)
 
     def cover(self, name: str, test, meaning: str):
         self._add("cover", name, meaning)
-        self.m.d.comb += Cover(test, name)
+        self.m.d.comb += Cover(test, name, src_loc_at=1)
 
     def names(self, kind: str) -> list[str]:
         return [n for n, (k, _) in self.entries.items() if k == kind]
