@@ -10,7 +10,12 @@ from pimhil.contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNA
 
 from .fp32 import fp32_add, fp32_mul, round_pack
 
-__all__ = ["exp2_fixed", "reciprocal", "order_key", "is_nan"]
+__all__ = ["exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
+
+
+def reciprocal_depth():
+    """How many `stage`s of reciprocal() lie on its longest path (three FP32 operations per Newton step)."""
+    return 3 * RECIP_NEWTON_STEPS
 
 _SEG_BITS = (EXP2_SEGMENTS - 1).bit_length()
 _SEG_SHIFT = EXP2_FRAC_BITS - _SEG_BITS
@@ -73,13 +78,17 @@ def exp2_fixed(m, t, *, name):
     return out
 
 
-def reciprocal(m, x, *, name):
+def reciprocal(m, x, *, name, stage=None):
     """1/x for FP32 x, bit-exact with golden.softmax.reciprocal (docs/numerics.md §8).
 
     The seed and Newton steps work on the significand scaled into [1, 2), where every intermediate stays
     near 1; sign and exponent are applied once at the end. Scaling the seed by the exponent instead let the
     Newton product flush to zero for x just below 2**126.
+
+    stage: None (all combinational) or a function value -> value that the result of every FP32 operation
+    goes through, e.g. a register (then the result follows a change of x `reciprocal_depth()` cycles later).
     """
+    stage = stage or (lambda v: v)
     seg_bits = (RECIP_SEGMENTS - 1).bit_length()
     table = Array(Const(v, 32) for v in RECIP_TABLE)
     sign, e, frac = x[31], x[23:31], x[:23]
@@ -89,9 +98,9 @@ def reciprocal(m, x, *, name):
     m.d.comb += y.eq(table[frac[23 - seg_bits:]])
     two = Const(0x40000000, 32)
     for step in range(RECIP_NEWTON_STEPS):
-        xy = fp32_mul(m, xm, y, name=f"{name}_xy{step}")
-        corr = fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}")
-        y = fp32_mul(m, y, corr, name=f"{name}_y{step + 1}")
+        xy = stage(fp32_mul(m, xm, y, name=f"{name}_xy{step}"))
+        corr = stage(fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}"))
+        y = stage(fp32_mul(m, y, corr, name=f"{name}_y{step + 1}"))
     # y is in [0.5, 1] for every significand, so the scaled exponent stays below 255; below 1 it flushes.
     e_out = Signal(signed(10), name=f"{name}_eout")
     m.d.comb += e_out.eq(y[23:31] + 127 - e)

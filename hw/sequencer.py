@@ -291,10 +291,16 @@ class Sequencer(wiring.Component):
                 with m.If(~a.v):
                     m.next = "ATTN_RECIP"
         with m.State("ATTN_RECIP"):
-            m.d.comb += sm.load_recip.eq(1)
-            m.d.sync += [a.c.eq(0), a.k.eq(0)]
-            m.next = "ATTN_PREAD"
+            # The exp pass's last results reach the lane sums, then S and 1/S follow through their stages.
+            with m.If(~sm.busy):
+                m.d.comb += sm.load_recip.eq(1)
+                m.d.sync += [a.c.eq(0), a.k.eq(0)]
+                m.next = "ATTN_PREAD"
         with m.State("ATTN_PREAD"):
+            m.d.comb += sm.row.eq(a.elem >> a.b_log)
+            m.next = "ATTN_PMUL"
+        with m.State("ATTN_PMUL"):
+            # The row's scores are out of the memory; p = e * r is formed and registered.
             m.d.comb += sm.row.eq(a.elem >> a.b_log)
             m.next = "ATTN_PWRITE"
         with m.State("ATTN_PWRITE"):

@@ -13,12 +13,19 @@ from amaranth.lib.wiring import In, Out
 from pimhil.contract import FP32_QNAN, LOG2E_F32, DeviceParams
 
 from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
-from .function_unit import exp2_fixed, is_nan, order_key, reciprocal
+from .function_unit import exp2_fixed, is_nan, order_key, reciprocal, reciprocal_depth
 from .hub_responses import score_row
 
 __all__ = ["SoftmaxDatapath", "SoftmaxControlSignature"]
 
 _NEG_INF = 0xFF800000
+
+
+def _reg(m, value):
+    """`value` one cycle later: a pipeline register after an FP32 operation."""
+    r = Signal.like(value, name=f"{value.name}_q" if hasattr(value, "name") else None)
+    m.d.sync += r.eq(value)
+    return r
 
 
 def _score_rows(params):
@@ -28,8 +35,10 @@ def _score_rows(params):
 class SoftmaxControlSignature(wiring.Signature):
     """The walker's side: `clear_max` (a tile starts: forget the running maxima), `load_max` (every score has
     landed: latch the maximum m and c = `scale` * log2 e, zero the lane sums), `row` (the score row read this
-    cycle), `exp` (the row read last cycle goes through the exp pass), `load_recip` (latch r = 1/S), `burst`
-    (which group of `lanes` scores of the row read last cycle `p_burst` shows), `p_burst` (in: those p as BF16)."""
+    cycle), `exp` (the row read last cycle goes through the exp pass), `busy` (in: exp pass results are still
+    on their way to the lane sums, or S and 1/S have not yet followed them), `load_recip` (latch r = 1/S; only
+    once `busy` is low), `burst` (which group of `lanes` scores `p_burst` shows), `p_burst` (in: p as BF16 for
+    the row that was read two cycles earlier, the row address held since)."""
 
     def __init__(self, params):
         super().__init__({
@@ -38,6 +47,7 @@ class SoftmaxControlSignature(wiring.Signature):
             "load_max": Out(1),
             "row": Out(range(_score_rows(params))),
             "exp": Out(1),
+            "busy": In(1),
             "load_recip": Out(1),
             "burst": Out(max((params.banks // params.lanes - 1).bit_length(), 1)),
             "p_burst": In(params.burst_bits),
@@ -92,31 +102,46 @@ class SoftmaxDatapath(wiring.Component):
             m.d.sync += [m_all.eq(Mux(any_nan, FP32_QNAN, m_tree)), c_scale.eq(scale_c)]
             m.d.sync += [s.eq(0) for s in lane_sum]
 
-        # Exp pass: the row read last cycle (at `exp_row`) is exponentiated, written back and summed.
+        # Exp pass, one FP32 operation per pipeline stage: the row read last cycle (at `exp_row`) gives
+        # d = s - m, then t = d * c, then e = exp2(t), which is written back and added to the lane sums.
         m.d.comb += [rd.addr.eq(ctl.row), rd.en.eq(1)]
         exp_row = Signal.like(ctl.row)
         m.d.sync += exp_row.eq(ctl.row)
+        valid = [Signal(name=f"sm_v{k}") for k in range(3)]
+        rows = [Signal.like(ctl.row, name=f"sm_row{k}") for k in range(3)]
+        m.d.sync += [valid[0].eq(ctl.exp), rows[0].eq(exp_row)]
+        m.d.sync += [v.eq(u) for v, u in zip(valid[1:], valid)] + [r.eq(q) for r, q in zip(rows[1:], rows)]
         e_row = []
         for i in range(B):
-            diff = fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}")
-            t = fp32_mul(m, diff, c_scale, name=f"sm_t{i}")
-            e_row.append(exp2_fixed(m, t, name=f"sm_e{i}"))
+            diff = _reg(m, fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}"))
+            t = _reg(m, fp32_mul(m, diff, c_scale, name=f"sm_t{i}"))
+            e_row.append(_reg(m, exp2_fixed(m, t, name=f"sm_e{i}")))
         lane_next = [fp32_add(m, s, e, name=f"sm_s{i}") for i, (s, e) in enumerate(zip(lane_sum, e_row))]
-        with m.If(ctl.exp):
-            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(exp_row), self.score_wr.data.eq(Cat(*e_row))]
+        with m.If(valid[-1]):
+            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(rows[-1]), self.score_wr.data.eq(Cat(*e_row))]
             m.d.sync += [s.eq(n) for s, n in zip(lane_sum, lane_next)]
 
-        # S as a pairwise tree of the lane sums, then r = 1/S.
+        # S as a pairwise tree of the lane sums, then r = 1/S, a register after every FP32 operation. The
+        # registers run freely: once the lane sums stop changing, r is right `depth` cycles later.
         level, lvl = lane_sum, 0
         while len(level) > 1:
-            level = [fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}") for j in range(0, len(level), 2)]
+            level = [_reg(m, fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}"))
+                     for j in range(0, len(level), 2)]
             lvl += 1
-        recip = reciprocal(m, level[0], name="sm_recip")
+        recip = reciprocal(m, level[0], name="sm_recip", stage=lambda v: _reg(m, v))
+        depth = lvl + reciprocal_depth()
+        settle = Signal(range(depth + 1))
+        with m.If(valid[-1] | ctl.load_max):
+            m.d.sync += settle.eq(depth)
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+        m.d.comb += ctl.busy.eq(Cat(*valid).any() | (settle != 0))
         with m.If(ctl.load_recip):
             m.d.sync += r_reg.eq(recip)
 
-        # p = e * r as BF16 for the row read last cycle; `burst` picks the L of them that form one GB burst.
-        p_bf = [fp32_to_bf16(m, fp32_mul(m, rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}"), name=f"sm_pb{i}")
-                for i in range(B)]
+        # p = e * r as BF16 for the row read two cycles earlier (registered after the multiply and rounding);
+        # `burst` picks the L of them that form one GB burst.
+        p_bf = [_reg(m, fp32_to_bf16(m, fp32_mul(m, rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}"),
+                                     name=f"sm_pb{i}")) for i in range(B)]
         m.d.comb += ctl.p_burst.eq(Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[ctl.burst])
         return m
