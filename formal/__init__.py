@@ -3,6 +3,6 @@
 One module per proved block, each with a list PROOFS of `_common.Proof`.
 """
 
-from . import axi4, axi_lite, bus_arbiter, sequencer, uart_link
+from . import axi4, axi_lite, bank_array, bus_arbiter, sequencer, uart_link
 
-PROOF_MODULES = (uart_link, bus_arbiter, axi_lite, axi4, sequencer)
+PROOF_MODULES = (uart_link, bus_arbiter, axi_lite, axi4, sequencer, bank_array)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, ResetSignal, Signal, Value
 from amaranth.hdl._dsl import resolve_statement
 
 from pimhil.contract import DeviceParams
@@ -118,6 +118,16 @@ class Probe:
             raise ProbeError(f"{type(self.component).__name__}: FSM {fsm!r} has no state {state!r}")
         return gen._data["signal"] == gen.encoding[state]
 
+    def field(self, name: str, field: str) -> Value:
+        """Field `field` of the internal struct-shaped signal `name` (its layout is local to elaborate(); the
+        signal's waveform format still names the fields and their bits)."""
+        fmt = getattr(self.sig(name), "_format", None)
+        fields = getattr(fmt, "_fields", None)
+        if not fields or field not in fields:
+            raise ProbeError(f"{type(self.component).__name__}: {name!r} has no field {field!r}")
+        (value, _spec), = fields[field]._chunks
+        return value
+
     def fsm_legal(self, fsm: str) -> Value:
         """The FSM's state register holds one of its states (its spare encodings are unreachable)."""
         gen = self.module._generated.get(fsm)
@@ -137,6 +147,11 @@ class Probe:
         src_loc = self.module._named_submodules[name][1] if name in self.module._named_submodules else None
         if src_loc is None:
             raise ProbeError(f"{type(self.component).__name__}: no submodule named {name!r}")
+        old = self.module._named_submodules[name][0]
+        # The replaced block (and the blocks it built in its constructor) is deliberately never elaborated.
+        for obj in (old, *vars(old).values()):
+            if isinstance(obj, Elaboratable):
+                obj._MustUse__used = True
         self.module._named_submodules[name] = (stub, src_loc)
 
 
