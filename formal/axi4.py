@@ -47,7 +47,8 @@ class Harness(Elaboratable):
         keep_valid(m, props, "ar", s.arvalid, s.arready, Cat(s.arid, s.araddr, s.arlen, s.arsize, s.arburst))
 
         slave_holds(m, props, "b", s.bvalid, s.bready, Cat(s.bid, s.bresp), "BID and BRESP")
-        slave_holds(m, props, "r", s.rvalid, s.rready, Cat(s.rid, s.rdata, s.rresp, s.rlast), "RID, RDATA, RRESP, RLAST")
+        slave_holds(m, props, "r", s.rvalid, s.rready, Cat(s.rid, s.rdata, s.rresp, s.rlast),
+                    "RID, RDATA, RRESP, RLAST")
         bus_holds(m, props, bus)
 
         aw_hs, w_hs, ar_hs = s.awvalid & s.awready, s.wvalid & s.wready, s.arvalid & s.arready
@@ -111,16 +112,17 @@ class Harness(Elaboratable):
                       ~(bus.valid & ~bus.we) | (r_pend & r_ok & ~s.rvalid & (bus.addr == r_addr)),
                       "the bus reads only for the next beat of a served read burst, at its address")
         st = {n: probe.in_state("fsm", n) for n in ("IDLE", "W_BEAT", "B", "R_BEAT", "R_OUT")}
+        reading = st["R_BEAT"] | st["R_OUT"]
         props.assert_("helper_state",
                       (st["IDLE"] == (~w_pend & ~r_pend)) & ((st["W_BEAT"] | st["B"]) == w_pend)
                       & (st["B"] == s.bvalid) & (st["R_OUT"] == s.rvalid) & ((st["R_BEAT"] | st["R_OUT"]) == r_pend)
                       & (~st["W_BEAT"] | ((left == aw["len"] + 1 - w_beats) & (probe.sig("addr") == w_addr)
                                           & (probe.sig("ok") == w_ok) & (probe.sig("err") == w_err)
                                           & (probe.sig("burst") == aw["burst"])))
-                      & (~(st["R_BEAT"] | st["R_OUT"]) | ((left == ar["len"] + 1 - r_beats) & (probe.sig("addr") == r_addr)
-                                                          & (probe.sig("ok") == r_ok) & (probe.sig("burst") == ar["burst"])))
-                      & (~(st["W_BEAT"] | st["B"]) | (s.bid == aw["id"])) & (~(st["R_BEAT"] | st["R_OUT"]) | (s.rid == ar["id"]))
-                      & (~st["W_BEAT"] | (w_beats <= aw["len"])) & (~(st["R_BEAT"] | st["R_OUT"]) | (r_beats <= ar["len"])),
+                      & (~reading | ((left == ar["len"] + 1 - r_beats) & (probe.sig("addr") == r_addr)
+                                     & (probe.sig("ok") == r_ok) & (probe.sig("burst") == ar["burst"])))
+                      & (~(st["W_BEAT"] | st["B"]) | (s.bid == aw["id"])) & (~reading | (s.rid == ar["id"]))
+                      & (~st["W_BEAT"] | (w_beats <= aw["len"])) & (~reading | (r_beats <= ar["len"])),
                       "helper: the FSM state and its registers match the accepted burst and the beats done")
 
         props.cover("write_burst_okay", b_hs & (s.bresp == OKAY) & (aw["len"] >= 2) & (aw["burst"] == INCR),

@@ -116,7 +116,8 @@ class Harness(Elaboratable):
         st = {n: probe.in_state("fsm", n) for n in ("IDLE", "WRITE", "BRESP", "READ", "RRESP")}
         props.assert_("helper_state", (st["IDLE"] == ((pend_aw == 0) & (pend_w == 0) & (pend_ar == 0)))
                       & (st["BRESP"] == s.bvalid) & (st["RRESP"] == s.rvalid)
-                      & ((st["WRITE"] | st["BRESP"]) == (pend_aw == 1)) & (pend_aw == pend_w) & ((st["READ"] | st["RRESP"]) == (pend_ar == 1))
+                      & ((st["WRITE"] | st["BRESP"]) == (pend_aw == 1)) & (pend_aw == pend_w)
+                      & ((st["READ"] | st["RRESP"]) == (pend_ar == 1))
                       & (~(st["WRITE"] | st["BRESP"]) | ((probe.sig("addr") == waddr) & (probe.sig("data") == wdata)
                                                         & (probe.sig("full") == (wstrb == 0xF))))
                       & (~(st["READ"] | st["RRESP"]) | (probe.sig("addr") == raddr))

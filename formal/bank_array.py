@@ -16,9 +16,10 @@ out and their outputs are free values shared by the two copies. This is sound fo
 them is a deterministic function of its input history: up to the first cycle in which A's and B's inputs to
 it differ (which the assertion catches) the real blocks would answer both copies alike.
 
-Environment: the command stream is free (valid, payload) within the stream rules; the response consumer takes error beats at once
-(hw/hub_responses.py does) and otherwise applies the same back-pressure to both copies. Smallest legal
-DeviceParams (4 banks of 4 lanes, 2 bursts, 1 accumulator).
+Environment: the command stream is free (valid, payload) within the stream rules; the response consumer takes
+error beats at once (hw/hub_responses.py does) and otherwise applies the same back-pressure to both copies; the
+AF unit answers each value it was given, later (it is a pipeline). Smallest legal DeviceParams (4 banks of 4
+lanes, 2 bursts, 1 accumulator).
 """
 
 import re
@@ -125,9 +126,11 @@ class Harness(Elaboratable):
                           f"{name}: every input that can change it or its answers is the same with the refused "
                           "commands as with NOPs in their place")
         nop_s1 = b.field("s1", "valid") & (b.field("s1", "op") == Op.NOP)
-        copy_s1 = b.field("s1", "valid") & ((b.field("s1", "op") == Op.COPY_BKGB) | (b.field("s1", "op") == Op.COPY_GBBK))
+        op_s1 = b.field("s1", "op")
+        copy_s1 = b.field("s1", "valid") & ((op_s1 == Op.COPY_BKGB) | (op_s1 == Op.COPY_GBBK))
         nop_head = b_dut.cmd.valid & (b_dut.cmd.payload.op == Op.NOP)
-        writes = Cat(holders["gb"][1].wr_en, holders["af"][1].lut_wr_en, *(holders[f"bank{i}"][1].wr_en for i in range(4)))
+        writes = Cat(holders["gb"][1].wr_en, holders["af"][1].lut_wr_en,
+                     *(holders[f"bank{i}"][1].wr_en for i in range(4)))
         props.assert_("nop_touches_nothing", (~nop_s1 | Cat(*(holders[f"pu{i}"][1].in_op == PUOp.NONE
                                                                for i in range(4))).all())
                       & (~nop_head | copy_s1 | (writes == 0)),
@@ -141,8 +144,10 @@ class Harness(Elaboratable):
                       "helper: the copy with NOPs for refused commands is never offered a refused command")
 
         props.assert_("helper_af_tokens", (tokens == a.sig("af_i") - a.sig("af_o")) & (a.sig("af_o") <= a.sig("af_i"))
-                      & (a.sig("af_i") <= SMALLEST.banks), "helper: the AF unit holds the values given and not answered")
-        # af_run is declared in a tuple in hw/bank_array.py, so Amaranth could not name it: the one unnamed register.
+                      & (a.sig("af_i") <= SMALLEST.banks),
+                      "helper: the AF unit holds the values given and not answered")
+        # af_run is declared in a tuple in hw/bank_array.py, so Amaranth could not name it: the one unnamed
+        # register.
         af_run, af_done, k, bubble = a.sig("$signal"), a.sig("af_done"), a.sig("k"), a.sig("bubble")
         head_af = valid & (a_dut.cmd.payload.op == Op.AF) & (a_dut.cmd_err == 0)
         props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & head_af))
@@ -180,7 +185,8 @@ class Harness(Elaboratable):
             name = ra.name if re.match(r"^\w+$", ra.name) else f"reg{i}"
             props.assert_(f"helper_lockstep_{name}", helper,
                           f"helper: A's and B's {ra.name} agree (a stage holding a refused command in A holds a NOP "
-                          "in B, which differs in op, flags, err, last and read data; a response register holding an error beat in A is empty in B)")
+                          "in B, which differs in op, flags, err, last and read data; a response register holding an "
+                          "error beat in A is empty in B)")
 
         props.cover("refused_between_macs", valid & (a_dut.cmd_err != 0) & a.field("s2", "valid")
                     & (a.field("s2", "op") == Op.MAC_ABK) & (a.field("s2", "err") == 0),

@@ -73,7 +73,8 @@ class Harness(Elaboratable):
         bus_req = Cat(bus.we, bus.addr, bus.wdata)
         bus_req_prev = past(m, bus_req, name="bus_req_prev")
         grant_prev = past(m, grant, name="grant_prev")
-        props.assert_("bus_request_held", ~bus_pending | (bus.valid & (bus_req == bus_req_prev) & (grant == grant_prev)),
+        props.assert_("bus_request_held",
+                      ~bus_pending | (bus.valid & (bus_req == bus_req_prev) & (grant == grant_prev)),
                       "a presented request stays on the bus, unchanged and from the same master, until ready")
         waits = []
         for i, p in enumerate(ports):

@@ -55,7 +55,8 @@ class Harness(Elaboratable):
             states.append("REVERT")        # the link's own write of UART_BAUD_DIV back to its reset value
         st = {n: probe.in_state("link", n) for n in states}
         idle, count, idx = probe.sig("idle"), probe.sig("count"), probe.sig("idx")
-        crc, rx_crc, length, resp_len = probe.sig("crc"), probe.sig("rx_crc"), probe.sig("length"), probe.sig("resp_len")
+        crc, rx_crc = probe.sig("crc"), probe.sig("rx_crc")
+        length, resp_len = probe.sig("length"), probe.sig("resp_len")
         rx, tx, bus = dut.rx, dut.tx, dut.bus
         got = rx.valid & rx.ready
         if self.mutation == "crc_ignored":
@@ -163,7 +164,8 @@ class Harness(Elaboratable):
                       "UART_BAUD_DIV back to its reset value)")
         props.assert_("helper_crc", (~(receiving | st["CHECK"]) | (frame_crc == crc)) & (frame_rx == rx_crc)
                       & (~(st["EXEC_ADDR"] | st["EXEC_BUS"]) | crc_good),
-                      "helper: the harness's CRC equals the link's while a frame is received; execution follows a match")
+                      "helper: the harness's CRC equals the link's while a frame is received; execution follows a "
+                      "match")
 
         # ---- covers ---------------------------------------------------------------------------------------------
         cmd = probe.sig("cmd")
