@@ -96,3 +96,17 @@ program: $(STAMP)
 
 board-test: $(STAMP)
 	PIM_BOARD_TARGET="$(TARGET)" PIM_LG_ENV="$(LG_ENV)" $(PY) -m pytest -n 0 -rs -p no:cacheprovider tests/test_board.py $(PYTEST_ARGS)
+
+# Formal proofs (`make formal`, docs/formal.md): SymbiYosys, Yosys and the yices SMT solver from PyPI
+# (requirements-formal.txt) go into the same venv with their own stamp, as the board toolchain does.
+# `python -m formal` proves every block in formal/, writes build/formal/summary.json and fails if a proof fails.
+FORMAL_STAMP := $(VENV)/.formal-installed-$(shell cat requirements-formal.txt | cksum | cut -d' ' -f1)
+
+$(FORMAL_STAMP): requirements-formal.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-formal.txt
+	rm -f $(VENV)/.formal-installed-*
+	touch $@
+
+.PHONY: formal
+formal: $(FORMAL_STAMP)
+	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m formal
