@@ -81,7 +81,7 @@ def open_device(transport, **device_kw) -> Device:
             raise
         transport.set_line_rate(UART_RESET_BAUD)
         transport.send_break(BREAK_S)
-        transport.resync()
+        transport.resync(flush=False)
         try:
             return Device(transport, **device_kw)
         except (LinkTimeout, LinkError) as e:
@@ -185,9 +185,10 @@ def _fall_back(dev: Device) -> None:
     t.set_line_rate(UART_RESET_BAUD)
     try:
         t.send_break(BREAK_S)
+        flush = False           # the break ended whatever frame the device was receiving
     except LinkError:
-        pass    # no break on this port: the device's probation alone brings it back
-    t.resync()
+        flush = True            # no break on this port: the device's probation alone brings it back
+    t.resync(flush=flush)
     # The probation ends UART_CONFIRM_MS after the switch on the device's clock (a simulated device's clock is
     # slower than the wall clock: the transport's own deadline covers that).
     deadline = time.monotonic() + 2 * UART_CONFIRM_MS / 1000 + t.timeout
@@ -198,7 +199,7 @@ def _fall_back(dev: Device) -> None:
                 return
         except (LinkTimeout, LinkError) as e:
             last = e
-            t.resync()
+            t.resync(flush=flush)
     raise RateError(f"the device does not answer at {UART_RESET_BAUD} baud after a failed rate change, a "
                     f"line break and {UART_CONFIRM_MS} ms of probation ({UART_BREAK_BITS}-bit break; last: "
                     f"{last}); press its reset button or power-cycle it")

@@ -15,6 +15,9 @@ import cocotb
 from cocotb.triggers import Event, FallingEdge, Timer
 
 SLOW_FACTOR = 1.12          # how far off a rate above max_baud runs
+# A break lasts at least this many byte times of the host's rate: the client's break on and off may reach the
+# server in one read, and wall time does not map onto simulated time anyway.
+BREAK_MIN_BYTES = 4
 
 
 class HostLine:
@@ -29,6 +32,7 @@ class HostLine:
         self.framing_errors = 0
         self.sending = False
         self.brk = False
+        self._break_req = False     # a break was asked for and has not been put on the line yet
         self._wake = Event()
         self.set_baud(baud)
         dut.uart_rx.value = 1
@@ -42,6 +46,7 @@ class HostLine:
 
     def set_break(self, on: bool) -> None:
         self.brk = on
+        self._break_req = self._break_req or on
         self._wake.set()
 
     def write(self, data: bytes) -> None:
@@ -59,7 +64,7 @@ class HostLine:
 
     @property
     def idle(self) -> bool:
-        return not (self.txq or self.sending or self.brk)
+        return not (self.txq or self.sending or self.brk or self._break_req)
 
     @property
     def byte_ps(self) -> int:
@@ -68,10 +73,13 @@ class HostLine:
     async def _transmit(self):
         pin = self.dut.uart_rx
         while True:
-            if self.brk:
+            if self._break_req:
                 pin.value = 0
-                self._wake.clear()
-                await self._wake.wait()
+                await Timer(BREAK_MIN_BYTES * self.byte_ps, "ps")
+                while self.brk:
+                    self._wake.clear()
+                    await self._wake.wait()
+                self._break_req = False
                 continue
             if not self.txq:
                 pin.value = 1
