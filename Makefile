@@ -109,4 +109,4 @@ $(FORMAL_STAMP): requirements-formal.txt $(STAMP)
 
 .PHONY: formal
 formal: $(FORMAL_STAMP)
-	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m formal
+	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m formal --mutations

@@ -7,6 +7,8 @@ each property's status. Exit status 0 only if every proof passes and every cover
 
 --mutate NAME:MUTATION injects a known bug (each Proof lists its mutations) and runs only that proof's
 assertions; the exit status is then 0 only if the proof FAILS, so the proof is shown to be able to fail.
+--mutations runs, after the proofs, every mutation of the chosen proofs and fails unless each one makes its
+proof fail (`make formal` does this: a proof that cannot fail proves nothing).
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ def main(argv=None):
     ap.add_argument("--mutate", metavar="NAME:MUTATION", help="inject a known bug; succeed only if the proof fails")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "formal")
+    ap.add_argument("--mutations", action="store_true", help="also run every mutation; each must make its proof fail")
     ap.add_argument("--list", action="store_true", help="list proofs and their mutations")
     args = ap.parse_args(argv)
 
@@ -202,13 +205,27 @@ def main(argv=None):
     # Each proof runs its tasks one after the other, so --jobs proofs run at a time.
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(lambda p: run_proof(p, args.out, None), chosen))
+        mutants = [(p, mu) for p in chosen for mu in p.mutations] if args.mutations else []
+        mutated = list(pool.map(lambda pm: run_proof(pm[0], args.out, pm[1]), mutants))
     total = time.monotonic() - t0
     print_table(results)
-    ok = all(r["passed"] for r in results)
-    summary = {"total_s": round(total, 1), "passed": ok, "solver": "smtbmc yices", "proofs": results}
+    mutations = []
+    for (proof, mu), r in zip(mutants, mutated):
+        failed = r["status"] != "PASS"
+        mutations.append({"proof": proof.name, "mutation": mu, "bug": proof.mutations[mu], "proof_failed": failed,
+                          "status": r["status"], "failed_asserts": r["failed_asserts"], "traces": r["traces"],
+                          "time_s": r["time_s"]})
+        print(f"mutation {proof.name}:{mu} ({proof.mutations[mu]}): "
+              + (f"proof fails as it must ({', '.join(r['failed_asserts']) or r['status']})" if failed
+                 else "proof still PASSES: it cannot see this bug"))
+    ok = all(r["passed"] for r in results) and all(mu["proof_failed"] for mu in mutations)
+    summary = {"total_s": round(total, 1), "passed": ok, "solver": "smtbmc yices", "proofs": results,
+               "mutations": mutations}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"formal: {sum(r['passed'] for r in results)}/{len(results)} proofs passed in {total:.0f} s; "
-          f"summary in {args.out / 'summary.json'}")
+    caught = sum(mu["proof_failed"] for mu in mutations)
+    print(f"formal: {sum(r['passed'] for r in results)}/{len(results)} proofs passed"
+          + (f", {caught}/{len(mutations)} mutations caught" if mutations else "")
+          + f" in {total:.0f} s; summary in {args.out / 'summary.json'}")
     return 0 if ok else 1
 
 
