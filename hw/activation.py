@@ -21,7 +21,7 @@ class ActivationUnit(wiring.Component):
     The LUT is written through `lut_wr_en`, `lut_idx`, `lut_a` (slope) and `lut_b` (intercept), FP32 bits.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self):
         super().__init__({
@@ -42,8 +42,10 @@ class ActivationUnit(wiring.Component):
         rd = lut.read_port()
         m.d.comb += [wr.en.eq(self.lut_wr_en), wr.addr.eq(self.lut_idx), wr.data.eq(Cat(self.lut_a, self.lut_b))]
 
-        # Stage 0 (comb): segment index, exactly floor(x * 2**_SCALE_LOG2) + SEGMENTS/2, clamped.
-        x = self.x
+        # Stage 0: x is registered first, so that what feeds it (an accumulator read) and the segment index
+        # are not one path. Then the segment index, exactly floor(x * 2**_SCALE_LOG2) + SEGMENTS/2, clamped.
+        x, v0 = Signal(32), Signal()
+        m.d.sync += [x.eq(self.x), v0.eq(self.in_valid)]
         sign, exp, frac = x[31], x[23:31], x[:23]
         daz = Signal(32)
         m.d.comb += daz.eq(Mux(exp == 0, Cat(Const(0, 31), sign), x))
@@ -74,7 +76,7 @@ class ActivationUnit(wiring.Component):
 
         # Stage 1: LUT data arrives; multiply.
         x1, v1 = Signal(32), Signal()
-        m.d.sync += [x1.eq(daz), v1.eq(self.in_valid)]
+        m.d.sync += [x1.eq(daz), v1.eq(v0)]
         a1, b1 = rd.data[:32], rd.data[32:]
         prod = fp32_mul(m, a1, x1, name="af_mul", zero_wins=True)
         t2, b2, x2, v2 = Signal(32), Signal(32), Signal(32), Signal()

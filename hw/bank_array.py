@@ -8,7 +8,8 @@ one column burst per cycle across command boundaries.
 Pipeline (all stages freeze together while a response waits on `resp.ready`):
   s0  issue: memory addresses, writes of WR_* ops, LUT writes
   s1  memory data: PU tokens enter, COPY writes land
-  s2..s4  the PU's lane reduction; s4 is the accumulate stage, where RD_MAC reads and responses form
+  s2..s4  the PU's lane reduction; s4 is the accumulate stage
+  s5  responses form; accumulators are read here, after the accumulate of the token ahead has landed
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -58,7 +59,8 @@ class BankArray(wiring.Component):
             "cmd_err": Out(8),
         })
 
-    LATENCY = 1 + BankPU.LATENCY   # s0 -> s4
+    LATENCY = 1 + BankPU.LATENCY   # s0 -> s4, the accumulate stage
+    RESP_STAGE = LATENCY + 1       # s5
 
     def elaborate(self, platform):
         m = Module()
@@ -124,7 +126,7 @@ class BankArray(wiring.Component):
             "valid": 1, "op": 8, "err": 8, "flags": 8, "bank": 8, "acc": 8, "imm": 32,
             "addr": max(addr_bits, 1), "gbaddr": gb_bits, "first": 1, "last": 1, "data": p.burst_bits,
         })
-        s = [Signal(stage_layout, name=f"s{i}") for i in range(self.LATENCY + 1)]
+        s = [Signal(stage_layout, name=f"s{i}") for i in range(self.RESP_STAGE + 1)]
         pipe_empty = ~Cat(*(st.valid for st in s[1:])).any()
 
         issue = Signal()
@@ -169,7 +171,7 @@ class BankArray(wiring.Component):
         ]
 
         with m.If(advance):
-            for i in range(self.LATENCY):
+            for i in range(self.RESP_STAGE):
                 m.d.sync += s[i + 1].eq(s[i])
 
         # ---- s1: memory data, COPY writes, PU tokens ------------------------------------------------------
@@ -202,7 +204,7 @@ class BankArray(wiring.Component):
                 pu.in_acc.eq(s1.acc), pu.in_zero.eq(s1_zero), pu.in_value.eq(s1.imm),
                 pu.rd_idx.eq(Mux(af_run, af_acc, s[-1].acc)),
             ]
-        # Read data rides along s2..s4 so that responses leave in command order.
+        # Read data rides along s2..s5 so that responses leave in command order.
         with m.If(advance):
             m.d.sync += s[2].data.eq(Mux(s1.op == Op.RD_GB, gb.rd_data, bank_rd))
 
@@ -218,7 +220,7 @@ class BankArray(wiring.Component):
             with m.If(af_o == B - 1):
                 m.d.sync += [af_run.eq(0), af_done.eq(1)]
 
-        # ---- s4: responses ------------------------------------------------------------------------------
+        # ---- s5: responses ------------------------------------------------------------------------------
         sl = s[-1]
         is_mac = (sl.op == Op.MAC_ABK) | (sl.op == Op.MAC_SBK)
         read_after = is_mac & sl.flags[Flag.READ.bit_length() - 1] & sl.last

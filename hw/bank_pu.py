@@ -23,8 +23,9 @@ class BankPU(wiring.Component):
 
     A token (`in_op`, `in_acc`, `in_zero`, `in_value`) with its burst (`w`, `x`) enters when `en` is high and
     takes effect LATENCY enabled cycles later, in order, so a SET behind a MAC never overtakes it.
-    `rd_idx`/`rd_data` read an accumulator combinationally, showing this cycle's write if there is one; `wr_*`
-    writes one directly (used only while no token is in flight).
+    `rd_idx`/`rd_data` read an accumulator combinationally, as it was before this cycle's write (no
+    forwarding: the accumulate adder's output reaches no other logic in its cycle); `wr_*` writes one directly
+    (used only while no token is in flight).
     """
 
     LATENCY = LaneReduce.LATENCY
@@ -79,7 +80,5 @@ class BankPU(wiring.Component):
             m.d.comb += [we.eq(1), widx.eq(self.wr_idx), wdata.eq(self.wr_data)]
         with m.If(we):
             m.d.sync += acc[widx].eq(wdata)
-        # Forwarding: a read of the accumulator being written this cycle shows the new value, so a MAC's
-        # last burst can be answered in the same cycle it accumulates.
-        m.d.comb += self.rd_data.eq(Mux(we & (widx == self.rd_idx), wdata, acc[self.rd_idx]))
+        m.d.comb += self.rd_data.eq(acc[self.rd_idx])
         return m
