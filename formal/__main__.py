@@ -97,6 +97,11 @@ def parse_log(text: str) -> dict:
     }
 
 
+def _shown(path: Path) -> str:
+    """A path as reported: relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def run_task(workdir: Path, name: str, task: str) -> tuple[dict, float]:
     start = time.monotonic()
     try:
@@ -109,8 +114,8 @@ def run_task(workdir: Path, name: str, task: str) -> tuple[dict, float]:
         out += f"\nformal: task timed out after {TASK_TIMEOUT_S} s\nDONE (TIMEOUT, rc=1)\n"
     (workdir / f"{task}.log").write_text(out)
     res = parse_log(out)
-    res["traces"] = [str((workdir / f"{name}_{task}" / t.split("/", 1)[1]).relative_to(ROOT))
-                     if t.startswith(f"{name}_{task}/") else t for t in res["traces"]]
+    res["traces"] = [_shown(workdir / f"{name}_{task}" / t.split("/", 1)[1]) if t.startswith(f"{name}_{task}/")
+                     else t for t in res["traces"]]
     return res, time.monotonic() - start
 
 
@@ -150,7 +155,7 @@ def run_proof(proof: Proof, out: Path, mutation: str | None) -> dict:
         "failed_asserts": main["failed"], "traces": main["traces"],
         "time_s": round(time.monotonic() - t0, 1), "prove_s": round(main_s, 1),
         "cover_s": round(results["cover"][1], 1) if "cover" in results else None,
-        "workdir": str(workdir.relative_to(ROOT)) if workdir.is_relative_to(ROOT) else str(workdir),
+        "workdir": _shown(workdir),
         "properties": entries,
     }
 
