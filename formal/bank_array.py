@@ -140,7 +140,7 @@ class Harness(Elaboratable):
         props.assert_("same_answers", (a_beat == b_dut.resp.valid)
                       & (~b_dut.resp.valid | (a_dut.resp.payload.as_value() == b_dut.resp.payload.as_value())),
                       "the non-error response beats are the same with the refused commands as without them")
-        props.assert_("b_never_refused", ~b_dut.cmd.valid | (b_dut.cmd_err == 0),
+        props.assert_("helper_b_never_refused", ~b_dut.cmd.valid | (b_dut.cmd_err == 0),
                       "helper: the copy with NOPs for refused commands is never offered a refused command")
 
         props.assert_("helper_af_tokens", (tokens == a.sig("af_i") - a.sig("af_o")) & (a.sig("af_o") <= a.sig("af_i"))
