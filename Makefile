@@ -99,7 +99,8 @@ board-test: $(STAMP)
 
 # Formal proofs (`make formal`, docs/formal.md): SymbiYosys, Yosys and the yices SMT solver from PyPI
 # (requirements-formal.txt) go into the same venv with their own stamp, as the board toolchain does.
-# `python -m formal` proves every block in formal/, writes build/formal/summary.json and fails if a proof fails.
+# `python -m formal --mutations` proves every block in formal/, then checks that each known-bug mutation breaks
+# its proof; writes build/formal/summary.json and fails if a proof fails or a mutation goes unnoticed.
 FORMAL_STAMP := $(VENV)/.formal-installed-$(shell cat requirements-formal.txt | cksum | cut -d' ' -f1)
 
 $(FORMAL_STAMP): requirements-formal.txt $(STAMP)
