@@ -182,6 +182,7 @@ def _fall_back(dev: Device) -> None:
     """After a failed switch: host at the reset rate, a line break, then wait out the device's probation.
     Raises RateError if the device does not answer at the reset rate within the probation and a margin."""
     t = dev.t
+    t.discard_output()
     t.set_line_rate(UART_RESET_BAUD)
     try:
         t.send_break(BREAK_S)

@@ -146,6 +146,16 @@ class UartTransport(Transport):
         except OSError as e:    # pyserial's SerialException is an OSError
             raise self._link_exc(e, "sending a break") from e
 
+    def discard_output(self) -> None:
+        """Drop bytes the port has not sent yet (after a failed rate change they would go out at the next
+        rate as garbage). Raises DeviceGone if the port has gone."""
+        try:
+            self.ser.reset_output_buffer()
+        except AttributeError:
+            pass    # an injected port without an output buffer has nothing queued
+        except OSError as e:    # pyserial's SerialException is an OSError
+            raise self._link_exc(e, "discarding output") from e
+
     def resync(self, *, flush: bool = True) -> None:
         """Discard whatever either direction holds of a frame (see docs/uart_link.md, "Resynchronising").
         flush=False only drains the input: after a line break the device's receiver is hunting already, and
