@@ -49,15 +49,23 @@ def elaborate(proof: Proof, mutation: str | None = None):
     return name_checks(il), top.props
 
 
-def sby_text(proof: Proof, tasks: list[str]) -> str:
+def sby_text(proof: Proof, tasks: list[str], *, bmc_depth: int | None = None) -> str:
+    """The .sby file; `bmc_depth` turns the proof task into a BMC from reset that goes on past the first failed
+    assertion (a mutation run: every property the bug breaks within the depth is reported)."""
     opts = []
     for task in tasks:
-        mode, depth = (("cover", proof.cover_depth) if task == "cover" else (proof.mode, proof.depth))
+        if task == "cover":
+            mode, depth = "cover", proof.cover_depth
+        elif bmc_depth is not None:
+            mode, depth = "bmc", bmc_depth
+        else:
+            mode, depth = proof.mode, proof.depth
         opts += [f"{task}: mode {mode}", f"{task}: depth {depth}"]
+    engine = "smtbmc --keep-going yices" if bmc_depth is not None else "smtbmc yices"
     return "\n".join([
         "[tasks]", *tasks, "",
         "[options]", *opts, "",
-        "[engines]", "smtbmc yices", "",
+        "[engines]", engine, "",
         "[script]", "read_rtlil top.il", "prep -top top", "",
         "[files]", "top.il", "",
     ])
@@ -126,14 +134,16 @@ def run_proof(proof: Proof, out: Path, mutation: str | None) -> dict:
     il, props = elaborate(proof, mutation)
     (workdir / "top.il").write_text(il)
     tasks = [proof.mode] if mutation else [proof.mode, "cover"]
-    (workdir / f"{proof.name}.sby").write_text(sby_text(proof, tasks))
+    bmc_depth = proof.mutation_bmc.get(mutation) if mutation else None
+    (workdir / f"{proof.name}.sby").write_text(sby_text(proof, tasks, bmc_depth=bmc_depth))
     results = {t: run_task(workdir, proof.name, t) for t in tasks}
     main, main_s = results[proof.mode]
     entries = []
     for name, (kind, meaning) in props.entries.items():
         if kind == "assert":
             if main["status"] == "PASS":
-                status = "proven" if proof.mode == "prove" else f"passed (bmc {proof.depth})"
+                proved = proof.mode == "prove" and not bmc_depth
+                status = "proven" if proved else f"passed (bmc {bmc_depth or proof.depth})"
             elif name in main["failed"]:
                 status = "FAILED"
             else:
@@ -149,7 +159,8 @@ def run_proof(proof: Proof, out: Path, mutation: str | None) -> dict:
         entries.append({"name": name, "kind": kind, "status": status, "meaning": meaning})
     cover_ok = all(e["status"] == "reached" for e in entries if e["kind"] == "cover") if "cover" in results else True
     return {
-        "name": proof.name, "block": proof.block, "mode": proof.mode, "depth": proof.depth,
+        "name": proof.name, "block": proof.block, "mode": "bmc" if bmc_depth else proof.mode,
+        "depth": bmc_depth or proof.depth,
         "cover_depth": proof.cover_depth, "mutation": mutation,
         "status": main["status"], "passed": main["status"] == "PASS" and cover_ok,
         "failed_asserts": main["failed"], "traces": main["traces"],
@@ -158,6 +169,12 @@ def run_proof(proof: Proof, out: Path, mutation: str | None) -> dict:
         "workdir": _shown(workdir),
         "properties": entries,
     }
+
+
+def caught(proof: Proof, mutation: str, result: dict) -> bool:
+    """The mutation made the proof fail, and broke the assertion it is meant to break."""
+    expect = proof.mutation_expects.get(mutation)
+    return result["status"] != "PASS" and (expect is None or expect in result["failed_asserts"])
 
 
 def print_table(results: list[dict]):
@@ -197,9 +214,11 @@ def main(argv=None):
             ap.error(f"unknown mutation {args.mutate!r}; see --list")
         r = run_proof(proofs[name], args.out, mutation)
         print_table([r])
-        failed = r["status"] != "PASS"
+        failed = caught(proofs[name], mutation, r)
+        expect = proofs[name].mutation_expects.get(mutation)
         print(f"mutation {name}:{mutation} ({proofs[name].mutations[mutation]}): proof "
-              f"{'FAILS as it must' if failed else 'still PASSES: the proof cannot see this bug'}")
+              + ("FAILS as it must" if failed else f"does not fail{f' on {expect}' if expect else ''}: "
+                 "it cannot see this bug"))
         return 0 if failed else 1
     unknown = [n for n in args.names if n not in proofs]
     if unknown:
@@ -216,20 +235,22 @@ def main(argv=None):
     print_table(results)
     mutations = []
     for (proof, mu), r in zip(mutants, mutated):
-        failed = r["status"] != "PASS"
+        failed = caught(proof, mu, r)
         mutations.append({"proof": proof.name, "mutation": mu, "bug": proof.mutations[mu], "proof_failed": failed,
+                          "expected_to_break": proof.mutation_expects.get(mu), "mode": r["mode"], "depth": r["depth"],
                           "status": r["status"], "failed_asserts": r["failed_asserts"], "traces": r["traces"],
                           "time_s": r["time_s"]})
-        print(f"mutation {proof.name}:{mu} ({proof.mutations[mu]}): "
+        print(f"mutation {proof.name}:{mu} ({proof.mutations[mu]}), {r['mode']} {r['depth']}: "
               + (f"proof fails as it must ({', '.join(r['failed_asserts']) or r['status']})" if failed
-                 else "proof still PASSES: it cannot see this bug"))
+                 else f"proof does not fail on {proof.mutation_expects.get(mu) or 'any assertion'}: "
+                      "it cannot see this bug"))
     ok = all(r["passed"] for r in results) and all(mu["proof_failed"] for mu in mutations)
     summary = {"total_s": round(total, 1), "passed": ok, "solver": "smtbmc yices", "proofs": results,
                "mutations": mutations}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    caught = sum(mu["proof_failed"] for mu in mutations)
+    n_caught = sum(mu["proof_failed"] for mu in mutations)
     print(f"formal: {sum(r['passed'] for r in results)}/{len(results)} proofs passed"
-          + (f", {caught}/{len(mutations)} mutations caught" if mutations else "")
+          + (f", {n_caught}/{len(mutations)} mutations caught" if mutations else "")
           + f" in {total:.0f} s; summary in {args.out / 'summary.json'}")
     return 0 if ok else 1
 

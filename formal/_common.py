@@ -189,3 +189,7 @@ class Proof:
     cover_depth: int
     assumes_why: dict = field(default_factory=dict)
     mutations: dict = field(default_factory=dict)
+    # Mutation -> the assertion it must break (else any failure counts), and mutation -> depth of a BMC from
+    # reset to run instead of the proof, so that the trace is a real run of the bug, not an induction step.
+    mutation_expects: dict = field(default_factory=dict)
+    mutation_bmc: dict = field(default_factory=dict)

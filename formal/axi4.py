@@ -141,5 +141,6 @@ PROOFS = [
           assumes_why={"master_*_held": "AXI4 master rules (IHI 0022, A3.2.1): the slave may rely on them",
                        "master_wlast_on_last_beat": "AXI4 master rule (A3.4.1); the slave ends a burst on WLAST"},
           mutations={"rlast_early": "RLAST is raised one beat early",
-                     "rdata_changes": "RDATA changes while RVALID waits for RREADY"}),
+                     "rdata_changes": "RDATA changes while RVALID waits for RREADY"},
+          mutation_expects={"rlast_early": "rlast_on_last_beat", "rdata_changes": "rvalid_held"}),
 ]

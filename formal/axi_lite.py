@@ -136,5 +136,6 @@ PROOFS = [
     Proof(name="axi_lite", block="hw/axi_lite.py", build=Harness, mode="prove", depth=6, cover_depth=10,
           assumes_why={"master_*_held": "AXI4-Lite master rules (IHI 0022, A3.2.1): the slave may rely on them"},
           mutations={"drop_bvalid": "BVALID falls while BREADY is low",
-                     "read_without_request": "RVALID is raised with no read accepted"}),
+                     "read_without_request": "RVALID is raised with no read accepted"},
+          mutation_expects={"drop_bvalid": "bvalid_held", "read_without_request": "rresp_only_for_accepted_read"}),
 ]

@@ -219,5 +219,6 @@ PROOFS = [
           assumes_why={"af_answers_inputs": "the AF unit is a pipeline: one output per earlier input",
                        "stream_rules": "the sequencer and the bus windows hold a command until the array takes it"},
           mutations={"refused_gb_write": "a refused WR_GB still writes the GB",
-                     "refused_mac_token": "a refused MAC_ABK still sends bank 0's PU a MAC token"}),
+                     "refused_mac_token": "a refused MAC_ABK still sends bank 0's PU a MAC token"},
+          mutation_expects={"refused_gb_write": "same_gb_inputs", "refused_mac_token": "same_pu0_inputs"}),
 ]

@@ -109,5 +109,7 @@ PROOFS = [
                                "bound (the served-within figure scales with it)",
           },
           mutations={"starve": "grant always goes to master 0 when it asks (no round robin)",
-                     "switch_mid_request": "the grant moves to master 2 while a request is outstanding"}),
+                     "switch_mid_request": "the grant moves to master 2 while a request is outstanding"},
+          mutation_expects={"starve": "m2_served_within_bound", "switch_mid_request": "bus_request_held"},
+          mutation_bmc={"starve": 20}),
 ]

@@ -113,5 +113,7 @@ PROOFS = [
               "cmd_err_of_payload": "BankArray.cmd_err is combinational from cmd.payload (hw/bank_array.py)",
           },
           mutations={"push_then_refuse": "RD_SBK pushes its descriptor before the array's verdict",
-                     "clear_max_early": "ATTN_TILE clears the softmax maxima before its checks"}),
+                     "clear_max_early": "ATTN_TILE clears the softmax maxima before its checks"},
+          mutation_expects={"push_then_refuse": "refused_has_no_side_effect",
+                            "clear_max_early": "refused_has_no_side_effect"}),
 ]

@@ -186,5 +186,9 @@ PROOFS = [
               "tx_takes": "the PHY takes a byte every bit-time * 10 cycles; a stand-in bound as for the bus",
           },
           mutations={"crc_ignored": "the received CRC is overwritten with the computed one (every frame passes)",
-                     "no_timeout": "the inter-byte timeout counter never advances"}),
+                     "no_timeout": "the inter-byte timeout counter never advances"},
+          # A bad one-word WRITE reaches the bus at step 18; the timeout is hundreds of cycles deep, so no_timeout
+          # is shown by the induction step (helper_receiving), not by a run.
+          mutation_expects={"crc_ignored": "bad_crc_no_bus_access", "no_timeout": "helper_receiving"},
+          mutation_bmc={"crc_ignored": 20}),
 ]

@@ -44,6 +44,16 @@ def test_proof_settings(name):
     assert "cover: mode cover" in text and f"cover: depth {proof.cover_depth}" in text
 
 
+@pytest.mark.parametrize("name", sorted(PROOFS))
+def test_mutations_name_what_they_break(elaborated, name):
+    proof, (_, props) = PROOFS[name], elaborated[name]
+    assert set(proof.mutation_expects) <= set(proof.mutations) and set(proof.mutation_bmc) <= set(proof.mutations)
+    for mutation, expect in proof.mutation_expects.items():
+        assert expect in props.names("assert"), f"{name}:{mutation} expects to break unknown assertion {expect}"
+    for depth in proof.mutation_bmc.values():
+        assert "smtbmc --keep-going yices" in sby_text(proof, [proof.mode], bmc_depth=depth)
+
+
 @pytest.mark.parametrize("name,mutation", sorted((n, mu) for n, p in PROOFS.items() for mu in p.mutations))
 def test_mutation_changes_the_design(elaborated, name, mutation):
     il, _ = elaborate(PROOFS[name], mutation)
