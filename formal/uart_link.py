@@ -33,7 +33,10 @@ STALL_MAX = (RESPOND_AT + 1 + Frame.RESP_HEADER * TX_BYTE + Frame.MAX_WORDS * (4
 CRC_TABLE = [binascii.crc_hqx(bytes([i]), 0) for i in range(256)]
 
 
-def _xor_table(i):
+def crc_table_entry(i):
+    """CRC_TABLE[i] for an 8-bit value i. CRC-16 is linear, so the entry of i is the XOR of the entries of its
+    set bits: written out this way, not as an Array of constants, which Yosys turns into a ROM whose contents
+    the induction step does not fix (it would start from any table)."""
     out = Const(0, 16)
     for j in range(8):
         out = out ^ Mux(i[j], CRC_TABLE[1 << j], 0)
@@ -136,19 +139,13 @@ class Harness(Elaboratable):
                           "within that state's share of the bound")
 
         # ---- a frame whose CRC does not match never reaches the bus ---------------------------------------------
-        def table(i):
-            # CRC-16 is linear: the table entry of i is the XOR of the entries of its set bits. Written out, not
-            # as an Array of constants, which Yosys turns into a ROM whose contents the induction step does not
-            # fix (it would start from any table).
-            return _xor_table(i)
-
         frame_crc, frame_rx = Signal(16, name="frame_crc"), Signal(16, name="frame_rx")
         crc_good = Signal(name="crc_good")
         byte = rx.payload
         with m.If(st["HUNT"] & got & (byte == Frame.REQ_SYNC)):
             m.d.sync += frame_crc.eq(Frame.CRC_INIT)
         with m.If((st["HEADER"] | st["PAYLOAD"]) & got):
-            m.d.sync += frame_crc.eq(Cat(Const(0, 8), frame_crc[:8]) ^ table(frame_crc[8:] ^ byte))
+            m.d.sync += frame_crc.eq(Cat(Const(0, 8), frame_crc[:8]) ^ crc_table_entry(frame_crc[8:] ^ byte))
         with m.If(st["CRC"] & got):
             m.d.sync += frame_rx.eq(Cat(byte, frame_rx[:8]))
         with m.If(st["CHECK"]):
