@@ -200,6 +200,7 @@ def _fall_back(dev: Device) -> None:
                 return
         except (LinkTimeout, LinkError) as e:
             last = e
+            t.discard_output()      # the failed request's own flush: useless at a rate nobody hears
             t.resync(flush=flush)
     raise RateError(f"the device does not answer at {UART_RESET_BAUD} baud after a failed rate change, a "
                     f"line break and {UART_CONFIRM_MS} ms of probation ({UART_BREAK_BITS}-bit break; last: "
