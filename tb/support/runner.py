@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,19 +89,21 @@ BUILD_ARGS = VERILATOR_WAIVERS + ["-O3", "--x-assign", "fast", "--x-initial", "f
 MODELS = ROOT / "build" / "models"
 
 
-def model_dir(toplevel: str, sources, *, waves: bool = False) -> Path:
+def model_dir(toplevel: str, sources, *, waves: bool = False, build_args=()) -> Path:
     """build/models/<top>-<hash>: one Verilator model per distinct RTL text, build options and VPI mode,
     shared by every testbench and the sim server that run that RTL (so CI compiles a big top once)."""
     h = hashlib.sha256()
     for s in sources:
         h.update(Path(s).read_bytes())
-    h.update(repr((BUILD_ARGS, waves, os.environ.get("PIM_VPI_ALL") == "1")).encode())
+    h.update(repr((BUILD_ARGS + list(build_args), waves, os.environ.get("PIM_VPI_ALL") == "1")).encode())
     return MODELS / f"{toplevel}-{h.hexdigest()[:12]}"
 
 
-def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_file: Path | None = None):
+def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_file: Path | None = None,
+          build_args=()):
     """Build (or reuse) the Verilator model; returns the cocotb runner. A lock file keeps concurrent
-    pytest-xdist workers from building the same directory at once."""
+    pytest-xdist workers from building the same directory at once. build_args: Verilator options on top of
+    BUILD_ARGS (include paths, waivers of a source that is not Amaranth's)."""
     verilator_on_path()
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = _fast_runner()
@@ -110,12 +114,35 @@ def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_f
             # timestamps say. build() still runs, to set the runner up, but with nothing to execute.
             runner._build_command = list   # no commands: the model is already built
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=BUILD_ARGS, waves=waves, log_file=log_file)
+                     build_args=BUILD_ARGS + list(build_args), waves=waves, log_file=log_file)
     return runner
 
 
+def _test(runner, *, test_dir: Path, **kw) -> Path:
+    """cocotb's runner.test with the results in test_dir/results.xml, returned whatever happened: under pytest
+    cocotb's runner exits (SystemExit) when a test fails, and the caller wants to see which ones did."""
+    results = test_dir / "results.xml"
+    try:
+        runner.test(test_dir=test_dir, results_xml=str(results), **kw)
+    except SystemExit:
+        pass
+    return results
+
+
+def _failed_tests(results_file: Path) -> list[str]:
+    """Names of the failed (or errored) cocotb tests in a results XML."""
+    import xml.etree.ElementTree as ET
+
+    failed = []
+    for case in ET.parse(results_file).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(case.get("name"))
+    return failed
+
+
 def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dict | None = None,
-        testcase: str | None = None, log_file: Path | None = None, shared_model: bool = False) -> dict:
+        testcase: str | None = None, log_file: Path | None = None, shared_model: bool = False,
+        build_args=(), rerun_waves: bool = True) -> dict:
     """Build `sources` with top `toplevel` in build/tb/<config>/ and run cocotb tests from `test_module`.
 
     Returns the figures the tests recorded with tb.support.results.record, {name: values} ({} if none); they
@@ -123,33 +150,81 @@ def run(*, toplevel: str, sources, test_module: str, config: str, extra_env: dic
     shared_model: build into model_dir() instead (big tops reused by several testbenches and the sim
     server); the run's results still go to build/tb/<config>/.
     log_file: send the build and simulation output there instead of the console.
+    build_args: extra Verilator options (see `build`).
+    rerun_waves: when tests fail (and WAVES is not already on), rerun just those with the same seed and
+    waveforms on in build/tb/<config>-waves/ and name the waveform in the error (PIM_FAIL_WAVES=0: never;
+    a run meant to fail, or one too long to trace, passes False).
     Variables set in the calling environment override extra_env (cocotb's runner applies os.environ last).
     """
     from cocotb_tools.check_results import get_results
 
     waves = os.environ.get("WAVES", "0") == "1"
+    # The runner picks the seed when SEED is unset, so that it can name the one a failing run used.
+    seed = os.environ.get("SEED") or str(random.SystemRandom().randrange(1, 2**31))
     test_dir = BUILD / config
     test_dir.mkdir(parents=True, exist_ok=True)
-    build_dir = model_dir(toplevel, sources, waves=waves) if shared_model else test_dir
-    runner = build(toplevel=toplevel, sources=sources, build_dir=build_dir, waves=waves, log_file=log_file)
+    build_dir = model_dir(toplevel, sources, waves=waves, build_args=build_args) if shared_model else test_dir
+    runner = build(toplevel=toplevel, sources=sources, build_dir=build_dir, waves=waves, log_file=log_file,
+                   build_args=build_args)
     figures_file = test_dir / figures.FILE_NAME
     figures_file.unlink(missing_ok=True)       # figures of an earlier run must not pass for this one's
     env = dict(extra_env or {})
     env[figures.RESULTS_ENV] = str(figures_file)
     env.setdefault("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "host"), os.environ.get("PYTHONPATH", "")]))
-    results = runner.test(
-        hdl_toplevel=toplevel,
-        test_module=test_module,
-        test_dir=test_dir,
-        build_dir=build_dir,
-        extra_env=env,
-        seed=os.environ.get("SEED"),
-        testcase=testcase,
-        waves=waves,
-        log_file=log_file,
-    )
-    tests, failed = get_results(Path(results))
+    results = _test(runner, hdl_toplevel=toplevel, test_module=test_module, test_dir=test_dir, build_dir=build_dir,
+                    extra_env=env, seed=seed, testcase=testcase, waves=waves, log_file=log_file)
+    try:
+        tests, failed = get_results(results)
+    except RuntimeError:                       # no results file: the simulator died before writing it
+        tests, failed = 0, 0
     if tests == 0 or failed:
-        raise AssertionError(f"{config}: {failed} of {tests} cocotb tests failed (see build/tb/{config}/)")
-    print(f"{config}: {tests} cocotb tests passed", file=sys.stderr)
+        names = _failed_tests(results) if failed else []
+        msg = (f"{config}: {failed} of {tests} cocotb tests failed{': ' + ', '.join(names) if names else ''} "
+               f"(see build/tb/{config}/)\nSEED={seed} reproduces it"
+               + (f", e.g. SEED={seed} COCOTB_TEST_FILTER='{'|'.join(names)}'" if names else ""))
+        if names and rerun_waves and not waves and os.environ.get("PIM_FAIL_WAVES", "1") != "0":
+            msg += "\n" + _rerun_with_waves(toplevel=toplevel, sources=sources, test_module=test_module,
+                                             config=config, env=env, seed=seed, names=names, log_file=log_file,
+                                             shared_model=shared_model, build_args=build_args)
+        print(msg, file=sys.stderr)
+        raise AssertionError(msg)
+    print(f"{config}: {tests} cocotb tests passed (SEED={seed})", file=sys.stderr)
     return figures.load(figures_file)
+
+
+def _rerun_with_waves(*, toplevel, sources, test_module, config, env, seed, names, log_file, shared_model,
+                      build_args) -> str:
+    """Rerun the failed tests `names` with waveforms on and the same seed; one line naming the waveform, or
+    saying why there is none. Whatever the rerun does, the caller still fails: it only adds evidence."""
+    from cocotb_tools.check_results import get_results
+
+    wave_dir = BUILD / f"{config}-waves"
+    wave_dir.mkdir(parents=True, exist_ok=True)
+    saved = os.environ.get("WAVES")
+    os.environ["WAVES"] = "1"      # cocotb's runner reads WAVES from the environment over its argument
+    try:
+        build_dir = (model_dir(toplevel, sources, waves=True, build_args=build_args) if shared_model
+                     else wave_dir)
+        runner = build(toplevel=toplevel, sources=sources, build_dir=build_dir, waves=True, log_file=log_file,
+                       build_args=build_args)
+        for old in wave_dir.glob("*.vcd"):
+            old.unlink()
+        rerun_env = {**env, figures.RESULTS_ENV: str(wave_dir / figures.FILE_NAME)}
+        results = _test(runner, hdl_toplevel=toplevel, test_module=test_module, test_dir=wave_dir,
+                        build_dir=build_dir, extra_env=rerun_env, seed=seed, testcase=names, waves=True,
+                        log_file=log_file)
+        _, failed = get_results(results)
+        dumps = sorted(wave_dir.glob("*.vcd"))
+        if not dumps:
+            return f"rerun with waves: no waveform written in {wave_dir}"
+        again = "failed again" if failed else "PASSED this time (the failure depends on something else)"
+        return f"rerun of {', '.join(names)} with waves {again}; waveform: {dumps[0]}"
+    except (OSError, RuntimeError, SystemExit, subprocess.CalledProcessError) as e:
+        # A rerun that breaks (build, simulator, missing results) must not replace the original failure.
+        return f"rerun with waves did not complete: {type(e).__name__}: {e}"
+    finally:
+        if saved is None:
+            os.environ.pop("WAVES", None)
+        else:
+            os.environ["WAVES"] = saved
+
