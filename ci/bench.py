@@ -3,8 +3,11 @@
 gemv_mac_utilization    ideal MAC cycles M*K/(B*L) over measured cycles, 256x1024 GEMV on the sim-preset array
                         (first MAC issued to last result received; weights and vector preloaded)
 verilator_cycles_per_s  simulated cycles per wall second over repeated GEMV compute phases (testbench in loop)
-golden_gflops           golden-model GEMV (bit-exact device arithmetic) of the same shape, 2*M*K / time
+golden_gflops           golden-model GEMV (bit-exact device arithmetic) of the same shape, 2*M*K / time, with the
+                        default implementation (numba when the `fast` extra is installed, else numpy);
+                        _numpy and _reference: the other two (golden/mac.py gemv impl=), same bits
 numpy_f32_gflops        numpy float32 GEMV (W @ x) of the same shape, measured in the same run
+golden_speed_ratio      golden_gflops / numpy_f32_gflops
 gemv_tile_mac_utilization   512x1024 GEMV tile (the largest single tile with K >= 1024: 2 MiB of banks) through
                         the control hub on the sim-preset device: ideal MAC cycles over PERF_BUSY (command start
                         to last result in scratch)
@@ -136,10 +139,15 @@ def host_gemv(m, k):
     wb, xb = bf16_to_bits(w32), bf16_to_bits(x32)
     lanes = preset("sim").lanes
     flops = 2.0 * m * k
-    return {
+    gemv(wb, xb, lanes=lanes)           # numba (if installed) compiles or loads its cache outside the timing
+    res = {
         "golden_gflops": flops / best_time(lambda: gemv(wb, xb, lanes=lanes)) / 1e9,
+        "golden_gflops_numpy": flops / best_time(lambda: gemv(wb, xb, lanes=lanes, impl="numpy")) / 1e9,
+        "golden_gflops_reference": flops / best_time(lambda: gemv(wb, xb, lanes=lanes, impl="reference")) / 1e9,
         "numpy_f32_gflops": flops / best_time(lambda: w32 @ x32, min_time=0.2, min_runs=20) / 1e9,
     }
+    res["golden_speed_ratio"] = res["golden_gflops"] / res["numpy_f32_gflops"]
+    return res
 
 
 def main():

@@ -21,6 +21,7 @@ from ..contract import (CMD_HEADER, CMD_HEADER_WORDS, IDENTITY_REGS, LINK_COUNTE
 from .array import GoldenArray
 from .elementwise import ewadd, ewmul
 from .fpbits import fp32_to_bf16
+from .mac import gemv
 from .softmax import softmax
 
 
@@ -33,8 +34,12 @@ class BusError(Exception):
 
 
 class GoldenDevice:
-    def __init__(self, params: DeviceParams, *, uart_default_div: int | None = None):
+    """whole_tiles: run a GEMV tile as one vectorised gemv over its rows (same bits and end state as the hub's
+    command sequence, numerics.md §4: only the per-row order of bursts matters); False runs the commands."""
+
+    def __init__(self, params: DeviceParams, *, uart_default_div: int | None = None, whole_tiles: bool = True):
         self.p = params
+        self.whole_tiles = whole_tiles
         self.array = GoldenArray(params)
         self.scratch = np.zeros(params.scratch_words, np.uint32)
         self.partial: list[int] = []   # words of a command the sequencer holds while it waits for the rest
@@ -115,6 +120,55 @@ class GoldenDevice:
             self.baud_div = max(UART_MIN_DIV, value & 0xFFFF)
             return None
         self._bus_error(CSR_BASE + off)
+
+    # ---- bulk access (the golden target's fast path) ------------------------------------------------------
+    def write_block(self, addr: int, words) -> bool:
+        """Write consecutive words as `write` would one by one, when that can be done as one array store:
+        scratch, or whole bursts of one memory (GB or one bank) with no partial burst staged. Returns False,
+        having done nothing, otherwise (the caller then writes word by word)."""
+        words = np.asarray(words, dtype=np.uint32)
+        n = len(words)
+        if n == 0 or addr & 3 or self._stage is not None:
+            return False
+        if self._in("scratch", addr) and self._in("scratch", addr + 4 * n - 4):
+            i = (addr - SCRATCH_BASE) // 4
+            self.scratch[i:i + n] = words
+            return True
+        span = self._span(addr, n)
+        if span is None or span[2] % (self.p.lanes // 2) or n % (self.p.lanes // 2):
+            return False
+        mem, first, _ = span
+        mem.reshape(-1)[2 * first:2 * first + 2 * n] = words.view(np.uint16)
+        return True
+
+    def read_block(self, addr: int, n: int):
+        """Consecutive words as `read` would return them one by one, as a uint32 array, when they lie in one
+        memory (scratch, GB or one bank); None otherwise."""
+        if n <= 0 or addr & 3:
+            return None
+        if self._in("scratch", addr) and self._in("scratch", addr + 4 * n - 4):
+            i = (addr - SCRATCH_BASE) // 4
+            return self.scratch[i:i + n].copy()
+        span = self._span(addr, n)
+        if span is None:
+            return None
+        mem, first, _ = span
+        return np.ascontiguousarray(mem.reshape(-1)[2 * first:2 * first + 2 * n]).view(np.uint32).copy()
+
+    def _span(self, addr, n):
+        """(memory as (bursts, lanes) uint16, first word index in it, same) when n words from addr lie inside
+        the GB or inside one bank's valid region; else None."""
+        last = addr + 4 * n - 4
+        if self._in("gb", addr) and self._in("gb", last):
+            return self.array.gb, (addr - GB_BASE) // 4, (addr - GB_BASE) // 4
+        if self._in("bank", addr) and self._in("bank", last) and self._bank_ok(addr) and self._bank_ok(last):
+            stride = bank_stride(self.p)
+            bank = (addr - BANK_BASE) // stride
+            if (last - BANK_BASE) // stride != bank:
+                return None
+            first = (addr - BANK_BASE - bank * stride) // 4
+            return self.array.banks[bank], first, first
+        return None
 
     # ---- windows ---------------------------------------------------------------------------------------
     def _bank_ok(self, addr):
@@ -267,6 +321,8 @@ class GoldenDevice:
                                     imm=h["imm"])
         if problem:
             return self._raise(problem[0], HubOp.GEMV_TILE)
+        if self.whole_tiles:
+            return self._gemv_tile_whole(h)
         C = p.bursts_per_row
         for start in range(0, groups, p.accs):
             for c in range(chunks):
@@ -280,4 +336,23 @@ class GoldenDevice:
                         dest = h["imm"] + g * p.banks
                         self.scratch[dest:dest + p.banks] = [(out[0].data >> (32 * b)) & 0xFFFFFFFF
                                                              for b in range(p.banks)]
+        self.cmds_done += 1
+
+    def _gemv_tile_whole(self, h):
+        """The GEMV tile's results and end state computed at once: scratch, accumulators and GB as the command
+        sequence leaves them."""
+        p = self.p
+        B, C, L = p.banks, p.bursts_per_row, p.lanes
+        groups, chunks, row0 = h["col"], h["count"], h["row"]
+        banks = self.array.banks.reshape(B, p.rows, C, L)
+        rows = row0 + np.arange(groups)[:, None] * chunks + np.arange(chunks)[None, :]    # (groups, chunks)
+        w = banks[:, rows].transpose(1, 0, 2, 3, 4).reshape(groups * B, chunks * C * L)
+        x_rows = banks[h["bank"], h["gb"]:h["gb"] + chunks]
+        y = gemv(w, x_rows.reshape(-1), lanes=L)
+        out = fp32_to_bf16(y).astype(np.uint32) if h["flags"] & Flag.BF16 else y
+        self.scratch[h["imm"]:h["imm"] + groups * B] = out
+        for start in range(0, groups, p.accs):
+            n = min(groups, start + p.accs) - start
+            self.array.accs[:, :n] = y[start * B:(start + n) * B].reshape(n, B).T
+        self.array.gb[:C] = x_rows[-1]
         self.cmds_done += 1

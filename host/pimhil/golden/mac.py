@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..contract import LANE_GUARD_BITS, FP32_QNAN
@@ -57,13 +59,27 @@ def accumulate(acc, lane_sums) -> np.ndarray:
     return acc
 
 
-def gemv(w_bits, x_bits, *, lanes: int, bias_bits=None, row_block: int = 256) -> np.ndarray:
+# Which implementation gemv uses by default: "auto" takes numba when the `fast` extra is installed, else numpy.
+# PIMHIL_GOLDEN_IMPL=numpy|numba|reference overrides it (tests and benches compare them).
+GEMV_IMPLS = ("auto", "numba", "numpy", "reference")
+
+
+def gemv(w_bits, x_bits, *, lanes: int, bias_bits=None, row_block: int = 256, impl: str | None = None) -> np.ndarray:
     """y = W x + bias in device arithmetic, as FP32 bits.
 
     w_bits: (M, K) BF16 bits; x_bits: (K,) BF16 bits; bias_bits: (M,) FP32 bits or None for +0.
     K is zero-padded to a multiple of `lanes` (zero lanes change nothing). The result does not depend on how
     rows map to banks or how K is chunked (numerics.md §4), only on the burst width `lanes`.
+    impl: "reference" (lane_sum and accumulate, the statement of the arithmetic), "numpy" (fastmac's exact
+    float64 reduction), "numba" (fastmac's compiled kernel; ImportError without the `fast` extra) or "auto"
+    (default, or $PIMHIL_GOLDEN_IMPL): all give the same bits. Raises ValueError on bad shapes or impl.
     """
+    from . import fastmac
+    impl = impl or os.environ.get("PIMHIL_GOLDEN_IMPL") or "auto"
+    if impl not in GEMV_IMPLS:
+        raise ValueError(f"impl must be one of {GEMV_IMPLS}, not {impl!r}")
+    if impl == "auto":
+        impl = "numba" if fastmac.numba_available() else "numpy"
     w = as_u16(w_bits)
     x = as_u16(x_bits)
     if w.ndim != 2 or x.ndim != 1 or w.shape[1] != x.shape[0]:
@@ -78,7 +94,15 @@ def gemv(w_bits, x_bits, *, lanes: int, bias_bits=None, row_block: int = 256) ->
     acc = np.zeros(m, np.uint32) if bias_bits is None else as_u32(bias_bits).copy()
     if acc.shape != (m,):
         raise ValueError(f"bias must have shape ({m},), got {acc.shape}")
+    if impl == "numba":
+        return fastmac.gemv_numba(w, x, acc, lanes)
+    if impl == "numpy":
+        # ~64 KiB of W per block keeps the float64 temporaries in cache
+        row_block = max(1, (1 << 15) // max(1, w.shape[1]))
+        sums, add = fastmac.lane_sums_numpy, fastmac.accumulate_numpy
+    else:
+        sums, add = (lambda wb, xb_: lane_sum(wb, xb_[None])), accumulate
     for r0 in range(0, m, row_block):  # bounded temporaries for large M*K
-        ls = lane_sum(w[r0:r0 + row_block].reshape(-1, nb, lanes), xb)
-        acc[r0:r0 + row_block] = accumulate(acc[r0:r0 + row_block], ls)
+        ls = sums(w[r0:r0 + row_block].reshape(-1, nb, lanes), xb)
+        acc[r0:r0 + row_block] = add(acc[r0:r0 + row_block], ls)
     return acc

@@ -19,7 +19,8 @@ class GoldenTransport(Transport):
     def read(self, addr, n):
         check_aligned(addr)
         try:
-            out = [self.device.read(addr + 4 * i) for i in range(n)]
+            block = self.device.read_block(addr, n)
+            out = block.tolist() if block is not None else [self.device.read(addr + 4 * i) for i in range(n)]
         except BusError as e:
             raise DeviceError(f"bus error reading {e.addr:#x}", code=4, addr=e.addr) from None
         self._count("read", n)
@@ -29,8 +30,9 @@ class GoldenTransport(Transport):
         check_aligned(addr)
         words = list(words)
         try:
-            for i, w in enumerate(words):
-                self.device.write(addr + 4 * i, int(w))
+            if not self.device.write_block(addr, words):
+                for i, w in enumerate(words):
+                    self.device.write(addr + 4 * i, int(w))
         except BusError as e:
             raise DeviceError(f"bus error writing {e.addr:#x}", code=4, addr=e.addr) from None
         self._count("write", len(words))
