@@ -10,7 +10,9 @@ from pimhil.contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNA
 
 from .fp32 import fp32_add, fp32_mul, round_pack
 
-__all__ = ["exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
+__all__ = ["EXP2_STAGES", "exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
+
+EXP2_STAGES = 3     # the cuts exp2_fixed() offers to its `stage` function
 
 
 def reciprocal_depth():
@@ -32,12 +34,19 @@ def order_key(x):
     return Mux(x[31], ~x, x | 0x80000000)
 
 
-def exp2_fixed(m, t, *, name):
-    """2**t, bit-exact with golden.softmax.exp2_fixed."""
+def exp2_fixed(m, t, *, name, stage=None):
+    """2**t, bit-exact with golden.softmax.exp2_fixed.
+
+    stage: None (all combinational) or a function value -> value applied to every signal that crosses one of
+    the EXP2_STAGES cuts (after the fixed-point conversion, after the table lookup, after the interpolation):
+    a register there makes exp2 a pipeline of that many cycles, one input per cycle.
+    """
+    stage = stage or (lambda v: v)
     sign, e = t[31], t[23:31]
     mant = Signal(24, name=f"{name}_mant")
     m.d.comb += mant.eq(Mux(e == 0, 0, Cat(t[:23], Const(1, 1))))
-    big = e >= 127 + 8
+    # The result's class rides along every cut: NaN, |t| too big (0 or Inf by sign), or the computed value.
+    cls = Cat(is_nan(t), e >= 127 + 8, sign)
     # t * 2**FRAC = mant * 2**(e - 150 + FRAC); right shift by k = 150 - FRAC - e when positive.
     k = Signal(signed(10), name=f"{name}_k")
     m.d.comb += k.eq(150 - EXP2_FRAC_BITS - e)
@@ -52,24 +61,30 @@ def exp2_fixed(m, t, *, name):
         m.d.comb += mag.eq(mant << (-k)[:4])
     fx = Signal(signed(35), name=f"{name}_fx")
     m.d.comb += fx.eq(Mux(sign, -(mag + inexact), mag))
+    fx, cls = stage(fx), stage(cls)                                             # cut 1
+
     n = Signal(signed(11), name=f"{name}_n")
     m.d.comb += n.eq(fx >> EXP2_FRAC_BITS)
     frac = fx[:EXP2_FRAC_BITS]
     i = frac[_SEG_SHIFT:]
-    r = frac[:_SEG_SHIFT]
     table = Array(Const(v, 25) for v in EXP2_TABLE)
     lo = Signal(25, name=f"{name}_lo")
-    hi = Signal(25, name=f"{name}_hi")
-    m.d.comb += [lo.eq(table[i]), hi.eq(table[i + 1])]
+    step = Signal(25, name=f"{name}_step")
+    m.d.comb += [lo.eq(table[i]), step.eq(table[i + 1] - table[i])]
+    lo, step, r, n, cls = (stage(x) for x in (lo, step, frac[:_SEG_SHIFT], n, cls))   # cut 2
+
     v = Signal(26, name=f"{name}_v")
-    m.d.comb += v.eq(lo + (((hi - lo) * r) >> _SEG_SHIFT))
+    m.d.comb += v.eq(lo + ((step * r) >> _SEG_SHIFT))
+    v, n, cls = stage(v), stage(n), stage(cls)                                  # cut 3
+
     exp2 = Signal(signed(12), name=f"{name}_exp2")
     m.d.comb += exp2.eq(n - 23)
     packed = round_pack(m, Const(0, 1), v, exp2, name=f"{name}_rp")
     out = Signal(32, name=name)
-    with m.If(is_nan(t)):
+    nan, big, neg = cls[0], cls[1], cls[2]
+    with m.If(nan):
         m.d.comb += out.eq(FP32_QNAN)
-    with m.Elif(big & sign):
+    with m.Elif(big & neg):
         m.d.comb += out.eq(0)
     with m.Elif(big):
         m.d.comb += out.eq(0x7F800000)

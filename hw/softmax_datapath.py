@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from pimhil.contract import FP32_QNAN, LOG2E_F32, DeviceParams
 
 from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
-from .function_unit import exp2_fixed, is_nan, order_key, reciprocal, reciprocal_depth
+from .function_unit import EXP2_STAGES, exp2_fixed, is_nan, order_key, reciprocal, reciprocal_depth
 from .hub_responses import score_row
 
 __all__ = ["SoftmaxDatapath", "SoftmaxControlSignature"]
@@ -103,19 +103,21 @@ class SoftmaxDatapath(wiring.Component):
             m.d.sync += [s.eq(0) for s in lane_sum]
 
         # Exp pass, one FP32 operation per pipeline stage: the row read last cycle (at `exp_row`) gives
-        # d = s - m, then t = d * c, then e = exp2(t), which is written back and added to the lane sums.
+        # d = s - m, then t = d * c, then e = exp2(t) (itself EXP2_STAGES deep), which is written back and
+        # added to the lane sums.
         m.d.comb += [rd.addr.eq(ctl.row), rd.en.eq(1)]
         exp_row = Signal.like(ctl.row)
         m.d.sync += exp_row.eq(ctl.row)
-        valid = [Signal(name=f"sm_v{k}") for k in range(3)]
-        rows = [Signal.like(ctl.row, name=f"sm_row{k}") for k in range(3)]
+        depth = 3 + EXP2_STAGES                          # d, t, exp2's own cuts, e
+        valid = [Signal(name=f"sm_v{k}") for k in range(depth)]
+        rows = [Signal.like(ctl.row, name=f"sm_row{k}") for k in range(depth)]
         m.d.sync += [valid[0].eq(ctl.exp), rows[0].eq(exp_row)]
         m.d.sync += [v.eq(u) for v, u in zip(valid[1:], valid)] + [r.eq(q) for r, q in zip(rows[1:], rows)]
         e_row = []
         for i in range(B):
             diff = _reg(m, fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}"))
             t = _reg(m, fp32_mul(m, diff, c_scale, name=f"sm_t{i}"))
-            e_row.append(_reg(m, exp2_fixed(m, t, name=f"sm_e{i}")))
+            e_row.append(_reg(m, exp2_fixed(m, t, name=f"sm_e{i}", stage=lambda v: _reg(m, v))))
         lane_next = [fp32_add(m, s, e, name=f"sm_s{i}") for i, (s, e) in enumerate(zip(lane_sum, e_row))]
         with m.If(valid[-1]):
             m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(rows[-1]), self.score_wr.data.eq(Cat(*e_row))]
@@ -129,10 +131,10 @@ class SoftmaxDatapath(wiring.Component):
                      for j in range(0, len(level), 2)]
             lvl += 1
         recip = reciprocal(m, level[0], name="sm_recip", stage=lambda v: _reg(m, v))
-        depth = lvl + reciprocal_depth()
-        settle = Signal(range(depth + 1))
+        recip_depth = lvl + reciprocal_depth()
+        settle = Signal(range(recip_depth + 1))
         with m.If(valid[-1] | ctl.load_max):
-            m.d.sync += settle.eq(depth)
+            m.d.sync += settle.eq(recip_depth)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
         m.d.comb += ctl.busy.eq(Cat(*valid).any() | (settle != 0))
