@@ -36,6 +36,9 @@ NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1"
 # map_cells on, so the rest of the script is unchanged). ABC9 dominates the run time of big designs under
 # YoWASP; the short script trades LUT count and depth for time.
 LUT_MAPS = ("abc9", "abc9-fast")
+# The default: the full script took Yosys over 30 minutes on the whole device (2 cores, YoWASP), the short one
+# about 5, which is what CI can afford; `--lut-map abc9` builds the slower, denser variant.
+DEFAULT_LUT_MAP = "abc9-fast"
 ABC9_FAST_SCRIPT = "&sweep; &if -W 300 -v\n"
 
 
@@ -54,7 +57,8 @@ def synth_script(top: str, lut_map: str) -> tuple:
 DEFAULT_TIMEOUT_MIN = 45.0
 ECP5_85F_CELLS = 83640          # LUT4s and flip-flops of an LFE5U-85F
 
-__all__ = ["ecp5_figures", "main", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log", "synth_script"]
+__all__ = ["ecp5_figures", "main", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log", "peak_gflops",
+           "synth_script", "throughput_vs_sim"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -244,6 +248,21 @@ def run_step(name: str, argv: list, *, cwd: Path, env: dict, timeout_s: float) -
 # ---------------------------------------------------------------------------------------------------------
 # ECP5 flow
 # ---------------------------------------------------------------------------------------------------------
+def peak_gflops(params_dict: dict, clk_mhz: float) -> float:
+    """MAC-array peak of a device: banks x lanes MACs (2 flops each) per cycle at clk_mhz, GFLOP/s."""
+    return round(2 * params_dict["banks"] * params_dict["lanes"] * clk_mhz / 1e3, 3)
+
+
+def throughput_vs_sim(params_dict: dict, clk_mhz: float) -> dict:
+    """The board's peak beside the sim preset's at its nominal clock (what the issue's comparison asks)."""
+    from pimhil.contract import preset
+
+    sim = preset("sim").as_dict()
+    board_peak, sim_peak = peak_gflops(params_dict, clk_mhz), peak_gflops(sim, preset("sim").clk_hz / 1e6)
+    return {"peak_gflops": board_peak, "sim_preset_peak_gflops": sim_peak,
+            "sim_preset_over_board": round(sim_peak / board_peak, 1) if board_peak else None}
+
+
 def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict) -> dict:
     """report.json's content from whatever the build directory holds (complete or stopped build)."""
     rpt = build_dir / "top.rpt"
@@ -271,6 +290,7 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
     return {
         "board": board.name, "flow": board.flow, "fpga": board.fpga, **extra,
         "clk_mhz": clk_mhz, "fmax_mhz": round(fmax, 2) if fmax is not None else None, "timing_met": timing_met,
+        **(throughput_vs_sim(extra["params"], clk_mhz) if "params" in extra else {}),
         **figures,
         "build_s": round(sum(s["seconds"] for s in steps.values()), 1),
         "steps": steps, "status": status, "git": git_describe(),
@@ -280,7 +300,7 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
 
 
 def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None,
-               lut_map: str = "abc9") -> dict:
+               lut_map: str = DEFAULT_LUT_MAP) -> dict:
     """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such)."""
     import dataclasses
 
@@ -376,7 +396,7 @@ def _synth_overrides(top: str, lut_map: str) -> dict:
     return {"synth_opts": opts, "script_after_synth": after} if opts else {}
 
 
-def build_block(name: str, build_dir: Path, *, timeout_s: float, lut_map: str = "abc9") -> dict:
+def build_block(name: str, build_dir: Path, *, timeout_s: float, lut_map: str = DEFAULT_LUT_MAP) -> dict:
     """Synthesise one block of the board preset alone (Yosys synth_ecp5, nextpnr-ecp5 --out-of-context on the
     85F at the preset's clock). Its ports are not pins, so the figures are the block's logic only."""
     from amaranth.back import verilog
@@ -499,14 +519,15 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_MIN,
                     help="minutes one tool may run before it is stopped (default %(default)s)")
     ap.add_argument("--report-only", action="store_true", help="re-read an existing build directory")
-    ap.add_argument("--lut-map", choices=LUT_MAPS, default="abc9",
-                    help="ECP5 LUT mapping: synth_ecp5's abc9 (default) or abc9 -fast (quicker, maybe slower logic)")
+    ap.add_argument("--lut-map", choices=LUT_MAPS, default=DEFAULT_LUT_MAP,
+                    help="ECP5 LUT mapping: abc9-fast (default: a short ABC script) or synth_ecp5's own abc9 "
+                         "(denser, far slower; its build directory gets the suffix -abc9)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
                     help="experiment: change a DeviceParams field of the preset (ECP5 boards; the build goes to "
                          "build/board/<name>-exp)")
     args = ap.parse_args(argv)
     if args.block:
-        suffix = "" if args.lut_map == "abc9" else f"-{args.lut_map}"
+        suffix = "" if args.lut_map == DEFAULT_LUT_MAP else f"-{args.lut_map}"
         build_dir = (args.out / "blocks" / (args.block + suffix)).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
         print(f"block {args.block} (board preset, LFE5U-85F out of context): building in {build_dir}", flush=True)
@@ -525,7 +546,7 @@ def main(argv=None) -> int:
             overrides[field] = int(value, 0)
         except ValueError:
             ap.error(f"--set {item!r}: expected FIELD=INT")
-    suffix = ("-exp" if overrides else "") + ("" if args.lut_map == "abc9" else f"-{args.lut_map}")
+    suffix = ("-exp" if overrides else "") + ("" if args.lut_map == DEFAULT_LUT_MAP else f"-{args.lut_map}")
     build_dir = (args.out / (board.name + suffix)).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     print(f"board {board.name} ({board.fpga}): building in {build_dir}", flush=True)
@@ -543,7 +564,8 @@ def main(argv=None) -> int:
 
 def summarise(report: dict, build_dir: Path) -> int:
     """Print the figures and the next step; the exit status says whether the build is usable."""
-    keys = ("clk_mhz", "fmax_mhz", "lut4", "lut4_pct", "ff", "dsp", "bram", "build_s", "git", "status")
+    keys = ("clk_mhz", "fmax_mhz", "lut4", "lut4_pct", "ff", "dsp", "bram", "peak_gflops", "sim_preset_over_board",
+            "build_s", "git", "status")
     print("  " + ", ".join(f"{k}={report.get(k)}" for k in keys if k in report))
     print(f"  report: {build_dir / 'report.json'}")
     if report["flow"].startswith("ecp5"):

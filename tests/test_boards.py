@@ -215,6 +215,20 @@ def test_report_fails_when_fmax_is_below_the_clock(tmp_path, capsys):
     assert report["status"].startswith("yosys timeout") and report["bitstream"] is None
 
 
+def test_report_compares_peak_throughput_with_the_sim_preset(tmp_path):
+    from pimhil.contract import preset
+
+    board, sim = preset("board"), preset("sim")
+    assert ci_board.peak_gflops({"banks": 4, "lanes": 4}, 15.0) == 0.48      # 2 flops x 16 MACs x 15 MHz
+    (tmp_path / "top.report.json").write_text(json.dumps(NEXTPNR_REPORT))
+    steps = {"elaborate": {"seconds": 1.0, "status": "ok"}}
+    report = ci_board.ecp5_report(BOARDS["ulx3s-85f"], tmp_path, 15.0, steps, {"params": board.as_dict()})
+    expect_sim = 2 * sim.banks * sim.lanes * sim.clk_hz / 1e9
+    assert report["peak_gflops"] == round(2 * board.banks * board.lanes * 15e6 / 1e9, 3)
+    assert report["sim_preset_peak_gflops"] == round(expect_sim, 3)
+    assert report["sim_preset_over_board"] == round(expect_sim / report["peak_gflops"], 1)
+
+
 # ---------------------------------------------------------------------------------------------------------
 class _Toy(wiring.Component):
     def __init__(self):
