@@ -26,7 +26,8 @@ def worker(i: int, seed: int, frames: int, streams: int) -> int:
     from tb.soak import test_soak
     from tb.support import results
 
-    os.environ["SEED"] = str(seed)
+    # This run's share, over any SOAK_* of the calling shell (which the simulator would see first).
+    os.environ.update(SEED=str(seed), SOAK_FRAMES=str(frames), SOAK_STREAMS=str(streams))
     config = f"soak_{i}"
     try:
         test_soak.run(config=config, extra_env={"SOAK_FRAMES": str(frames), "SOAK_STREAMS": str(streams)},

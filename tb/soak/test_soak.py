@@ -137,7 +137,7 @@ def run(*, config="soak", extra_env=None, log_file=None) -> dict:
 
 def test_soak_small():
     """A short soak in `make test`: the harness, the plan and the device agree before CI spends minutes."""
-    fig = run(config="soak_small", extra_env={"SOAK_FRAMES": "3000", "SOAK_STREAMS": "300"})["soak"]
+    fig = run(config="soak_small", extra_env={"SOAK_FRAMES": "2000", "SOAK_STREAMS": "200"})["soak"]
     assert fig["hangs"] == fig["silent_corruptions"] == fig["mismatches"] == 0
 
 
@@ -147,7 +147,7 @@ def test_soak_catches_injected_fault(fault):
     from tb.support import results
 
     with pytest.raises(AssertionError):
-        run(config=f"soak_inject_{fault}", extra_env={"SOAK_FRAMES": "3000", "SOAK_STREAMS": "300",
+        run(config=f"soak_inject_{fault}", extra_env={"SOAK_FRAMES": "1000", "SOAK_STREAMS": "100",
                                                       "SOAK_INJECT": fault})
     fig = results.load(results_path(f"soak_inject_{fault}"))["soak"]
     assert (fig["hangs"] if fault == "drop_answer" else fig["mismatches"]) >= 1, fig
