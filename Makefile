@@ -43,7 +43,7 @@ $(RTL): rtl/.generated
 rtl: $(RTL)
 
 test: $(STAMP) $(RTL) lint
-	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --junitxml=build/junit/test.xml $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(RTL) lint
 	$(PY) -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
@@ -111,3 +111,11 @@ $(FORMAL_STAMP): requirements-formal.txt $(STAMP)
 .PHONY: formal
 formal: $(FORMAL_STAMP)
 	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m formal --mutations
+
+# The soak (`make soak`, ci/soak.py, tb/soak/): 10^6 UART frames of every kind (valid, refused, corrupted,
+# truncated, noise) and 10^5 legal and illegal hub command streams through the board device over the
+# SimByteBridge, answers and the final memory image against the golden device, in SOAK_JOBS (2) parallel
+# simulations with seeds SEED, SEED+1. build/soak/summary.json, build/junit/soak.xml. Not part of `make test`.
+.PHONY: soak
+soak: $(STAMP) $(RTL)
+	$(PY) -m ci.soak
