@@ -1,0 +1,122 @@
+"""Gate-level simulation: the synthesised netlist of the device (ci/netlist.py) runs the driver suite's identity,
+memory, GEMV and attention checks through its UART pins, bit-exact against the golden model.
+
+What is simulated is Yosys' output for the ECP5, not the Amaranth source: LUT4, CCU2C, PFUMX, L6MUX21 and
+TRELLIS_FF cells with Yosys' own models (share/lattice/cells_sim_ecp5.v), and MULT18X18D. Yosys ships some
+cells as blackboxes only, with no behaviour Verilator could run:
+- DP16KD and TRELLIS_DPR16X4 (RAM primitives): the netlist keeps memories as Yosys' inferred behavioural
+  memories (memory mapping skipped); everything around them goes through the same passes as the ULX3S build.
+- MULT18X18D: simulated by a model generated from the blackbox's port list (ci/netlist.py), for the
+  combinational configuration Yosys' DSP mapping uses; any other configuration stops the simulation.
+- EHXPLLL and the I/O buffers of the ULX3S top: the netlist's top is the device the board top instantiates;
+  the clock comes straight from the testbench at the device's clk_hz.
+
+The driver talks to the pins through a simulated USB-serial adapter (tb/netlist/serial_line.py): first contact
+at the reset rate, then pimhil.uart_rate.raise_rate takes the link to 3 Mbaud as on a bench.
+
+Run with `make gate-sim` (synthesises the netlist with the board toolchain, then this test); `make test`
+skips it because the synthesis needs the board toolchain and several minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cocotb
+import pytest
+from cocotb.clock import Clock
+from cocotb.task import bridge
+from cocotb.triggers import ClockCycles
+
+from pimhil.contract import UART_RESET_BAUD, preset
+from pimhil.transport.uart import UartTransport
+from pimhil.uart_rate import open_device, raise_rate
+from tb.netlist.serial_line import SerialLine, SimSerialPort
+from tb.support.results import record
+from tb.support.seed import rngs
+from tests import driver_suite
+
+CHECKS = (driver_suite.check_identity, driver_suite.check_memory_round_trip, driver_suite.check_gemv_padded,
+          driver_suite.check_attention)
+ENABLE_ENV = "PIM_GATE_SIM"
+
+
+def _idle_inputs(dut, params):
+    """Every input of the hardware device at its reset value (the AXI masters idle, the UART line high)."""
+    from amaranth.hdl import Value
+    from amaranth.lib import wiring
+
+    from hw.device import Device
+
+    dev = Device(params=params)
+    for path, member, port in dev.signature.flatten(dev):
+        if member.flow != wiring.In:
+            continue
+        name = "__".join(str(p) for p in path)
+        getattr(dut, name).value = getattr(port, "init", 0) if len(Value.cast(port)) else 0
+
+
+@cocotb.test()
+async def test_driver_checks_on_netlist(dut):
+    params = preset(os.environ.get("PIM_PRESET", "board"))
+    clk_ns = 1e9 / params.clk_hz
+    Clock(dut.clk, round(clk_ns * 1000), unit="ps").start()
+    _idle_inputs(dut, params)
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 8)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 8)
+    _, rng = rngs(dut._log)
+    line = SerialLine(dut, clk_hz=params.clk_hz, baud=UART_RESET_BAUD)
+    # Deadlines are wall-clock while the netlist runs far below real time: a read may run up to 5 ms of
+    # simulated time before it returns empty-handed, and the driver waits up to 10 minutes for an answer.
+    port = SimSerialPort(line, time_scale=0.1)
+    transport = UartTransport(serial=port, baudrate=UART_RESET_BAUD, timeout=600.0, retries=0)
+
+    def run():
+        t0 = time.monotonic()
+        dev = open_device(transport, timeout=600.0, poll_s=0)
+        rate = raise_rate(dev)
+        dut._log.info("%s", rate.message)
+        assert rate.baud == 3_000_000, rate.as_dict()
+        done = []
+        for check in CHECKS:
+            dut._log.info("%s", check.__name__)
+            check(dev, rng)
+            done.append(check.__name__)
+        return done, rate, time.monotonic() - t0
+
+    done, rate, seconds = await bridge(run)()
+    assert line.framing_errors == 0, f"{line.framing_errors} framing errors on the line"
+    record("gate_level", {"checks": done, "baud": rate.baud, "cycles": line.cycle, "wall_s": round(seconds, 1)})
+    dut._log.info("gate level: %s passed in %d cycles (%.0f s)", done, line.cycle, seconds)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get(ENABLE_ENV) != "1",
+                    reason="gate-level simulation runs in `make gate-sim` (board toolchain, several minutes)")
+def test_gate_level_netlist():
+    from ci.netlist import build_netlist, cells_sim_path
+    from tb.support import runner
+
+    report = build_netlist("board")
+    assert report["status"] == "ok", f"netlist synthesis: {report['status']}"
+    cells = report["cells"]
+    assert cells.get("LUT4", 0) > 1000 and cells.get("TRELLIS_FF", 0) > 1000, cells
+    assert not any(k in cells for k in ("DP16KD", "TRELLIS_DPR16X4")), cells
+    sim = cells_sim_path()
+    figures = runner.run(toplevel="pim_device", sources=[sim, *report["models"], report["netlist"]],
+                         test_module="tb.netlist.test_netlist", config="netlist_board",
+                         extra_env={"PIM_PRESET": "board"}, build_args=[f"-I{sim.parent}", *NETLIST_WAIVERS])
+    assert figures["gate_level"]["checks"] == [c.__name__ for c in CHECKS]
+
+
+# Yosys' cell models and netlist meet these Verilator warnings; nothing else is waived.
+NETLIST_WAIVERS = [
+    "-Wno-SPECIFYIGN",      # the cells' specify blocks (timing arcs) mean nothing in a zero-delay simulation
+    "-Wno-PINMISSING",      # cells instantiated without their unused pins (e.g. TRELLIS_FF without M)
+    "-Wno-MODDUP",          # cells_sim_ecp5.v includes cells_ff.vh / cells_io.vh, which repeat a few modules
+    "-Wno-GENUNNAMED",      # unnamed generate blocks in the cell models
+    "-Wno-UNOPTFLAT",       # ABC9's LUT netlist reads a vector's bits in an order Verilator cannot split
+]

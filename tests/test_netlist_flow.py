@@ -1,0 +1,71 @@
+"""The gate-level flow's own pieces (ci/netlist.py): the Yosys script and the generated MULT18X18D model.
+
+The gate-level simulation itself is tb/netlist/test_netlist.py (`make gate-sim`)."""
+
+import re
+
+import pytest
+
+from ci import netlist
+
+BLACKBOX = """
+(* blackbox *)
+module MULT18X18D(A1, A0, B1, B0, SIGNEDA, SIGNEDB, CLK0, P1, P0, ROA0, SIGNEDP);
+    parameter REG_INPUTA_CLK = "NONE";
+    parameter REG_OUTPUT_CLK = "NONE";
+    parameter MULT_BYPASS = "DISABLED";
+    input A1;
+    input A0;
+    input B1;
+    input B0;
+    input SIGNEDA;
+    input SIGNEDB;
+    input CLK0;
+    output P1;
+    output P0;
+    output ROA0;
+    output SIGNEDP;
+endmodule
+"""
+
+
+def test_script_skips_memory_mapping_and_keeps_the_board_flow():
+    script = netlist.yosys_script("top")
+    assert "-run begin:map_ram" in script and "-run map_gates:map_luts" in script
+    # map_ram (block/LUT RAM primitives) and map_ffram are the only steps left out.
+    assert "map_ram:" not in script and "map_ffram" not in script
+    assert "abc9_fast.abc" in script and "-nodsp" not in script and script.rstrip().endswith("netlist.v")
+
+
+def test_model_refuses_a_text_without_the_cell():
+    with pytest.raises(ValueError, match="no MULT18X18D"):
+        netlist.mult18x18d_model("module other(); endmodule")
+
+
+def test_model_needs_the_full_operand_and_product_buses():
+    with pytest.raises(ValueError, match="A0..A17"):
+        netlist.mult18x18d_model(BLACKBOX)
+
+
+def _full_blackbox():
+    """The toy cell with 18-bit operands and a 36-bit product, as the real one has."""
+    ins = [f"A{i}" for i in range(18)] + [f"B{i}" for i in range(18)] + ["SIGNEDA", "SIGNEDB", "CLK0"]
+    outs = [f"P{i}" for i in range(36)] + ["ROA0", "SIGNEDP"]
+    return ("(* blackbox *)\nmodule MULT18X18D(" + ", ".join(ins + outs) + ");\n"
+            '    parameter REG_INPUTA_CLK = "NONE";\n    parameter MULT_BYPASS = "DISABLED";\n'
+            + "".join(f"    input {n};\n" for n in ins) + "".join(f"    output {n};\n" for n in outs)
+            + "endmodule\n"), ins, outs
+
+
+def test_model_is_port_exact_and_refuses_registered_configurations():
+    text, ins, outs = _full_blackbox()
+    model = netlist.mult18x18d_model(text)
+    header = re.search(r"module MULT18X18D\((.*?)\);", model, re.S).group(1)
+    assert [p.strip() for p in header.split(",")] == ins + outs
+    assert set(re.findall(r"input (\w+);", model)) == set(ins)
+    assert set(re.findall(r"output (\w+);", model)) == set(outs)
+    assert 'parameter REG_INPUTA_CLK = "NONE";' in model
+    assert 'if (REG_INPUTA_CLK != "NONE") $fatal' in model and "MULT_BYPASS" in model
+    # Each operand is sign-extended only when its SIGNEDx pin says so; every output is driven.
+    assert "{SIGNEDA & A17, A17," in model and "{SIGNEDB & B17, B17," in model
+    assert "assign ROA0 = 1'b0;" in model and "assign SIGNEDP = SIGNEDA | SIGNEDB;" in model
