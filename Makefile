@@ -97,6 +97,14 @@ program: $(STAMP)
 board-test: $(STAMP)
 	PIM_BOARD_TARGET="$(TARGET)" PIM_LG_ENV="$(LG_ENV)" $(PY) -m pytest -n 0 -rs -p no:cacheprovider tests/test_board.py $(PYTEST_ARGS)
 
+# Gate-level simulation (tb/netlist): Yosys synthesises the hardware device for the ECP5 as the ULX3S build does
+# (ci/netlist.py, build/netlist/board/netlist.v), and the netlist, with Yosys' ECP5 cell models, runs the driver
+# suite's identity, memory, GEMV and attention checks through its UART pins in Verilator.
+.PHONY: gate-sim
+gate-sim: $(BOARD_STAMP)
+	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m ci.netlist --timeout $(BOARD_TIMEOUT)
+	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache PIM_GATE_SIM=1 $(PY) -m pytest -n 0 -rs -p no:cacheprovider tb/netlist $(PYTEST_ARGS)
+
 # Formal proofs (`make formal`, docs/formal.md): SymbiYosys, Yosys and the yices SMT solver from PyPI
 # (requirements-formal.txt) go into the same venv with their own stamp, as the board toolchain does.
 # `python -m formal --mutations` proves every block in formal/, then checks that each known-bug mutation breaks
