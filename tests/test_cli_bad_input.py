@@ -13,6 +13,7 @@ import pytest
 from pimhil import cli
 from pimhil.device import Device
 
+SMOKE = str(Path(__file__).resolve().parents[1] / "campaigns" / "smoke.toml")
 # (argv, checked before the target is opened, text the one-line message must contain)
 BAD = [
     (["regs", "--write", "CONTROL=0x1ffffffff"], True, "32 bits"),
@@ -73,6 +74,23 @@ BAD = [
     (["attention", "--tokens", "16", "--dim", "5"], False, "multiple of lanes"),
     (["attention", "--tokens", "16", "--dim", "48"], False, "power of two"),
     (["bench", "--tokens", "100", "--dim", "16"], False, "tokens 100"),
+    # campaign: spec, database, scale-out options and projection parameters, before any case runs
+    (["campaign", "run", "{tmp}/nope.toml", "--db", "{tmp}/x.db"], True, "nope.toml"),
+    (["campaign", "run", SMOKE, "--db", "{tmp}/no/dir/x.db"], True, "does not exist"),
+    (["campaign", "run", SMOKE, "--db", "{tmp}/x.db", "--workers", "0"], True, "--workers"),
+    (["campaign", "run", SMOKE, "--db", "{tmp}/x.db", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], True,
+     "exclude"),
+    (["campaign", "run", SMOKE, "--db", "{tmp}/x.db", "--scheduler", "127.0.0.1:8786"], True, "tcp://"),
+    (["campaign", "run", SMOKE, "--db", "{tmp}/x.db", "--target", "carrier-pigeon"], True, "unknown target"),
+    (["campaign", "run", SMOKE, "--db", "{tmp}/x.db", "--target", "sim", "--target", "golden"], True, "boards"),
+    (["campaign", "run", SMOKE], True, "--db"),
+    (["campaign", "status", "--db", "{tmp}/missing.db"], True, "no results database"),
+    (["campaign", "report", "--db", "{tmp}/missing.db", "--out", "{tmp}/r"], True, "no results database"),
+    (["campaign", "report", "--db", "{tmp}/missing.db", "--out", "{tmp}/r", "--aim-channels", "0"], True,
+     "--aim-channels"),
+    (["campaign", "report", "--db", "{tmp}/missing.db", "--out", "{tmp}/r", "--gpu-bw-tbs", "-1"], True,
+     "--gpu-bw-tbs"),
+    (["campaign"], True, "required"),
 ]
 
 

@@ -69,7 +69,7 @@ from .errors import PimError
 from .layout import attention_problem, gemv_plan
 from .reference import attention_f64, attention_reference, error_stats, gemv_f64, gemv_reference
 from .transport import TARGET_HELP, open_target
-from . import uart_rate
+from . import campaign_cli, uart_rate
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # W is drawn in float64, scaled, rounded to float32 and then to BF16, and the golden model runs on the host:
@@ -301,6 +301,14 @@ def _finite(text: str) -> float:
     return v
 
 
+def _positive(text: str) -> float:
+    """argparse type: a positive finite number."""
+    v = _finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return v
+
+
 # Targets with a UART line whose rate pimctl may change.
 _RATE_TARGETS = ("uart", "sim-phy")
 
@@ -468,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dim", type=_count, default=128)
     b.add_argument("--repeat", type=_count, default=1)
     b.add_argument("--seed", type=_seed, default=1)
+    sub.add_parser = _add       # campaign's actions take their own --target (several boards) and --json
+    campaign_cli.add_parser(sub, _count, _seconds)
     return ap
 
 
@@ -481,6 +491,8 @@ def main(argv=None) -> int:
     a = None
     try:
         a = build_parser().parse_args(argv)
+        if a.cmd == "campaign":
+            return _run_campaign(a)
         check_args(a)
         return _run(a)
     except UsageError as e:
@@ -524,6 +536,19 @@ def _run(a) -> int:
     return status
 
 
+def _run_campaign(a) -> int:
+    """`pimctl campaign ...`: spec, database and extras are checked before any case runs."""
+    a.target = getattr(a, "targets", None) and a.targets[0] or "golden"
+    campaign_cli.check(a, UsageError)
+    a.target = a.targets[0] if a.campaign_cmd == "run" else None
+    try:
+        res, status = campaign_cli.run(a, UsageError)
+    except PimError as e:
+        return _fail(a, e)
+    _emit(json.dumps(res, allow_nan=False) if a.json else campaign_cli.human(res))
+    return status
+
+
 def _emit(text: str) -> None:
     """Print the result; a reader that left early (`pimctl regs | head -1`) is no error of the run."""
     try:
@@ -562,7 +587,7 @@ def _guess(argv) -> tuple[str, str | None, bool]:
             target = tok.partition("=")[2]
         elif tok in ("--timeout", "--run-timeout", "--expect", "--baud"):
             next(tokens, None)
-        elif cmd is None and tok in COMMANDS:
+        elif cmd is None and (tok in COMMANDS or tok == "campaign"):
             cmd = tok
     return target, cmd, "--json" in argv
 
