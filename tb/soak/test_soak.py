@@ -141,9 +141,11 @@ def test_soak_small():
     assert fig["hangs"] == fig["silent_corruptions"] == fig["mismatches"] == 0
 
 
-@pytest.mark.parametrize("fault", ["drop_answer", "image"])
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["drop_answer"])
 def test_soak_catches_injected_fault(fault):
-    """The same short soak with a dropped answer or a mutated golden image must fail, and say why."""
+    """The same short soak through the device with an answer dropped must fail, and say why (every fault kind
+    is injected without a simulator in tests/test_soak_checker.py; SOAK_INJECT=image works here too)."""
     from tb.support import results
 
     with pytest.raises(AssertionError):
