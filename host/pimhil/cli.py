@@ -66,7 +66,7 @@ from .contract import (
 )
 from .device import Device, RunResult
 from .errors import PimError
-from .layout import attention_problem, gemv_plan
+from .layout import attention_plan, gemv_plan
 from .reference import attention_f64, attention_reference, error_stats, gemv_f64, gemv_reference
 from .transport import TARGET_HELP, open_target
 from . import campaign_cli, uart_rate
@@ -203,19 +203,28 @@ def cmd_gemv(dev: Device, a) -> tuple[dict, int]:
 
 
 def cmd_attention(dev: Device, a) -> tuple[dict, int]:
-    """softmax(K q / sqrt(d)) V for one head with random q, K, V, against the golden model and float64."""
+    """softmax(K q / sqrt(d)) V for --group query heads sharing random K and V (GQA; one head by default),
+    split into tiles beyond one tile's tokens, against the golden model and float64."""
     rng = _rng(a.seed)
+    group = getattr(a, "group", 1)
     q = rng.standard_normal(a.dim).astype(np.float32)
     k = rng.standard_normal((a.tokens, a.dim)).astype(np.float32)
     v = rng.standard_normal((a.tokens, a.dim)).astype(np.float32)
-    r = dev.attention(q, k, v)
-    ref = attention_reference(q, k, v, dev.params)
+    qs = np.concatenate([q[None], rng.standard_normal((group - 1, a.dim)).astype(np.float32)])
+    plan = attention_plan(dev.params, a.tokens, a.dim)
+    if group == 1 and plan.tiles == 1:
+        r = dev.attention(q, k, v)
+        ref = attention_reference(q, k, v, dev.params)
+    else:
+        r = dev.attention_group(qs, k, v)
+        ref = np.stack([attention_reference(qg, k, v, dev.params, tile_tokens=plan.tile_tokens) for qg in qs])
     with np.errstate(all="ignore"):
-        f64 = attention_f64(q, k, v)
-    res = {"workload": "attention", "tokens": a.tokens, "dim": a.dim, "seed": a.seed,
+        f64 = np.stack([attention_f64(qg, k, v) for qg in qs]).reshape(r.out.shape)
+    res = {"workload": "attention", "tokens": a.tokens, "dim": a.dim, "group": group, "seed": a.seed,
+           "tile_tokens": plan.tile_tokens, "tiles_per_head": plan.tiles, "hub_tiles": plan.hub,
            **_result_json(r, ref, f64)}
     if a.save:
-        _save(a.save, q=q, k=k, v=v, out=r.out, out_bits=r.bits, out_golden_bits=ref)
+        _save(a.save, q=qs if group > 1 else q, k=k, v=v, out=r.out, out_bits=r.bits, out_golden_bits=ref)
     return res, EXIT_OK if res["bit_exact"] else EXIT_MISMATCH
 
 
@@ -235,7 +244,10 @@ def cmd_bench(dev: Device, a) -> tuple[dict, int]:
 
 def _human(name: str, res: dict) -> str:
     if name in ("gemv", "attention"):
-        shape = f"{res['m']}x{res['k']}" if name == "gemv" else f"T={res['tokens']} d={res['dim']}"
+        shape = (f"{res['m']}x{res['k']}" if name == "gemv" else
+                 f"T={res['tokens']} d={res['dim']}" + (f" G={res['group']}" if res.get("group", 1) > 1 else "")
+                 + (f" ({res['tiles_per_head']} tiles of {res['tile_tokens']})" if res.get("tiles_per_head", 1) > 1
+                    else ""))
         err, nf = res["max_abs_err_vs_f64"], res["nonfinite"]
         verdict = "BIT-EXACT" if res["bit_exact"] else f"MISMATCH ({res['mismatches']} values differ)"
         lines = [f"{name.upper()} {shape} (seed {res['seed']}) vs golden model: {verdict}",
@@ -412,9 +424,10 @@ def check_shapes(p: DeviceParams, a) -> None:
                              f"the golden result on the host, up to {MAX_GEMV_ELEMENTS} elements "
                              f"(M <= {MAX_GEMV_ELEMENTS // a.k} for this K)")
     if a.cmd in ("attention", "bench"):
-        problem = attention_problem(p, a.tokens, a.dim)
-        if problem:
-            raise UsageError(f"attention --tokens {a.tokens} --dim {a.dim}: {problem}")
+        try:
+            attention_plan(p, a.tokens, a.dim)
+        except ValueError as e:
+            raise UsageError(f"attention --tokens {a.tokens} --dim {a.dim}: {e}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -467,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     at = sub.add_parser("attention", help="decode attention for one head vs the golden model")
     at.add_argument("--tokens", type=_count, default=512)
     at.add_argument("--dim", type=_count, default=128)
+    at.add_argument("--group", type=_count, default=1, help="query heads sharing K and V (GQA group)")
     at.add_argument("--seed", type=_seed, default=1)
     at.add_argument("--save", metavar="FILE.npz", help="store inputs and outputs")
     b = sub.add_parser("bench", help="repeated GEMV and attention with figures")

@@ -19,10 +19,10 @@ import numpy as np
 
 from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR,
                        CSR_BASE, GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL,
-                       Command, DeviceParams, ErrorCode, HubError, HubOp, IDENTITY_REGS, Reg, bank_address,
+                       Command, DeviceParams, ErrorCode, Flag, HubError, HubOp, IDENTITY_REGS, Op, Reg, bank_address,
                        gemv_tile_problem)
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
-from .layout import attention_layout, attention_problem, gemv_plan, pad_gemv, to_bf16_bits
+from .layout import attention_layout, attention_plan, attention_problem, gemv_plan, pad_gemv, to_bf16_bits
 from .reference import scale_bits
 
 # Words per transport call in bulk transfers: the granularity of progress reports.
@@ -285,8 +285,9 @@ class Device:
 
     def attention(self, q, k, v, *, scale: float | None = None, timeout: float | None = None) -> RunResult:
         """Decode attention for one head: softmax(scale · K·q) · V on the device. q: (d,), k and v: (T, d), as
-        BF16 bit patterns or floats; scale defaults to 1/sqrt(d) (rounded to FP32). T and d must form one
-        attention tile (contract.attn_tile_problem says why not: ValueError). Returns FP32 out (d,)."""
+        BF16 bit patterns or floats; scale defaults to 1/sqrt(d) (rounded to FP32). One ATTN_TILE when T and d
+        form one (contract.attn_tile_problem); otherwise attention_group's tiles and combine. Returns FP32 out
+        (d,). Raises ValueError when no tiling fits."""
         t0 = time.monotonic()
         c0 = self.read_reg(Reg.PERF_CYCLES)
         p = self.params
@@ -294,9 +295,10 @@ class Device:
         if kb.ndim != 2 or vb.shape != kb.shape or qb.shape != (kb.shape[1],):
             raise ValueError(f"attention needs q (d,), K and V (T, d); got {qb.shape}, {kb.shape}, {vb.shape}")
         T, d = kb.shape
-        problem = attention_problem(p, T, d)
-        if problem:
-            raise ValueError(f"attention T={T}, d={d}: {problem}")
+        if attention_problem(p, T, d):
+            r = self.attention_group(qb[None], kb, vb, scale=scale, timeout=timeout)
+            r.bits, r.out = r.bits[0], r.out[0]
+            return r
         lay = attention_layout(p, T, d)
         for b, region in enumerate(lay.k_regions(kb)):
             self.write_bank(b, lay.k_row, region, label=f"K bank {b}")
@@ -314,6 +316,86 @@ class Device:
                          ideal_mac_cycles=2 * T * d // (p.banks * p.lanes), tiles=1, wall_s=time.monotonic() - t0,
                          phases={"load_s": t1 - t0, "run_s": t2 - t1, "read_s": time.monotonic() - t2},
                          elapsed_cycles=elapsed or None, run_cycles=perf["elapsed"] or None)
+
+    def attention_group(self, qs, k, v, *, scale: float | None = None, timeout: float | None = None) -> RunResult:
+        """Decode attention for a GQA group: G query heads qs (G, d) against one K and V (T, d), as BF16 bits
+        or floats; scale defaults to 1/sqrt(d). T may exceed one tile: it is split into equal tiles
+        (layout.attention_plan) whose outputs are combined as docs/numerics.md §8.1 states. Each tile's K and V
+        are loaded once and its G heads run on them: the hub's ATTN_TILE where the tile fits one, with the
+        score MACs read back for the combine's m and S; otherwise score MACs, the function unit's softmax on
+        the host (golden arithmetic) and V-transpose MACs. Returns out (G, d) FP32. Raises ValueError when no
+        tiling fits, and the driver's named exceptions."""
+        from .golden.attention import combine
+        from .golden.fpbits import fp32_to_bf16
+        from .golden.softmax import softmax
+        t0 = time.monotonic()
+        c0 = self.read_reg(Reg.PERF_CYCLES)
+        p = self.params
+        qb, kb, vb = to_bf16_bits(qs), to_bf16_bits(k), to_bf16_bits(v)
+        if qb.ndim == 1:
+            qb = qb[None]
+        if kb.ndim != 2 or vb.shape != kb.shape or qb.ndim != 2 or qb.shape[1] != kb.shape[1]:
+            raise ValueError(f"attention needs qs (G, d), K and V (T, d); got {qb.shape}, {kb.shape}, {vb.shape}")
+        T, d = kb.shape
+        plan = attention_plan(p, T, d)
+        sbits = scale_bits(d, scale)
+        B, L, C, Tt = p.banks, p.lanes, p.bursts_per_row, plan.tile_tokens
+        lay = attention_layout(p, Tt, d)
+        dl, kpr = d // L, C // (d // L)
+        outs = np.zeros((plan.tiles, len(qb), d), np.uint32)
+        ms = np.zeros((plan.tiles, len(qb)), np.uint32)
+        sums = np.zeros((plan.tiles, len(qb)), np.uint32)
+        busy = mac = run_cycles = 0
+        phases = {"load_s": 0.0, "run_s": 0.0, "read_s": 0.0}
+        score_cmds = [Command(Op.MAC_ABK, flags=Flag.ZERO | Flag.READ, row=lay.k_row + i // kpr, col=(i % kpr) * dl,
+                              count=dl, acc=i % p.accs, imm=i * B) for i in range(Tt // B)]
+
+        def run(cmds):
+            nonlocal busy, mac, run_cycles
+            t1 = time.monotonic()
+            perf = self.run(cmds, timeout=timeout)
+            phases["run_s"] += time.monotonic() - t1
+            busy, mac, run_cycles = busy + perf["busy"], mac + perf["mac"], run_cycles + perf["elapsed"]
+
+        for t in range(plan.tiles):
+            t1 = time.monotonic()
+            kt, vt = kb[t * Tt:(t + 1) * Tt], vb[t * Tt:(t + 1) * Tt]
+            for b, region in enumerate(lay.k_regions(kt)):
+                self.write_bank(b, lay.k_row, region, label=f"K bank {b}")
+            for b, row, region in lay.v_regions(vt):
+                self.write_bank(b, row, region, label="V")
+            phases["load_s"] += time.monotonic() - t1
+            for g, q in enumerate(qb):
+                self.write_gb(q)
+                if plan.hub and plan.tiles == 1:
+                    run([Command(HubOp.ATTN_TILE, row=lay.k_row, col=lay.v_row, count=Tt, acc=dl, gb=0, imm=sbits)])
+                    outs[t, g] = self.read_scratch(0, d)
+                    continue
+                run(score_cmds)
+                scores = self.read_scratch(0, Tt)
+                p32, _, ms[t, g], sums[t, g], _ = softmax(scores, sbits, lanes=B)
+                if plan.hub:
+                    run([Command(HubOp.ATTN_TILE, row=lay.k_row, col=lay.v_row, count=Tt, acc=dl, gb=0, imm=sbits)])
+                else:
+                    pb = fp32_to_bf16(p32)
+                    ch, nch = lay.chunk, lay.nchunks
+                    for g0 in range(0, d // B, p.accs):
+                        block = range(g0, min(d // B, g0 + p.accs))
+                        for c in range(nch):
+                            self.write_gb(pb[c * ch:(c + 1) * ch])
+                            run([Command(Op.MAC_ABK, flags=(Flag.ZERO if c == 0 else 0)
+                                         | (Flag.READ if c == nch - 1 else 0), row=lay.v_row + gi * nch + c,
+                                         count=ch // L, acc=gi - g0, imm=gi * B) for gi in block])
+                outs[t, g] = self.read_scratch(0, d)
+        if plan.tiles == 1:
+            bits = outs[0]
+        else:
+            bits = np.stack([combine(outs[:, g], ms[:, g], sums[:, g], sbits) for g in range(len(qb))])
+        elapsed = (self.read_reg(Reg.PERF_CYCLES) - c0) & 0xFFFFFFFF
+        return RunResult(out=bits.view(np.float32), bits=bits, cycles=busy or None, mac_cycles=mac if busy else None,
+                         ideal_mac_cycles=2 * T * d * len(qb) // (B * L), tiles=plan.tiles * len(qb),
+                         wall_s=time.monotonic() - t0, phases=phases, elapsed_cycles=elapsed or None,
+                         run_cycles=run_cycles or None)
 
     def _progress(self, label, done, total):
         if self.progress is not None:

@@ -115,3 +115,56 @@ def attention_layout(p: DeviceParams, tokens: int, dim: int) -> AttentionLayout:
     dl = max(dim // p.lanes, 1)
     k_rows = -(-(tokens // p.banks) * dl // p.bursts_per_row)
     return AttentionLayout(p, tokens, dim, k_row=0, v_row=k_rows)
+
+
+def composed_tile_problem(p: DeviceParams, tokens: int, dim: int) -> str | None:
+    """Why T = tokens, d = dim cannot run as one driver-composed attention tile (score MACs, the function
+    unit's softmax on the host, V-transpose MACs in slices of banks * accs dimensions), or None if it can."""
+    B, L, C = p.banks, p.lanes, p.bursts_per_row
+    if dim % L or dim % B:
+        return f"d = {dim} must be a multiple of lanes = {L} and banks = {B}"
+    dl = dim // L
+    if dl & (dl - 1) or dl > min(C, p.gb_bursts):
+        return f"d/lanes = {dl} must be a power of two <= {min(C, p.gb_bursts)}"
+    if tokens < B or tokens % B or tokens > p.scratch_words:
+        return f"tokens {tokens} must be a multiple of banks = {B} in [{B}, scratch_words = {p.scratch_words}]"
+    if tokens > p.row_words and tokens % p.row_words:
+        return f"tokens {tokens} above row_words = {p.row_words} must be a multiple of it"
+    lay = attention_layout(p, tokens, dim)
+    if lay.v_row + (dim // B) * lay.nchunks > p.rows:
+        return f"K and V-transpose need {lay.v_row + (dim // B) * lay.nchunks} rows, the banks have {p.rows}"
+    return None
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    tokens: int
+    dim: int
+    tile_tokens: int    # tokens per tile; tokens // tile_tokens tiles, combined (numerics.md §8.1) if more than one
+    hub: bool           # True: each tile is the hub's ATTN_TILE; False: composed by the driver
+
+    @property
+    def tiles(self) -> int:
+        return self.tokens // self.tile_tokens
+
+
+def attention_plan(p: DeviceParams, tokens: int, dim: int) -> AttentionPlan:
+    """How attention over `tokens` keys of dimension `dim` runs: the largest tile size dividing T, as hub
+    ATTN_TILEs if any size fits one, else driver-composed tiles. Raises ValueError with the reason when none
+    fits (T not a multiple of banks, d not a multiple of lanes, K rows too long for a bank row, ...)."""
+    sizes = []
+    t = tokens
+    while t >= p.banks and t % p.banks == 0:
+        if tokens % t == 0:
+            sizes.append(t)
+        if t % 2:
+            break
+        t //= 2
+    for hub in (True, False):
+        for size in sizes:
+            problem = attention_problem(p, size, dim) if hub else composed_tile_problem(p, size, dim)
+            if problem is None and (not hub or size == tokens or size <= p.scratch_words):
+                return AttentionPlan(tokens, dim, size, hub)
+    why = attention_problem(p, tokens, dim) if not sizes else composed_tile_problem(p, sizes[-1], dim)
+    raise ValueError(f"attention T={tokens}, d={dim} cannot be tiled on this device: "
+                     f"{why or f'T must be a multiple of banks = {p.banks}'}")

@@ -9,7 +9,7 @@ import numpy as np
 
 from .contract import DeviceParams
 from .golden import bf16_bits_to_f32, gemv
-from .golden.attention import attention
+from .golden.attention import attention, attention_tiles
 from .layout import gemv_plan, pad_gemv, to_bf16_bits
 
 
@@ -31,9 +31,15 @@ def scale_bits(d: int, scale: float | None = None) -> int:
     return int(np.float32(1.0 / math.sqrt(d) if scale is None else scale).view(np.uint32))
 
 
-def attention_reference(q, k, v, p: DeviceParams, scale: float | None = None) -> np.ndarray:
+def attention_reference(q, k, v, p: DeviceParams, scale: float | None = None, *,
+                        tile_tokens: int | None = None) -> np.ndarray:
+    """FP32 bits (uint32, (d,)) of one head's output as the device computes it: one tile, or tiles of
+    tile_tokens combined (numerics.md §8.1), the split the driver's layout.attention_plan chose."""
     qb, kb, vb = to_bf16_bits(q), to_bf16_bits(k), to_bf16_bits(v)
-    return np.asarray(attention(qb, kb, vb, scale_bits(kb.shape[1], scale), p)["out"], dtype=np.uint32)
+    sb = scale_bits(kb.shape[1], scale)
+    if tile_tokens is not None and tile_tokens != kb.shape[0]:
+        return np.asarray(attention_tiles(qb, kb, vb, sb, p, tile_tokens)["out"], dtype=np.uint32)
+    return np.asarray(attention(qb, kb, vb, sb, p)["out"], dtype=np.uint32)
 
 
 def attention_f64(q, k, v, scale: float | None = None) -> np.ndarray:

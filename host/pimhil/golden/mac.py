@@ -59,9 +59,11 @@ def accumulate(acc, lane_sums) -> np.ndarray:
     return acc
 
 
-# Which implementation gemv uses by default: "auto" takes numba when the `fast` extra is installed, else numpy.
+# Which implementation gemv uses by default: "auto" takes numba when the `fast` extra is installed and the GEMV
+# is large enough to repay importing it (NUMBA_MIN_ELEMENTS), else numpy.
 # PIMHIL_GOLDEN_IMPL=numpy|numba|reference overrides it (tests and benches compare them).
 GEMV_IMPLS = ("auto", "numba", "numpy", "reference")
+NUMBA_MIN_ELEMENTS = 1 << 17
 
 
 def gemv(w_bits, x_bits, *, lanes: int, bias_bits=None, row_block: int = 256, impl: str | None = None) -> np.ndarray:
@@ -78,9 +80,9 @@ def gemv(w_bits, x_bits, *, lanes: int, bias_bits=None, row_block: int = 256, im
     impl = impl or os.environ.get("PIMHIL_GOLDEN_IMPL") or "auto"
     if impl not in GEMV_IMPLS:
         raise ValueError(f"impl must be one of {GEMV_IMPLS}, not {impl!r}")
-    if impl == "auto":
-        impl = "numba" if fastmac.numba_available() else "numpy"
     w = as_u16(w_bits)
+    if impl == "auto":
+        impl = "numba" if w.size >= NUMBA_MIN_ELEMENTS and fastmac.numba_available() else "numpy"
     x = as_u16(x_bits)
     if w.ndim != 2 or x.ndim != 1 or w.shape[1] != x.shape[0]:
         raise ValueError(f"gemv needs W (M, K) and x (K,), got {w.shape} and {x.shape}")
