@@ -134,7 +134,7 @@ def test_run_status_rerun_and_report(capsys, tmp_path):
 
 def test_a_failing_case_is_recorded_and_the_run_goes_on(capsys, tmp_path, monkeypatch):
     from pimhil import campaign
-    spec = _spec(tmp_path, TINY.replace("tokens = 32", "tokens = 100000"))
+    spec = _spec(tmp_path, TINY.replace("tokens = 32", "tokens = 24"))
     real = campaign.run_case
 
     def flaky(device, case, mode):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import PimError
 from .golden import bf16_bits_to_f32
-from .layout import attention_problem, gemv_plan, to_bf16_bits
+from .layout import attention_plan, gemv_plan, to_bf16_bits
 from .reference import attention_f64, attention_reference, error_stats, gemv_f64, gemv_reference
 
 DISTRIBUTIONS = ("normal", "uniform", "llm", "edge")
@@ -258,41 +258,55 @@ def run_case(device, case: Case, mode: dict) -> dict:
         outs = [(r.out, f64, gpu, bound)]
         rows_run, heads_run = int(wb.shape[0]), None
         macs = int(wb.shape[0]) * k
+        extra = {}
     else:
         T, d, G, B = P["tokens"], P["dim"], P["group"], P["batch"]
+        plan = attention_plan(p, T, d)
         heads = [(b, g) for b in range(B) for g in range(G)]
         if mode["mode"] == "sample":
             heads = heads[:mode["sample_heads"]]
         runs, outs = [], []
         for b in range(B):
             kv = [make_vector(rng, T * d, P["dist"]).reshape(T, d) for _ in range(2)]
-            qs = [make_vector(rng, d, P["dist"]) for _ in range(G)]
-            for g in range(G):
-                if (b, g) not in heads:
-                    continue
-                q, kk, vv = to_bf16_bits(qs[g]), to_bf16_bits(kv[0]), to_bf16_bits(kv[1])
-                r = device.attention(q, kk, vv)
-                ref = attention_reference(q, kk, vv, p)
+            qs = np.stack([make_vector(rng, d, P["dist"]) for _ in range(G)])
+            gs = [g for g in range(G) if (b, g) in heads]
+            if not gs:
+                continue
+            # one GQA group: K and V loaded once per tile, its query heads run on them
+            qb, kk, vv = to_bf16_bits(qs[gs]), to_bf16_bits(kv[0]), to_bf16_bits(kv[1])
+            r = device.attention_group(qb, kk, vv)
+            for i, q in enumerate(qb):
+                ref = attention_reference(q, kk, vv, p, tile_tokens=plan.tile_tokens)
                 with np.errstate(all="ignore"):
                     f64 = attention_f64(q, kk, vv)
                     gpu = attention_gpu(q, kk, vv)
                     bound = attention_typical_bound(q, kk, vv)
-                runs.append((r, ref))
-                outs.append((r.out, f64, gpu, bound))
+                runs.append((_Head(r, i, len(qb)), ref))
+                outs.append((r.out[i], f64, gpu, bound))
         rows_run, heads_run = None, len(heads)
         macs = 2 * T * d * len(heads)
+        extra = {"tile_tokens": plan.tile_tokens, "tiles_per_head": plan.tiles, "hub_tiles": plan.hub}
     bits = np.concatenate([r.bits for r, _ in runs])
     refb = np.concatenate([ref for _, ref in runs])
     out, f64, gpu, bound = (np.concatenate([o[i] for o in outs]) for i in range(4))
     cycles = [r.cycles for r, _ in runs]
-    cyc = sum(cycles) if all(c is not None for c in cycles) else None
-    ideal = sum(r.ideal_mac_cycles for r, _ in runs)
+    cyc = round(sum(cycles)) if all(c is not None for c in cycles) else None
+    ideal = round(sum(r.ideal_mac_cycles for r, _ in runs))
     res = {"bit_exact": bool(np.array_equal(bits, refb)), "mismatches": int(np.count_nonzero(bits != refb)),
            **_errors(out, f64, gpu, bound), "nonfinite": error_stats(out, f64)["nonfinite"],
            "cycles": cyc, "ideal_mac_cycles": ideal, "mac_utilization": ideal / cyc if cyc else None,
            "tiles": sum(r.tiles for r, _ in runs), "macs": macs, "rows_run": rows_run, "heads_run": heads_run,
-           "mode": mode["mode"], "wall_s": round(time.monotonic() - t0, 3)}
+           "mode": mode["mode"], **extra, "wall_s": round(time.monotonic() - t0, 3)}
     return res
+
+
+class _Head:
+    """One head's share of a GQA group's RunResult: its bits, and the group's cycles split evenly."""
+
+    def __init__(self, r, i, n):
+        self.bits, self.out, self.tiles = r.bits[i], r.out[i], r.tiles // n
+        self.cycles = None if r.cycles is None else r.cycles / n
+        self.ideal_mac_cycles = r.ideal_mac_cycles / n
 
 
 def attention_gpu(qb, kb, vb) -> np.ndarray:
@@ -313,13 +327,14 @@ def attention_typical_bound(qb, kb, vb) -> np.ndarray:
 
 def case_problem(p, case: Case) -> str | None:
     """Why `case` cannot run on a device with parameters p (before any data is made), or None."""
-    if case.kind == "gemv":
-        try:
+    try:
+        if case.kind == "gemv":
             gemv_plan(p, 1, case.params["k"])
-        except ValueError as e:
-            return str(e)
-        return None
-    return attention_problem(p, case.params["tokens"], case.params["dim"])
+        else:
+            attention_plan(p, case.params["tokens"], case.params["dim"])
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 # ---- the database -----------------------------------------------------------------------------------------
