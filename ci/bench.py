@@ -22,6 +22,11 @@ sim_speed_ratio         simulated cycles per wall second while the pimctl GEMV's
                         asleep until `busy` falls); _pcie likewise over PCIe; _whole_call over the whole GEMV
                         (loads and read-back included)
 uart_socket_payload_mb_s   pimctl linktest over the sim server's UART socket: payload MB/s both ways
+campaign_smoke_golden_cases_per_s   `pimctl campaign run campaigns/smoke.toml --target golden` into a fresh
+                        database: cases over wall seconds (process start included)
+campaign_smoke_sim_cases_per_s_w1 / _w2   the same spec on sim-pcie, serial and with --workers 2 (Dask
+                        LocalCluster, one sim server per worker); campaign_sim_speedup_w2 = w2 / w1
+                        (BENCH_CAMPAIGN=0 skips these three runs)
 
 Device figures come back from the testbenches as values: tb/device's `run` returns what the cocotb tests
 recorded (tb/support/results.py), and so does tb/bank_array's; the pimctl figures are its --json output. The
@@ -132,6 +137,33 @@ def driver_runs():
     return res
 
 
+def campaign_runs():
+    """Campaign throughput: smoke.toml on the golden target, and on sim-pcie with 1 and 2 Dask workers."""
+    import tempfile
+    spec = str(ROOT / "campaigns" / "smoke.toml")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "host")])}
+    res = {}
+    runs = [("campaign_smoke_golden_cases_per_s", ["--target", "golden"])]
+    if os.environ.get("BENCH_CAMPAIGN", "1") == "1":
+        runs += [("campaign_smoke_sim_cases_per_s_w1", ["--target", "sim-pcie"]),
+                 ("campaign_smoke_sim_cases_per_s_w2", ["--target", "sim-pcie", "--workers", "2"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (key, args) in enumerate(runs):
+            db = os.path.join(tmp, f"{i}.db")
+            t = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "pimhil.cli", "campaign", "run", spec, "--db", db, "--json",
+                                *args], capture_output=True, text=True, env=env, check=False)
+            wall = time.perf_counter() - t
+            out = json.loads(p.stdout)
+            if p.returncode or out.get("failed") or out.get("mismatch"):
+                raise RuntimeError(f"campaign {' '.join(args)} failed: {p.stdout} {p.stderr[-2000:]}")
+            res[key] = out["done"] / wall
+    if "campaign_smoke_sim_cases_per_s_w2" in res:
+        w1, w2 = res["campaign_smoke_sim_cases_per_s_w1"], res["campaign_smoke_sim_cases_per_s_w2"]
+        res["campaign_sim_speedup_w2"] = w2 / w1
+    return res
+
+
 def host_gemv(m, k):
     rng = np.random.default_rng(0)
     w32 = rng.standard_normal((m, k)).astype(np.float32)
@@ -161,6 +193,7 @@ def main():
         **host_gemv(m, k),
         **(device_runs() if os.environ.get("BENCH_DEVICE", "1") == "1" else {}),
         **(driver_runs() if os.environ.get("BENCH_DRIVER", "1") == "1" else {}),
+        **campaign_runs(),
         "shape": {"m": m, "k": k},
         "array_gemv_cycles": arr["cycles"],
         "array_gemv_ideal_cycles": arr["ideal_cycles"],
