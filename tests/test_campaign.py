@@ -229,3 +229,20 @@ def test_dask_local_cluster_gives_the_serial_results(capsys, tmp_path):
     def strip(rows):
         return [(k, st, {f: v for f, v in json.loads(r).items() if f != "wall_s"}) for k, st, r, _ in rows]
     assert strip(_rows(par)) == strip(_rows(serial))
+
+
+def test_base_install_runs_campaigns_without_the_extras(tmp_path):
+    """Without numba, matplotlib and dask (blocked), `campaign run` and `status` work (numpy golden path), and
+    --workers stops with one line naming the extra; importing the CLI pulls in none of them."""
+    spec, db = _spec(tmp_path, TINY.replace("seeds = [1, 2]", "seeds = [1]")), str(tmp_path / "b.db")
+    code = ("import sys; [sys.modules.__setitem__(m, None) for m in ('numba', 'matplotlib', 'dask', 'distributed')]; "
+            "from pimhil import cli; "
+            "assert not any(m in sys.modules and sys.modules[m] for m in ('numba', 'matplotlib', 'distributed')); "
+            "sys.exit(cli.main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
+    run = subprocess.run([sys.executable, "-c", code, "campaign", "run", spec, "--db", db, "--json"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and json.loads(run.stdout)["done"] == 4, run.stderr
+    w = subprocess.run([sys.executable, "-c", code, "campaign", "run", spec, "--db", db, "--workers", "2"], env=env,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert w.returncode == 2 and len(w.stderr.splitlines()) == 1 and "campaign` extra" in w.stderr, w.stderr
