@@ -21,10 +21,15 @@ def gemv_reference(w, x, p: DeviceParams) -> np.ndarray:
 
 
 def gemv_f64(w, x) -> np.ndarray:
-    """y in float64 from the BF16-rounded inputs: the exact answer the device approximates."""
-    wf = bf16_bits_to_f32(to_bf16_bits(w)).astype(np.float64)
+    """y in float64 from the BF16-rounded inputs: the exact answer the device approximates (row blocks of
+    W at a time, so a large W is never held in float64 whole)."""
+    w = np.asarray(w)
     xf = bf16_bits_to_f32(to_bf16_bits(x)).astype(np.float64)
-    return wf @ xf
+    if w.ndim != 2 or w.shape[0] == 0:
+        return bf16_bits_to_f32(to_bf16_bits(w)).astype(np.float64) @ xf
+    step = max(1, (1 << 22) // max(1, w.shape[1]))
+    return np.concatenate([bf16_bits_to_f32(to_bf16_bits(w[r0:r0 + step])).astype(np.float64) @ xf
+                           for r0 in range(0, w.shape[0], step)])
 
 
 def scale_bits(d: int, scale: float | None = None) -> int:
