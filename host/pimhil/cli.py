@@ -215,7 +215,9 @@ def cmd_attention(dev: Device, a) -> tuple[dict, int]:
     q = rng.standard_normal(a.dim).astype(np.float32)
     k = rng.standard_normal((a.tokens, a.dim)).astype(np.float32)
     v = rng.standard_normal((a.tokens, a.dim)).astype(np.float32)
-    qs = np.concatenate([q[None], rng.standard_normal((group - 1, a.dim)).astype(np.float32)])
+    qs = q[None]
+    if group > 1:       # drawn after K and V, so a group's first head is the one-head run's q
+        qs = np.concatenate([qs, rng.standard_normal((group - 1, a.dim)).astype(np.float32)])
     plan = attention_plan(dev.params, a.tokens, a.dim)
     if group == 1 and plan.tiles == 1:
         r = dev.attention(q, k, v)
