@@ -197,8 +197,9 @@ def test_projection_arithmetic_and_assumptions():
     s = Silicon(aim_channels=4, aim_banks=2, aim_lanes=8, aim_clock_ghz=0.5, aim_ext_gbs=10.0, gpu_bw_tbs=1.0,
                 gpu_tflops=100.0)
     p = project(raw, {"g": 0.5}, s, batches=(1, 8))
-    # GEMV 40 x 100 at utilisation 0.5: MACs over 4*2*8 lanes at 0.5 GHz; x to the GB, results back
-    g = 40 * 100 / (4 * 2 * 8 * 0.5e9 * 0.5) + (2 * 100 + 4 * 40 / 4) / 10e9
+    # GEMV 40 x 100 at utilisation 0.5: 5 rows per bank (40 rows, 4*2 banks) of 13 bursts (100 / 8 lanes)
+    # at 0.5 GHz; x to the GB, results back
+    g = 5 * 13 / 0.5 / 0.5e9 + (2 * 100 + 4 * 40 / 4) / 10e9
     # attention: 2 T d MACs per query head, kv_heads=2 x group 2 heads, on min(4, 2) channels, util 0.5 (mean)
     a = 2 * 32 * 16 * 4 / (2 * 2 * 8 * 0.5e9 * 0.5)
     assert p["rows"][0]["aim_layer_s"] == pytest.approx(g + a)

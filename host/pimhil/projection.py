@@ -46,9 +46,10 @@ def silicon_from_args(a) -> Silicon:
 
 
 def _aim_gemv_s(s: Silicon, m: int, k: int, util: float) -> tuple[float, float]:
-    """(compute seconds, transfer seconds) of one M x K GEMV spread over every channel's banks."""
-    macs_per_s = s.aim_channels * s.aim_banks * s.aim_lanes * s.aim_clock_ghz * 1e9 * util
-    compute = m * k / macs_per_s
+    """(compute seconds, transfer seconds) of one M x K GEMV spread over every channel's banks: each bank runs
+    ceil(M / banks in all) rows of ceil(K / lanes) bursts, one burst per cycle at the measured utilisation."""
+    cycles = -(-m // (s.aim_channels * s.aim_banks)) * -(-k // s.aim_lanes) / util
+    compute = cycles / (s.aim_clock_ghz * 1e9)
     # x (BF16) is broadcast to every channel's GB; each channel returns its M/channels FP32 results.
     transfer = (2 * k + 4 * m / s.aim_channels) / (s.aim_ext_gbs * 1e9)
     return compute, transfer
@@ -73,7 +74,8 @@ def project(spec_raw: dict, util: dict, s: Silicon, batches=(1, 8)) -> dict:
         f"AiM: {s.aim_channels} channels x {s.aim_banks} banks x {s.aim_lanes} BF16 lanes at {s.aim_clock_ghz} GHz "
         f"({s.aim_channels * s.aim_banks * s.aim_lanes * s.aim_clock_ghz * 2 / 1e3:.2f} TFLOP/s peak), "
         f"{s.aim_ext_gbs} GB/s external per channel.",
-        "AiM GEMV: W's rows spread evenly over all channels' banks, MACs at the measured utilisation; x broadcast "
+        "AiM GEMV: W's rows spread evenly over all channels' banks (ceil(M / banks) rows of ceil(K / lanes) bursts "
+        "per bank, one burst a cycle), at the measured utilisation; x broadcast "
         "to every channel's GB and FP32 results read back over the external link, not overlapped with compute.",
         "AiM batch b: b GEMVs one after another (a GEMV unit reads W from its banks once per vector).",
         "AiM attention: each sequence's K and V of one KV head live in one channel, which runs that head's query "
