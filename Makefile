@@ -43,10 +43,10 @@ $(RTL): rtl/.generated
 rtl: $(RTL)
 
 test: $(STAMP) $(RTL) lint
-	$(PY) -m pytest -n $(JOBS) --junitxml=build/junit/test.xml $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) -m "not soak" --junitxml=build/junit/test.xml $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(RTL) lint
-	$(PY) -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) -m "not slow and not soak" $(PYTEST_ARGS)
 
 demo: $(STAMP) $(RTL)
 	$(PY) -m ci.demo
@@ -123,7 +123,10 @@ formal: $(FORMAL_STAMP)
 # The soak (`make soak`, ci/soak.py, tb/soak/): 10^6 UART frames of every kind (valid, refused, corrupted,
 # truncated, noise) and 10^5 legal and illegal hub command streams through the board device over the
 # SimByteBridge, answers and the final memory image against the golden device, in SOAK_JOBS (2) parallel
-# simulations with seeds SEED, SEED+1. build/soak/summary.json, build/junit/soak.xml. Not part of `make test`.
+# simulations with seeds SEED, SEED+1. build/soak/summary.json, build/junit/soak.xml. Then the tests marked
+# `soak` (long simulated stretches: the UART rate fallback and probation, the soak's own fault injection), which
+# `make test` leaves out to stay within its time. Not part of `make test`.
 .PHONY: soak
 soak: $(STAMP) $(RTL)
 	$(PY) -m ci.soak
+	$(PY) -m pytest -n $(JOBS) -m soak --junitxml=build/junit/soak-tests.xml $(PYTEST_ARGS)

@@ -34,6 +34,7 @@ def test_3_mbaud_gemv_and_attention_bit_exact():
         assert dev.read_reg(Reg.UART_BAUD_DIV) == 434
 
 
+@pytest.mark.soak
 def test_a_line_that_cannot_carry_3_mbaud_falls_back():
     with open_target("sim-phy:board", timeout=20.0, baud_div=0, line_max_baud=1_500_000) as t:
         dev = uart_rate.open_device(t, timeout=120.0)
@@ -47,6 +48,7 @@ def test_a_line_that_cannot_carry_3_mbaud_falls_back():
         assert np.array_equal(dev.read_scratch(0, 200), words)
 
 
+@pytest.mark.soak
 def test_an_unconfirmed_divisor_goes_back_by_itself():
     """No break: the host writes a divisor, stays at the reset rate, and waits; the device's probation ends
     with the reset divisor and the host is answered again."""

@@ -142,6 +142,7 @@ def test_soak_small():
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.parametrize("fault", ["drop_answer"])
 def test_soak_catches_injected_fault(fault):
     """The same short soak through the device with an answer dropped must fail, and say why (every fault kind
