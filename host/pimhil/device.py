@@ -136,8 +136,10 @@ class Device:
     def write_words(self, addr: int, words, *, label: str = "write") -> None:
         """32-bit words to addr onwards, in BULK_WORDS pieces with progress reports."""
         words = np.asarray(words, dtype=np.uint32).ravel()
+        # A transport with write_array (the golden target) takes numpy words as they are, without lists.
+        write = getattr(self.t, "write_array", None) or (lambda a, w: self.t.write(a, w.tolist()))
         for off in range(0, len(words), BULK_WORDS):
-            self.t.write(addr + 4 * off, words[off:off + BULK_WORDS].tolist())
+            write(addr + 4 * off, words[off:off + BULK_WORDS])
             self._progress(label, min(off + BULK_WORDS, len(words)), len(words))
 
     def read_words(self, addr: int, n: int, *, label: str = "read") -> np.ndarray:

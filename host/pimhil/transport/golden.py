@@ -37,6 +37,17 @@ class GoldenTransport(Transport):
             raise DeviceError(f"bus error writing {e.addr:#x}", code=4, addr=e.addr) from None
         self._count("write", len(words))
 
+    def write_array(self, addr, words) -> None:
+        """write() for a uint32 numpy array: one array store where the device model allows (same effect)."""
+        check_aligned(addr)
+        try:
+            if not self.device.write_block(addr, words):
+                for i, w in enumerate(words.tolist()):
+                    self.device.write(addr + 4 * i, w)
+        except BusError as e:
+            raise DeviceError(f"bus error writing {e.addr:#x}", code=4, addr=e.addr) from None
+        self._count("write", len(words))
+
     def write_fixed(self, addr, words):
         check_aligned(addr)
         words = list(words)
