@@ -56,17 +56,23 @@ def round_pack(m, sign, mag, exp2, *, name):
     up = guard & (sticky | q[0])
     q1 = Signal(25, name=f"{name}_q1")
     m.d.comb += q1.eq(q + up)
+    # The exponent is e0, or e0 + 1 when rounding carries out (q1[24]). Both outcomes' range checks and
+    # exponent fields are formed from e0 while the significand rounds, so the carry only selects.
     ew = max(len(exp2), 12) + 2
-    e_unb = Signal(signed(ew), name=f"{name}_e")
-    m.d.comb += e_unb.eq(exp2 - pad + p + q1[24])
+    e0 = Signal(signed(ew), name=f"{name}_e")
+    m.d.comb += e0.eq(exp2 - pad + p)
+    carry = q1[24]
+    flush = Mux(carry, e0 < -127, e0 < -126)
+    sat = Mux(carry, e0 > 126, e0 > 127)
+    field = Mux(carry, (e0 + 128)[:8], (e0 + 127)[:8])
     out = Signal(32, name=name)
-    frac = Mux(q1[24], Const(0, 23), q1[:23])
-    with m.If((mag_w == 0) | (e_unb < -126)):
+    frac = Mux(carry, Const(0, 23), q1[:23])
+    with m.If((mag_w == 0) | flush):
         m.d.comb += out.eq(Cat(Const(0, 31), sign))
-    with m.Elif(e_unb > 127):
+    with m.Elif(sat):
         m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
     with m.Else():
-        m.d.comb += out.eq(Cat(frac, (e_unb + 127)[:8], sign))
+        m.d.comb += out.eq(Cat(frac, field, sign))
     return out
 
 
@@ -82,23 +88,41 @@ def _unpack(m, bits, name):
     return s, e, mant, zero, inf, nan
 
 
+def _trailing_zeros(m, mant, name):
+    """Trailing zero bits of a 24-bit significand whose top bit is set (so at most 23)."""
+    tz = Signal(5, name=name)
+    for i in reversed(range(len(mant))):
+        with m.If(mant[i]):
+            m.d.comb += tz.eq(i)
+    return tz
+
+
 def fp32_add(m, a, b, *, name):
     """a + b on FP32 bit patterns: DAZ, IEEE RNE with signed-zero rules, round-and-flush, canonical NaN."""
     sa, ea, ma, za, ia, na = _unpack(m, a, f"{name}_a")
     sb, eb, mb, zb, ib, nb = _unpack(m, b, f"{name}_b")
-    # Order the operands so that |x| >= |y|; then x's exponent is the alignment reference.
+    # Order the operands so that |x| >= |y|; then x's exponent is the alignment reference. Both exponent
+    # differences and both operands' trailing-zero counts are formed beside the magnitude compare, not
+    # after it: the swap only selects.
     swap = Cat(b[:31]) > Cat(a[:31])
     sx, ex, mx = Mux(swap, sb, sa), Mux(swap, eb, ea), Mux(swap, mb, ma)
-    sy, ey, my = Mux(swap, sa, sb), Mux(swap, ea, eb), Mux(swap, ma, mb)
+    sy, my = Mux(swap, sa, sb), Mux(swap, ma, mb)
+    d_ab, d_ba = Signal(8, name=f"{name}_dab"), Signal(8, name=f"{name}_dba")
+    m.d.comb += [d_ab.eq(ea - eb), d_ba.eq(eb - ea)]
     d = Signal(8, name=f"{name}_d")
-    m.d.comb += d.eq(ex - ey)
-    # Three extra bits (guard, round, sticky) below the 24-bit significands suffice for correct RNE.
-    # my << 3 sits above 27 zero bits; shifting right by d (clamped to 27) leaves the aligned operand on top
-    # and the shifted-out bits below, whose OR is the sticky bit.
-    my_ext = Signal(54, name=f"{name}_myx")
-    m.d.comb += my_ext.eq(Cat(Const(0, 27), Const(0, 3), my) >> Mux(d > 27, 27, d))
+    m.d.comb += d.eq(Mux(swap, d_ba, d_ab))
+    # Three extra bits (guard, round, sticky) below the 24-bit significands suffice for correct RNE: y's
+    # significand, three bits up, shifted right by d (at most 27, which leaves nothing), with every bit
+    # shifted out ORed into the lowest one. A bit is shifted out exactly when d exceeds y's trailing zeros
+    # plus 3, so the sticky bit is a compare, not an OR over the shifted-out bits.
+    # Both orders' sticky bits are formed from the inputs; the swap picks one.
+    sticky_ab = d_ab > _trailing_zeros(m, mb, f"{name}_tzb") + 3        # y = b
+    sticky_ba = d_ba > _trailing_zeros(m, ma, f"{name}_tza") + 3        # y = a
+    shifted = Signal(27, name=f"{name}_ysh")
+    # A shift by 27 or more leaves nothing: the range check zeroes the result beside the shifter.
+    m.d.comb += shifted.eq(Mux(d > 26, 0, Cat(Const(0, 3), my) >> d[:5]))
     y_al = Signal(27, name=f"{name}_yal")
-    m.d.comb += y_al.eq(my_ext[27:] | my_ext[:27].any())
+    m.d.comb += y_al.eq(shifted | Mux(swap, sticky_ba, sticky_ab))
     x_al = Cat(Const(0, 3), mx)
     total = Signal(28, name=f"{name}_sum")
     with m.If(sx == sy):
