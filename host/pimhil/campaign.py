@@ -396,7 +396,9 @@ def run_campaign(spec: Spec, target: str, conn: sqlite3.Connection, *, device_fa
     progress(case, status, done, total) after each case. params: the device's DeviceParams, checked against
     every case before any runs (a case that cannot fit is recorded as failed). Returns counts."""
     with conn:
-        conn.execute("INSERT OR IGNORE INTO campaigns VALUES (?,?,?,?,?)",
+        # the spec as last run defines what "remaining" means; the first start time stays
+        conn.execute("INSERT INTO campaigns VALUES (?,?,?,?,?) ON CONFLICT (name, target) DO UPDATE SET "
+                     "spec = excluded.spec, params = excluded.params",
                      (spec.name, target, json.dumps(spec.raw), json.dumps(params.as_dict()) if params else None,
                       time.time()))
     mode = spec.mode(target)
