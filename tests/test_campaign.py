@@ -210,6 +210,7 @@ def test_projection_arithmetic_and_assumptions():
     assert p["rows"][1]["batch"] == 8 and p["rows"][1]["gpu_tokens_s"] > p["rows"][0]["gpu_tokens_s"]
     text = " ".join(p["assumptions"])
     assert "4 channels x 2 banks x 8 BF16 lanes at 0.5 GHz" in text and "1.0 TB/s" in text and "g 0.500" in text
+    assert f"take {2 * 40 * 100 * 2 / 1e9:.1f} GB" in text and "Capacity is not modelled" in text
 
 
 def test_report_without_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 DEFAULTS = {"aim_channels": 32, "aim_banks": 16, "aim_lanes": 16, "aim_clock_ghz": 1.0, "aim_ext_gbs": 32.0,
-            "gpu_bw_tbs": 3.35, "gpu_tflops": 989.0}
+            "aim_gb_per_channel": 0.5, "gpu_bw_tbs": 3.35, "gpu_tflops": 989.0}
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Silicon:
     aim_lanes: int = DEFAULTS["aim_lanes"]
     aim_clock_ghz: float = DEFAULTS["aim_clock_ghz"]
     aim_ext_gbs: float = DEFAULTS["aim_ext_gbs"]
+    aim_gb_per_channel: float = DEFAULTS["aim_gb_per_channel"]
     gpu_bw_tbs: float = DEFAULTS["gpu_bw_tbs"]
     gpu_tflops: float = DEFAULTS["gpu_tflops"]
 
@@ -37,6 +38,8 @@ def add_arguments(ap) -> None:
     ap.add_argument("--aim-clock-ghz", type=_positive, default=DEFAULTS["aim_clock_ghz"], help="bank clock, GHz")
     ap.add_argument("--aim-ext-gbs", type=_positive, default=DEFAULTS["aim_ext_gbs"],
                     help="external bandwidth per channel, GB/s")
+    ap.add_argument("--aim-gb-per-channel", type=_positive, default=DEFAULTS["aim_gb_per_channel"],
+                    help="memory per channel, GB (capacity is reported, not modelled)")
     ap.add_argument("--gpu-bw-tbs", type=_positive, default=DEFAULTS["gpu_bw_tbs"], help="GPU memory bandwidth, TB/s")
     ap.add_argument("--gpu-tflops", type=_positive, default=DEFAULTS["gpu_tflops"], help="GPU BF16 peak, TFLOP/s")
 
@@ -89,6 +92,13 @@ def project(spec_raw: dict, util: dict, s: Silicon, batches=(1, 8)) -> dict:
         + (f"; others {fallback:.3f} (mean of measured)" if measured else "; 1.0 (ideal MAC cycles) assumed: the "
            "database has no cycle counts (golden target) — run the spec on a sim target for measured ones") + ".",
     ]
+    weight_gb = sum(2 * g["m"] * g["k"] * g.get("count", 1) for g in spec_raw.get("gemv", [])) * layers / 1e9
+    card_gb = s.aim_channels * s.aim_gb_per_channel
+    assumptions.append(
+        f"Capacity is not modelled: the layers' BF16 weights take {weight_gb:.1f} GB, a card of {s.aim_channels} "
+        f"channels x {s.aim_gb_per_channel} GB holds {card_gb:.1f} GB (so {-(-weight_gb // card_gb):.0f} such cards); "
+        "each layer is timed as if its weights sat on one card's channels, layers running one after another "
+        "(cards in a pipeline), KV cache beside them.")
     rows = []
     for b in batches:
         aim = gpu = 0.0
