@@ -67,7 +67,8 @@ class DaskExecutor:
             self.client = distributed.Client(scheduler, timeout=30)
         else:
             self.cluster = distributed.LocalCluster(n_workers=workers or len(self.targets), threads_per_worker=1,
-                                                    processes=True, host="127.0.0.1", dashboard_address=None)
+                                                    processes=True, host="127.0.0.1",
+                                                    dashboard_address="127.0.0.1:0")
             self.client = distributed.Client(self.cluster)
         self.workers = sorted(self.client.scheduler_info()["workers"])
         if len(self.targets) > 1 and len(self.workers) < len(self.targets):
