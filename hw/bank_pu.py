@@ -56,22 +56,27 @@ class BankPU(wiring.Component):
         m.submodules.lane_reduce = lr = self._lr
         m.d.comb += [lr.en.eq(self.en), lr.w.eq(self.w), lr.x.eq(self.x)]
 
-        # Token delay line matching the lane-reduction latency.
-        op = self.in_op
-        idx = self.in_acc
-        zero = self.in_zero
-        value = self.in_value
+        # Token delay line matching the lane-reduction latency; line[-1] is the token whose lane sum is out.
+        line = [(self.in_op, self.in_acc, self.in_zero, self.in_value)]
         for s in range(self.LATENCY):
             nop, nidx = Signal(2, name=f"op_{s}"), Signal(range(self.accs), name=f"acc_{s}")
             nzero, nvalue = Signal(name=f"zero_{s}"), Signal(32, name=f"value_{s}")
             with m.If(self.en):
-                m.d.sync += [nop.eq(op), nidx.eq(idx), nzero.eq(zero), nvalue.eq(value)]
-            op, idx, zero, value = nop, nidx, nzero, nvalue
+                m.d.sync += [nop.eq(line[-1][0]), nidx.eq(line[-1][1]), nzero.eq(line[-1][2]),
+                             nvalue.eq(line[-1][3])]
+            line.append((nop, nidx, nzero, nvalue))
+        op, idx, zero, value = line[-1]
 
         acc = Array(Signal(32, name=f"acc{i}") for i in range(self.accs))
-        cur = Mux(zero, 0, acc[idx])
-        total = fp32_add(m, cur, lr.result, name="acc_add")
         we, widx, wdata = Signal(), Signal(range(self.accs)), Signal(32)
+        # The addend is selected a cycle early: `cur` holds the accumulator (or +0 under `zero`) of the token
+        # that is out next cycle, with this cycle's write forwarded into it. The accumulate loop is then the
+        # adder and one multiplexer, not an accs-way selection in front of the adder as well.
+        _, next_idx, next_zero, _ = (Mux(self.en, a, b) for a, b in zip(line[-2], line[-1]))
+        cur = Signal(32, name="acc_cur")
+        forwarded = Mux(we & (widx == next_idx), wdata, acc[next_idx])
+        m.d.sync += cur.eq(Mux(next_zero, 0, forwarded))
+        total = fp32_add(m, cur, lr.result, name="acc_add")
         with m.If(self.en & (op == PUOp.MAC)):
             m.d.comb += [we.eq(1), widx.eq(idx), wdata.eq(total)]
         with m.Elif(self.en & (op == PUOp.SET)):

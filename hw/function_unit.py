@@ -16,8 +16,9 @@ EXP2_STAGES = 3     # the cuts exp2_fixed() offers to its `stage` function
 
 
 def reciprocal_depth():
-    """How many `stage`s of reciprocal() lie on its longest path (three FP32 operations per Newton step)."""
-    return 3 * RECIP_NEWTON_STEPS
+    """How many `stage`s of reciprocal() lie on its longest path (the seed lookup, then three FP32 operations
+    per Newton step)."""
+    return 1 + 3 * RECIP_NEWTON_STEPS
 
 _SEG_BITS = (EXP2_SEGMENTS - 1).bit_length()
 _SEG_SHIFT = EXP2_FRAC_BITS - _SEG_BITS
@@ -111,6 +112,7 @@ def reciprocal(m, x, *, name, stage=None):
     m.d.comb += xm.eq(Cat(frac, Const(127, 8), Const(0, 1)))
     y = Signal(32, name=f"{name}_y0")
     m.d.comb += y.eq(table[frac[23 - seg_bits:]])
+    y = stage(y)                    # the seed lookup is not in the first product's cycle
     two = Const(0x40000000, 32)
     for step in range(RECIP_NEWTON_STEPS):
         xy = stage(fp32_mul(m, xm, y, name=f"{name}_xy{step}"))

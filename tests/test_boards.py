@@ -303,7 +303,7 @@ def test_ulx3s_top_has_only_board_pins():
                      "led_0__io", "led_1__io", "led_2__io", "led_7__io"}
     assert not re.search(r"\b(sb_|ub_in|ub_out|uart_bypass|axil?_)", " ".join(ports))
     assert "EHXPLLL" in rtlil and "FREQUENCY NET" in plan.files["top.lpf"]
-    assert (top.pll.clki_div, top.pll.clkfb_div, top.pll.clkop_div) == (1, 2, 12)   # 25 MHz -> 50 MHz, VCO 600
+    assert (top.pll.clki_div, top.pll.clkfb_div, top.pll.clkop_div) == (5, 3, 40)   # 25 MHz -> 15 MHz, VCO 600
 
 
 @pytest.mark.slow

@@ -159,9 +159,11 @@ class DeviceParams:
 PRESETS = {
     # One full AiM channel: 16 banks x 16 lanes, 1024-word GB, 64 rows of 1024 words per bank (128 KiB/bank).
     "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32),
-    # Reduced so that the datapath fits an ECP5-85F with room for the hub and links.
+    # Reduced so that the datapath fits an ECP5-85F with room for the hub and links (69 % of its LUTs).
+    # 15 MHz: below the ULX3S build's fmax with margin (docs/bringup.md), and 15 MHz / 3 Mbaud is a whole
+    # UART divisor (5), so the link runs at the FT231X's top rate.
     "board": DeviceParams(banks=4, lanes=4, rows=64, bursts_per_row=64, gb_words=256, accs=8,
-                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=50_000_000),
+                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=15_000_000),
 }
 
 

@@ -105,7 +105,7 @@ class ULX3STop(Elaboratable):
     """The board top: PLL, power-on/button reset, device, UART pins, LEDs.
 
     por_cycles: device clock cycles that reset is held after the PLL locks and after the button is let go
-    (the FT231X and the host need nothing from us earlier; 2**16 cycles is ~1.3 ms at 50 MHz).
+    (the FT231X and the host need nothing from us earlier; 2**16 cycles is ~4.4 ms at 15 MHz).
     """
 
     def __init__(self, *, params, por_cycles=1 << 16):

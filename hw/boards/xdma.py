@@ -5,7 +5,7 @@ address):
 
     PCIe Gen2 x4 -- xdma_0 --+-- m_axil (AXI4-Lite, 32 bit, axi_aclk 125 MHz) -- axil_cdc --------------+
                              |                                                                          +-- device
-                             +-- m_axi (AXI4, 128 bit, axi_aclk) -- axi_dwc (128 -> 32 bit) -- axi_cdc -+   (50 MHz)
+                             +-- m_axi (AXI4, 128 bit, axi_aclk) -- axi_dwc (128 -> 32 bit) -- axi_cdc -+  (device clk)
 
 - xdma_0 (PG195 v4.1): AXI memory-mapped, one H2C and one C2H channel, AXI4-Lite master on its own BAR
   (32 MiB: the board preset's map ends at 0x0102_0000), 128-bit AXI at 125 MHz (Gen2 x4 on 7-series:
