@@ -73,7 +73,9 @@ $(BOARD_STAMP): requirements-board.txt $(STAMP)
 	rm -f $(VENV)/.board-installed-*
 	touch $@
 
-.PHONY: board
+.PHONY: board board-venv
+board-venv: $(BOARD_STAMP)
+
 board: $(BOARD_STAMP)
 	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m ci.board $(BOARD) --timeout $(BOARD_TIMEOUT)
 
@@ -116,7 +118,9 @@ $(FORMAL_STAMP): requirements-formal.txt $(STAMP)
 	rm -f $(VENV)/.formal-installed-*
 	touch $@
 
-.PHONY: formal
+.PHONY: formal formal-venv
+formal-venv: $(FORMAL_STAMP)
+
 formal: $(FORMAL_STAMP)
 	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m formal --mutations
 
