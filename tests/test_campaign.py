@@ -11,6 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pimhil import cli
@@ -249,3 +250,14 @@ def test_base_install_runs_campaigns_without_the_extras(tmp_path):
     w = subprocess.run([sys.executable, "-c", code, "campaign", "run", spec, "--db", db, "--workers", "2"], env=env,
                        capture_output=True, text=True, timeout=120, check=False)
     assert w.returncode == 2 and len(w.stderr.splitlines()) == 1 and "campaign` extra" in w.stderr, w.stderr
+
+
+def test_a_sample_of_rows_is_those_rows_of_the_whole_matrix():
+    from pimhil.campaign import _sample_rows, make_matrix
+    for dist in ("normal", "uniform", "llm", "edge"):
+        whole = make_matrix([1, 0, 42], 100, 24, dist)
+        rows = _sample_rows(100, 40, 16)
+        assert 0 < len(rows) < 100
+        assert np.array_equal(make_matrix([1, 0, 42], 100, 24, dist, rows), whole[rows])
+    assert not np.array_equal(make_matrix([2, 0, 42], 100, 24, "normal"), whole if dist == "normal" else
+                              make_matrix([1, 0, 42], 100, 24, "normal"))

@@ -135,10 +135,15 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
 
 
 # ---- data -------------------------------------------------------------------------------------------------
+def case_key(case: Case) -> list:
+    """Seed material of a case: its seed, repetition and a hash of its workload name and distribution."""
+    digest = hashlib.sha256(f"{case.name}:{case.params['dist']}".encode()).digest()
+    return [case.params["seed"], case.params["rep"], int.from_bytes(digest[:8], "little")]
+
+
 def case_rng(case: Case) -> np.random.Generator:
     """The case's own generator: the same data on every target and every rerun."""
-    digest = hashlib.sha256(f"{case.name}:{case.params['dist']}".encode()).digest()
-    return np.random.default_rng([case.params["seed"], case.params["rep"], int.from_bytes(digest[:8], "little")])
+    return np.random.default_rng(case_key(case))
 
 
 def make_vector(rng, n: int, dist: str, scale: float = 1.0) -> np.ndarray:
@@ -164,18 +169,34 @@ def make_vector(rng, n: int, dist: str, scale: float = 1.0) -> np.ndarray:
     return v * np.float32(scale)
 
 
-def make_matrix(rng, m: int, k: int, dist: str) -> np.ndarray:
-    """W (m, k) float32 scaled by 1/sqrt(k) as trained weights are; the edge distribution keeps normal
-    weights (its extremes are in the vector) except for a few rows of huge and tiny weights."""
+# W is drawn in blocks of GEN_ROWS rows, each from its own generator, so that a sample of rows (a slow target)
+# gets exactly the rows the whole matrix has on another target, without drawing the rest.
+GEN_ROWS = 16
+
+
+def make_matrix(key, m: int, k: int, dist: str, rows=None) -> np.ndarray:
+    """W (m, k) float32, or only `rows` of it (the same values either way), scaled by 1/sqrt(k) as trained
+    weights are. key: the case's seed material (case_key). The edge distribution keeps normal weights (its
+    extremes are in the vector) except for rows scaled by 2**40 (every 17th) and 2**-40 (every 23rd from 5)."""
+    rows = np.arange(m) if rows is None else np.asarray(rows)
     scale = 1.0 / math.sqrt(k)
+    out = np.empty((len(rows), k), np.float32)
+    blocks = rows // GEN_ROWS
+    for b in np.unique(blocks):
+        g = np.random.default_rng([*key, 1, int(b)])
+        n = min(GEN_ROWS, m - b * GEN_ROWS)
+        if dist == "llm":
+            blk = g.standard_t(5, (n, k)).astype(np.float32) * np.float32(scale * 0.8)
+        elif dist == "edge":
+            blk = g.standard_normal((n, k), dtype=np.float32) * np.float32(scale)
+        else:
+            blk = make_vector(g, n * k, dist, scale).reshape(n, k)
+        sel = blocks == b
+        out[sel] = blk[rows[sel] - b * GEN_ROWS]
     if dist == "edge":
-        w = rng.standard_normal((m, k), dtype=np.float32) * np.float32(scale)
-        w[::17] *= np.float32(2.0 ** 40)
-        w[5::23] *= np.float32(2.0 ** -40)
-        return w
-    if dist == "llm":
-        return (rng.standard_t(5, (m, k)).astype(np.float32) * np.float32(scale * 0.8))
-    return make_vector(rng, m * k, dist, scale).reshape(m, k)
+        out[rows % 17 == 0] *= np.float32(2.0 ** 40)
+        out[(rows >= 5) & ((rows - 5) % 23 == 0)] *= np.float32(2.0 ** -40)
+    return out
 
 
 # ---- references and bounds ----------------------------------------------------------------------------------
@@ -243,10 +264,8 @@ def run_case(device, case: Case, mode: dict) -> dict:
         m, k = P["m"], P["k"]
         gemv_plan(p, 1, k)
         rows = _sample_rows(m, mode["sample_rows"], p.banks) if mode["mode"] == "sample" else None
-        w = make_matrix(rng, m, k, P["dist"])
+        w = make_matrix(case_key(case), m, k, P["dist"], rows)
         x = make_vector(rng, k, P["dist"])
-        if rows is not None:
-            w = w[rows]
         wb, xb = to_bf16_bits(w), to_bf16_bits(x)
         del w
         r = device.gemv(wb, xb)

@@ -26,6 +26,17 @@ def need(module: str, extra: str = "campaign", why: str = ""):
                            f"(or `pip install -r requirements.txt`)") from None
 
 
+# A sim server started for a campaign waits for its client between cases (data are made and references
+# computed on the host meanwhile, minutes for the largest shapes), not the default 30 s of silence.
+SIM_IDLE_S = 3600.0
+
+
+def open_kw(target: str) -> dict:
+    """open_target keyword arguments for a campaign on `target`."""
+    from .sim_launch import LINK_OF_TARGET
+    return {"idle": SIM_IDLE_S} if target.partition(":")[0] in LINK_OF_TARGET else {}
+
+
 def add_parser(sub, count, seconds) -> None:
     """The `campaign` subcommand and its three actions on argparse subparsers `sub`."""
     c = sub.add_parser("campaign", help="run, watch and report comparison campaigns (docs/campaigns.md)")
@@ -115,7 +126,7 @@ def _run(a, conn, usage_error):
     else:
         from .device import Device
         from .transport import open_target
-        with open_target(a.targets[0]) as t:
+        with open_target(a.targets[0], **open_kw(a.targets[0])) as t:
             dev = Device(t, timeout=a.run_timeout)
             counts = run_campaign(spec, a.targets[0], conn, device_factory=lambda: dev, progress=progress,
                                   params=dev.params)

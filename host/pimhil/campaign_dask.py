@@ -19,7 +19,8 @@ def _device(target: str, timeout: float):
     if dev is None:
         from .device import Device
         from .transport import open_target
-        t = open_target(target)
+        from .campaign_cli import open_kw
+        t = open_target(target, **open_kw(target))
         try:
             dev = Device(t, timeout=timeout)
         except BaseException:
