@@ -128,8 +128,9 @@ formal: $(FORMAL_STAMP)
 # truncated, noise) and 10^5 legal and illegal hub command streams through the board device over the
 # SimByteBridge, answers and the final memory image against the golden device, in SOAK_JOBS (2) parallel
 # simulations with seeds SEED, SEED+1. build/soak/summary.json, build/junit/soak.xml. Then the tests marked
-# `soak` (long simulated stretches: the UART rate fallback and probation, the soak's own fault injection), which
-# `make test` leaves out to stay within its time. Not part of `make test`.
+# `soak` (minutes each: the UART rate fallback and probation, the soak's own fault injection, the sim preset's
+# bank array testbench, regenerating the sim-preset tops, the reciprocal beyond its domain), which `make test`
+# leaves out to stay within its ten minutes. Not part of `make test`.
 .PHONY: soak
 soak: $(STAMP) $(RTL)
 	$(PY) -m ci.soak

@@ -88,6 +88,7 @@ def test_reciprocal_every_significand(e):
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_reciprocal_beyond_the_domain():
     """§8: for 2**126 <= |x| < Inf the result is 2**-126 at |x| = 2**126 and +-0 otherwise."""
     for e in (253, 254):

@@ -292,7 +292,8 @@ async def test_gemv(dut):
         assert util >= 0.98, f"MAC utilisation {util:.4f} below 0.98"
 
 
-@pytest.mark.parametrize("preset_name", ["sim", "board"])
+# The sim preset's 16-bank array runs the same checks as the board's for minutes: a soak-class run.
+@pytest.mark.parametrize("preset_name", [pytest.param("sim", marks=pytest.mark.soak), "board"])
 def test_bank_array(preset_name):
     run(preset_name)
 
