@@ -25,6 +25,14 @@ SMALLEST = DeviceParams(banks=4, lanes=4, rows=1, bursts_per_row=2, gb_words=8, 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+class MutableHarness(Elaboratable):
+    """A proof's top: the block under test wrapped with its properties; `mutation` names a known bug the
+    harness injects (None: the design as it is)."""
+
+    def __init__(self, mutation=None):
+        self.mutation = mutation
+
+
 class Properties:
     """The assertions, assumptions and covers of one harness, each with a unique name and a one-line meaning
     (the runner reports and docs/formal.md lists them)."""

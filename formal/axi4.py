@@ -5,23 +5,20 @@ on exactly the last beat of the burst); BREADY, RREADY and the bus's answers are
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 
 from amaranth.lib.wiring import Out
 
 from hw.axi4 import FIXED, INCR, AXI4Signature, AXI4Slave
 from hw.axi_lite import OKAY, SLVERR
 
-from ._common import Probe, Proof, Properties, past
+from ._common import MutableHarness, Probe, Proof, Properties, past
 from .axi_lite import bus_holds, keep_valid, slave_holds
 
 ID_WIDTH = 4
 
 
-class Harness(Elaboratable):
-    def __init__(self, mutation=None):
-        self.mutation = mutation
-
+class Harness(MutableHarness):
     def elaborate(self, platform):
         m = Module()
         props = self.props = Properties(m)

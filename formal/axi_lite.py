@@ -5,11 +5,11 @@ RREADY and the bus's answers (ready, rdata, err) are free in every cycle, so no 
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 
 from hw.axi_lite import OKAY, SLVERR, AXILiteSlave
 
-from ._common import Probe, Proof, Properties, past
+from ._common import MutableHarness, Probe, Proof, Properties, past
 
 
 def keep_valid(m, props, name, valid, ready, payload):
@@ -35,10 +35,7 @@ def bus_holds(m, props, bus):
                   "as a bus master, the slave holds valid and its request until the bus's ready")
 
 
-class Harness(Elaboratable):
-    def __init__(self, mutation=None):
-        self.mutation = mutation
-
+class Harness(MutableHarness):
     def elaborate(self, platform):
         m = Module()
         props = self.props = Properties(m)

@@ -25,7 +25,7 @@ lanes, 2 bursts, 1 accumulator).
 import re
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.hdl._dsl import resolve_statement
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,7 @@ from hw.bank_array import BankArray
 from hw.bank_pu import PUOp
 from pimhil.contract import COUNTED_OPS, Op
 
-from ._common import SMALLEST, Probe, ProbeError, Proof, Properties
+from ._common import MutableHarness, Probe, ProbeError, Proof, Properties, SMALLEST
 
 STATE_HOLDERS = ("bank0", "bank1", "bank2", "bank3", "gb", "pu0", "pu1", "pu2", "pu3", "af")
 
@@ -50,10 +50,7 @@ def _sync_registers(module) -> list:
     return out
 
 
-class Harness(Elaboratable):
-    def __init__(self, mutation=None):
-        self.mutation = mutation
-
+class Harness(MutableHarness):
     def elaborate(self, platform):
         m = Module()
         props = self.props = Properties(m)

@@ -6,11 +6,11 @@ bank/GB accesses once the sequencer lets them: a bounded wait, docs/control_hub.
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 
 from hw.bus import BusArbiter
 
-from ._common import Probe, Proof, Properties, past
+from ._common import MutableHarness, Probe, Proof, Properties, past
 
 MASTERS = 3
 SLAVE_WAIT = 3
@@ -21,10 +21,7 @@ SLAVE_WAIT = 3
 SERVE_BOUND = (MASTERS - 1) * (SLAVE_WAIT + 2) + 1 + SLAVE_WAIT
 
 
-class Harness(Elaboratable):
-    def __init__(self, mutation=None):
-        self.mutation = mutation
-
+class Harness(MutableHarness):
     def elaborate(self, platform):
         m = Module()
         props = self.props = Properties(m)

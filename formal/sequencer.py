@@ -15,18 +15,15 @@ while the payload does not.
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 
 from hw.sequencer import Sequencer
 from pimhil.contract import ARRAY_OPS, ErrorCode, HubError, HubOp, Op
 
-from ._common import SMALLEST, Probe, Proof, Properties, past
+from ._common import MutableHarness, Probe, Proof, Properties, SMALLEST, past
 
 
-class Harness(Elaboratable):
-    def __init__(self, mutation=None):
-        self.mutation = mutation
-
+class Harness(MutableHarness):
     def elaborate(self, platform):
         m = Module()
         props = self.props = Properties(m)

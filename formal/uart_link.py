@@ -11,12 +11,12 @@ for the smallest legal DeviceParams (its parameters only place the address windo
 import binascii
 
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from hw.uart_link import UARTLink
 from pimhil.contract import CSR_BASE, Frame, FrameCmd, Reg
 
-from ._common import SMALLEST, Probe, Proof, Properties
+from ._common import MutableHarness, Probe, Proof, Properties, SMALLEST
 
 BUS_WAIT = 2
 TX_WAIT = 2
@@ -43,10 +43,7 @@ def crc_table_entry(i):
     return out
 
 
-class Harness(Elaboratable):
-    def __init__(self, mutation=None):
-        self.mutation = mutation
-
+class Harness(MutableHarness):
     def elaborate(self, platform):
         m = Module()
         props = self.props = Properties(m)
