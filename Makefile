@@ -135,3 +135,13 @@ formal: $(FORMAL_STAMP)
 soak: $(STAMP) $(RTL)
 	$(PY) -m ci.soak
 	$(PY) -m pytest -n $(JOBS) -m soak --junitxml=build/junit/soak-tests.xml $(PYTEST_ARGS)
+
+# Coverage (`make coverage`, ci/coverage.py, docs/coverage.md): every testbench configuration of `make test` and the
+# driver suite on the sim targets, with PIM_COVERAGE=1: Verilator line and toggle coverage of models built from
+# Verilog with source locations (build/coverage/, rtl/ and the normal models untouched) and the functional bins of
+# tb/support/funcov.py. Writes build/coverage/summary.json, coverage.info (lcov on hw/*.py) and html/index.html;
+# fails below line 95 % / toggle 90 % on a device top, or on a functional hole, not explained in
+# ci/coverage_exclusions.toml. Not part of `make test`; CI runs it in its second lane.
+.PHONY: coverage
+coverage: $(STAMP) $(RTL)
+	$(PY) -m ci.coverage --jobs $(JOBS) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))

@@ -18,6 +18,7 @@ from pimhil.contract import (AF_SEGMENTS, Command, ErrorCode, Flag, Op, cmd_fiel
 from pimhil.golden import GoldenArray, bf16_to_bits, bits_to_f32, build_lut, gemv
 from pimhil.golden.fpbits import bf16_bits_to_f32
 from pimhil.golden.array import Response
+from tb.support import funcov
 from tb.support.results import record
 from tb.support.seed import rngs
 from tb.support.stream import StreamSink, StreamSource
@@ -61,6 +62,7 @@ class TB:
 
     def send(self, cmd: Command):
         self.src.send_nowait(cmd.port_word(self.p))
+        funcov.command(cmd, self.p)
         self.expected.extend(self.golden.execute(cmd))
 
     async def drain(self):
@@ -69,6 +71,7 @@ class TB:
         n = len(self.expected)
         for i, exp in enumerate(self.expected):
             got = unpack_fields(layout, await self.sink.recv())
+            funcov.error(got["err"])
             want = {"op": exp.op, "err": exp.err, "data": exp.data}
             if got != want:
                 raise AssertionError(f"response {i}/{n}: got op={got['op']:#x} err={got['err']} "

@@ -13,6 +13,7 @@ from pimhil.contract import (LINK_COUNTERS, AF_SEGMENTS, BANK_BASE, CMDQ_BASE, C
                              STATUS_PARTIAL, Command, ErrorCode, Flag, HubError, HubOp, Op, Reg, bank_address, preset)
 from pimhil.golden.device import BusError as GoldenBusError
 from pimhil.golden.device import GoldenDevice
+from tb.support import funcov
 from tb.support.bus import BusError, BusMaster
 from tb.support.seed import rngs
 from tb.support.vectors import bf16_operands, fp32_operands
@@ -29,7 +30,7 @@ class TB:
         Clock(dut.clk, 10, unit="ns").start()
         for name, _ in LINK_COUNTERS:
             getattr(dut, f"uart_{name}").value = 0
-        self.bus = BusMaster(dut, "bus", dut.clk)
+        self.bus = funcov.watch_bus(BusMaster(dut, "bus", dut.clk), self)
         self.golden = GoldenDevice(self.p)
 
     async def reset(self):

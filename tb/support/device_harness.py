@@ -27,6 +27,7 @@ from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge, Tim
 
 from pimhil.contract import STATUS_BUSY, STATUS_DONE, Frame, Reg, preset
 from pimhil.frame import Response, decode_response, response_length
+from tb.support import funcov
 from tb.support.stream import StreamSink, StreamSource
 
 CLK_NS = 10                 # 100 MHz: the simulated clock every device testbench and the sim server use
@@ -87,14 +88,15 @@ class DeviceHarness:
         """AXI4-Lite master on the BAR port (`axil_*`)."""
         from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-        return AxiLiteMaster(AxiLiteBus.from_prefix(self.dut, "axil_"), self.clk, self.dut.rst)
+        master = AxiLiteMaster(AxiLiteBus.from_prefix(self.dut, "axil_"), self.clk, self.dut.rst)
+        return funcov.watch_axi(master, self)
 
     @cached_property
     def axi(self):
         """AXI4 master on the DMA port (`axi_*`), bursts included."""
         from cocotbext.axi import AxiBus, AxiMaster
 
-        return AxiMaster(AxiBus.from_prefix(self.dut, "axi_"), self.clk, self.dut.rst)
+        return funcov.watch_axi(AxiMaster(AxiBus.from_prefix(self.dut, "axi_"), self.clk, self.dut.rst), self)
 
     async def axil_read(self, addr: int) -> tuple[int, int]:
         """One 32-bit register read: (value, AXI resp)."""
@@ -165,6 +167,8 @@ class BypassPort:
         dut = self.dut
         took = self._offered and bool(int(dut.ub_in__ready.value))
         out = int(dut.ub_out__payload.value) if int(dut.ub_out__valid.value) else None
+        funcov.host_bytes(self, [int(dut.ub_in__payload.value)] if took else [])
+        funcov.device_bytes(self, [] if out is None else [out])
         return took, out
 
     def park(self) -> None:
@@ -195,11 +199,14 @@ class BridgePort:
         dut = self.dut
         k = int(dut.sb_out_count.value)
         out = int(dut.sb_out_data.value).to_bytes(self.width, "little")[:k] if k else b""
+        self._sampled = out                         # functional coverage: the bytes drive(take=) consumes
         return out, bool(int(dut.sb_in_empty.value))
 
     def drive(self, *, take: int, chunk: bytes = b"") -> None:
         """Right after an edge: drop `take` output bytes; load `chunk` (only when sample() saw the input empty)."""
         dut = self.dut
+        funcov.device_bytes(self, getattr(self, "_sampled", b"")[:take])
+        funcov.host_bytes(self, chunk)
         dut.sb_out_take.value = take
         if chunk:
             dut.sb_in_data.value = int.from_bytes(chunk, "little")
@@ -249,11 +256,14 @@ class BypassFeeder(_Feeder):
         return self.source.sent
 
     def send(self, data: bytes) -> None:
+        funcov.host_bytes(self, data)
         for b in data:
             self.source.send_nowait(b)
 
     async def recv_byte(self) -> int:
-        return await self.sink.recv()
+        b = await self.sink.recv()
+        funcov.device_bytes(self, [b])
+        return b
 
     def clear(self) -> None:
         self.sink.items.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import os
 import random
 import subprocess
@@ -18,7 +19,14 @@ from pathlib import Path
 from tb.support import results as figures
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build" / "tb"
+# PIM_COVERAGE=1 (`make coverage`, ci/coverage.py): Verilog with source locations, models built with line and
+# toggle coverage, all under build/coverage/ so they never replace the normal models; every simulation writes
+# its own coverage data file into COVERAGE_DAT (one per run, so runs that share a directory do not overwrite).
+COVERAGE = os.environ.get("PIM_COVERAGE") == "1"
+COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle"]
+COVERAGE_ROOT = ROOT / "build" / "coverage"
+COVERAGE_DAT = COVERAGE_ROOT / "dat"
+BUILD = COVERAGE_ROOT / "tb" if COVERAGE else ROOT / "build" / "tb"
 
 # Each waiver names a pattern Amaranth's Verilog backend emits on purpose; nothing else is waived.
 VERILATOR_WAIVERS = [
@@ -60,7 +68,7 @@ def amaranth_verilog(component_factory, name: str, build_dir: Path) -> Path:
     from amaranth.back import verilog
 
     path = build_dir / f"{name}.v"
-    write_if_changed(path, verilog.convert(component_factory(), name=name, emit_src=False))
+    write_if_changed(path, verilog.convert(component_factory(), name=name, emit_src=COVERAGE))
     return path
 
 
@@ -86,12 +94,27 @@ def _fast_runner():
 
 
 BUILD_ARGS = VERILATOR_WAIVERS + ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
-MODELS = ROOT / "build" / "models"
+MODELS = COVERAGE_ROOT / "models" if COVERAGE else ROOT / "build" / "models"
+
+
+def _coverage_sources(sources) -> list[Path]:
+    """Under PIM_COVERAGE, a top from rtl/ is replaced by its twin with source locations in build/coverage/rtl/
+    (tb/support/coverage_rtl.py generates it on first use; rtl/ itself stays as `make rtl` wrote it)."""
+    if not COVERAGE:
+        return [Path(s) for s in sources]
+    from tb.support import coverage_rtl
+
+    return [coverage_rtl.ensure(s.stem) if s.resolve().parent == ROOT / "rtl" else s for s in map(Path, sources)]
+
+
+def _coverage_build_args(build_args) -> list[str]:
+    return list(build_args) + (COVERAGE_ARGS if COVERAGE else [])
 
 
 def model_dir(toplevel: str, sources, *, waves: bool = False, build_args=()) -> Path:
     """build/models/<top>-<hash>: one Verilator model per distinct RTL text, build options and VPI mode,
     shared by every testbench and the sim server that run that RTL (so CI compiles a big top once)."""
+    sources, build_args = _coverage_sources(sources), _coverage_build_args(build_args)
     h = hashlib.sha256()
     for s in sources:
         h.update(Path(s).read_bytes())
@@ -105,8 +128,11 @@ def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_f
     pytest-xdist workers from building the same directory at once. build_args: Verilator options on top of
     BUILD_ARGS (include paths, waivers of a source that is not Amaranth's)."""
     verilator_on_path()
+    sources, build_args = _coverage_sources(sources), _coverage_build_args(build_args)
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = _fast_runner()
+    if COVERAGE:
+        _write_coverage_per_run(runner, toplevel)
     with open(build_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if build_dir.parent == MODELS and (build_dir / toplevel).is_file():
@@ -116,6 +142,21 @@ def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_f
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=BUILD_ARGS + list(build_args), waves=waves, log_file=log_file)
     return runner
+
+
+_coverage_runs = itertools.count()
+
+
+def _write_coverage_per_run(runner, toplevel: str) -> None:
+    """Every run of this runner writes COVERAGE_DAT/<top>-<pid>-<n>.dat instead of <test_dir>/coverage.dat."""
+    test = runner.test
+    COVERAGE_DAT.mkdir(parents=True, exist_ok=True)
+
+    def _test(*args, plusargs=(), **kw):
+        dat = COVERAGE_DAT / f"{toplevel}-{os.getpid()}-{next(_coverage_runs)}.dat"
+        return test(*args, plusargs=[*plusargs, f"+verilator+coverage+file+{dat}"], **kw)
+
+    runner.test = _test
 
 
 def _test(runner, *, test_dir: Path, **kw) -> Path:
