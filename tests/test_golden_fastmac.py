@@ -26,6 +26,13 @@ def _edge_bits(rng, shape):
     return (b | sign).astype(np.uint16)
 
 
+def _bits_in(rng, shape, e_lo, e_hi):
+    """BF16 patterns of either sign with exponent fields in [e_lo, e_hi) and any mantissa."""
+    sign = rng.integers(0, 2, shape).astype(np.uint16) << 15
+    exp = rng.integers(e_lo, e_hi, shape).astype(np.uint16) << 7
+    return (sign | exp | rng.integers(0, 128, shape).astype(np.uint16)).astype(np.uint16)
+
+
 @pytest.mark.parametrize("lanes", [4, 16])
 @pytest.mark.parametrize("seed", range(6))
 def test_lane_sums_numpy_match_reference_on_edge_cases(lanes, seed):
@@ -61,14 +68,31 @@ def test_accumulate_numpy_matches_fp32_add_chain_with_subnormal_and_special_step
 @pytest.mark.parametrize("lanes", [4, 16])
 def test_gemv_fast_paths_match_reference(impl, lanes):
     rng = np.random.default_rng(lanes)
-    for m, k, bits in ((33, 100, None), (40, 64, "edge"), (17, 256, "heavy")):
-        if bits == "edge":
+    # k = 3 * lanes**2 + 40 and more: the numba kernel's vector groups of `lanes` bursts plus a scalar tail
+    shapes = ((33, 100, None), (40, 64, "edge"), (17, 256, "heavy"), (22, 3 * lanes * lanes + 40, "edge"),
+              (13, 2 * lanes * lanes, "edge-finite"), (9, 2 * lanes * lanes + 8, "edge-x-special"),
+              (24, 2 * lanes * lanes, "flush"), (24, 2 * lanes * lanes, "overflow"))
+    for m, k, bits in shapes:
+        if bits and bits.startswith("edge"):
             w, x = _edge_bits(rng, (m, k)), _edge_bits(rng, k)
+            if bits != "edge":      # no Inf/NaN in W (and none in x either for edge-finite)
+                w = np.where((w & 0x7F80) == 0x7F80, w & 0x807F, w).astype(np.uint16)
+            if bits == "edge-finite":
+                x = np.where((x & 0x7F80) == 0x7F80, x & 0x807F, x).astype(np.uint16)
+            elif bits == "edge-x-special":
+                x[[3, k - 2]] = [0x7F80, 0xFF80]
+        elif bits in ("flush", "overflow"):
+            # products around 2**-126 (lane sums that flush or round up to 2**-126) or 2**128 (Inf)
+            w_exp, x_exp = ((1, 7), (121, 129)) if bits == "flush" else ((248, 255), (127, 135))
+            w = _bits_in(rng, (m, k), *w_exp)
+            x = _bits_in(rng, k, *x_exp)
         else:
             scale = np.where(rng.random(k) < 0.02, 100.0, 1.0) if bits == "heavy" else 1.0
             w = bf16_to_bits(rng.standard_normal((m, k)) * scale)
             x = bf16_to_bits(rng.standard_normal(k) * scale)
         bias = rng.standard_normal(m).astype(np.float32).view(np.uint32)
+        if bits == "flush":
+            bias[:] = 0         # a bias of ~1 would hide lane sums of ~2**-126
         ref = gemv(w, x, lanes=lanes, bias_bits=bias, impl="reference")
         assert np.array_equal(gemv(w, x, lanes=lanes, bias_bits=bias, impl=impl), ref), (impl, m, k, bits)
 

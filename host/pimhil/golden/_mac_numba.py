@@ -1,37 +1,44 @@
 """The numba kernel of fastmac.gemv_numba (the `fast` extra). Module-level, so that numba caches the compiled
-code beside this file (__pycache__) and later processes load it instead of compiling again."""
+code beside this file (__pycache__) and later processes load it instead of compiling again.
+
+The arithmetic is mac.lane_sum's integer algorithm (numerics.md §2-§4), arranged for SIMD:
+- x is decoded once per call: its exponent field (ZERO_E for a zero, so that a lane with a zero operand has a
+  negative exponent sum and never sets the burst's maximum), its significand times 2**G and its sign bit;
+- group_simd takes `lanes` bursts of a W row at a time, one LLVM vector of int32 per burst: exponent sums, their
+  maximum Emax, the shift min(Emax - E, 31) (a lane with a zero operand has a shift of 31 or more and so adds 0,
+  as P * 2**G < 2**24: the reference's truncation without a mask), the product, the signed sum S. The maxima and
+  sums of the group are reduced together (_tree);
+- the lane sum S * 2**(Emax - OFF) is rounded on the vector of sums: int32 -> float32 is RNE to 24 bits (exact
+  while |S| < 2**24), the same rounding as numerics.md §1 step 2; the exponent field is then moved by
+  Emax - OFF, and a field outside 1..254 is the flush to a signed zero (rule 3) or the overflow to Inf (rule 4);
+- the accumulation is IEEE float32 addition in burst order, a subnormal result flushed to a zero of its sign,
+  ROWS rows interleaved so that their addition latencies overlap.
+Bursts with an Inf or NaN operand (exponent field 255) are redone by special_sum, lane by lane; a burst width
+other than 4 or 16 (the presets') takes the scalar loops burst_sums and round_sums, which compute the same.
+"""
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
-from ..contract import LANE_GUARD_BITS
-from .fastmac import _EXP_OFFSET, _FLUSH_UP, _MIN_NORMAL
+from ..contract import FP32_QNAN, LANE_GUARD_BITS
+from .fastmac import _EXP_OFFSET, _MIN_NORMAL
 
 G = LANE_GUARD_BITS
 OFF = _EXP_OFFSET
+ZERO_E = -1024          # exponent of a zero x: E + ZERO_E < 0 for every w
 I32 = np.int32
-
-# 2**(Emax - OFF) for every exponent-field sum Emax a product can have (2..510)
-POW2 = np.array([2.0 ** (e - OFF) for e in range(512)])
+QNAN = np.uint32(FP32_QNAN)
 
 
 @numba.njit(cache=True, inline="always")
-def round_flush(s, e):
-    # |s| < 2**28 is exact in float64 and the power-of-two scaling too; the cast is RNE to 24 bits.
-    v = float(s) * POW2[e]
-    f = np.float32(v)
-    if abs(f) < _MIN_NORMAL and s != 0:
-        f = np.float32(_MIN_NORMAL) if abs(v) >= _FLUSH_UP else np.float32(0.0)
-        f = -f if s < 0 else f
-    return f
-
-
-@numba.njit(cache=True, inline="always")
-def special_sum(w, x, i, j0, lanes):
+def special_sum(wr, x, j0, lanes):
     # a burst with an Inf or NaN operand: mac.lane_sum's rules, lane by lane
     pinf = ninf = nan = False
     for j in range(j0, j0 + lanes):
-        wv, xv = np.int64(w[i, j]), np.int64(x[j])
+        wv, xv = np.int64(wr[j]), np.int64(x[j])
         ew, ex = (wv >> 7) & 0xFF, (xv >> 7) & 0xFF
         winf, xinf = ew == 255 and (wv & 0x7F) == 0, ex == 255 and (xv & 0x7F) == 0
         wnan, xnan = ew == 255 and (wv & 0x7F) != 0, ex == 255 and (xv & 0x7F) != 0
@@ -47,75 +54,214 @@ def special_sum(w, x, i, j0, lanes):
     return np.float32(np.inf) if pinf else np.float32(-np.inf)
 
 
+def _tree(builder, vecs, n, op):
+    """Reduce n vectors of n lanes (n a power of two) to one vector whose lane b is op over all lanes of
+    vecs[b]: log2(n) levels, each combining pairs with two shuffles and one op (a transpose-and-reduce, no
+    horizontal operation)."""
+    m, q = 1, n        # each vector holds q partials of each of m source vectors, in blocks of q lanes
+    while len(vecs) > 1:
+        h = q // 2
+        lo = [blk * q + i for blk in range(m) for i in range(h)]
+        lo += [n + j for j in lo]
+        hi = ir.Constant(ir.VectorType(ir.IntType(32), n), [j + h for j in lo])
+        lo = ir.Constant(ir.VectorType(ir.IntType(32), n), lo)
+        vecs = [op(builder.shuffle_vector(a, b, lo), builder.shuffle_vector(a, b, hi))
+                for a, b in zip(vecs[0::2], vecs[1::2])]
+        m, q = 2 * m, h
+    return vecs[0]
+
+
+@intrinsic
+def group_simd(typingctx, wr, xe, xm, xs, j0, lanes, ls_out, b0):
+    """Lane sums of the `lanes` bursts at wr[j0:j0 + lanes**2] (lanes a power-of-two literal), stored as FP32
+    bits in ls_out[b0:b0 + lanes]. Each burst is one LLVM vector of int32 lanes; the maxima and the sums of the
+    bursts are reduced together by _tree, and the rounding is done on the vector of sums. Written as LLVM IR
+    because numba types integer arithmetic as int64, which keeps LLVM from vectorising it as int32."""
+    if not isinstance(lanes, types.IntegerLiteral) or lanes.literal_value & (lanes.literal_value - 1):
+        return None
+    n = lanes.literal_value
+    sig = types.void(wr, xe, xm, xs, j0, lanes, ls_out, b0)
+
+    def codegen(context, builder, signature, args):
+        i16, i32 = ir.IntType(16), ir.IntType(32)
+        v32 = ir.VectorType(i32, n)
+        undef = ir.Constant(v32, ir.Undefined)
+
+        def splat(c):
+            return ir.Constant(v32, [c] * n)
+
+        def ptr(k, offset):
+            data = context.make_array(signature.args[k])(context, builder, args[k]).data
+            return cgutils.gep(builder, data, offset)
+
+        def load(k, offset, vec):
+            return builder.load(builder.bitcast(ptr(k, offset), vec.as_pointer()), align=2)
+
+        def smax(a, b):
+            return builder.select(builder.icmp_signed(">", a, b), a, b)
+
+        e, w = [], []
+        for b in range(n):
+            off = builder.add(args[4], ir.Constant(args[4].type, b * n))
+            wb = builder.zext(load(0, off, ir.VectorType(i16, n)), v32)
+            eb = builder.and_(builder.lshr(wb, splat(7)), splat(0xFF))
+            zero_w = builder.icmp_unsigned("==", eb, splat(0))
+            e.append(builder.add(builder.add(eb, load(1, off, v32)), builder.select(zero_w, splat(ZERO_E), splat(0))))
+            w.append((wb, off))
+        emax = smax(_tree(builder, e, n, smax), splat(0))
+        terms = []
+        for b in range(n):
+            wb, off = w[b]
+            d = builder.sub(builder.shuffle_vector(emax, undef, ir.Constant(v32, [b] * n)), e[b])
+            d = builder.select(builder.icmp_unsigned("<", d, splat(31)), d, splat(31))
+            mw = builder.or_(builder.and_(wb, splat(0x7F)), splat(0x80))
+            a = builder.lshr(builder.mul(mw, load(2, off, v32)), d)
+            neg = builder.icmp_unsigned("!=", builder.and_(builder.xor(wb, load(3, off, v32)), splat(0x8000)),
+                                        splat(0))
+            terms.append(builder.select(neg, builder.sub(splat(0), a), a))
+        s = _tree(builder, terms, n, builder.add)
+        # S * 2**(Emax - OFF), round-and-flush: sitofp is RNE to 24 bits; the exponent is then moved by
+        # Emax - OFF, and a field outside 1..254 is the flush to a signed zero or the overflow to Inf.
+        v = builder.bitcast(builder.sitofp(s, ir.VectorType(ir.FloatType(), n)), v32)
+        sign = builder.and_(v, splat(-0x80000000))
+        ne = builder.add(builder.and_(builder.lshr(v, splat(23)), splat(0xFF)), builder.sub(emax, splat(OFF)))
+        r = builder.or_(builder.and_(v, splat(-0x7F800001)), builder.shl(ne, splat(23)))
+        r = builder.select(builder.icmp_signed("<=", ne, splat(0)), sign, r)
+        r = builder.select(builder.icmp_signed(">=", ne, splat(255)), builder.or_(sign, splat(0x7F800000)), r)
+        r = builder.select(builder.icmp_signed("==", s, splat(0)), splat(0), r)
+        builder.store(r, builder.bitcast(ptr(6, args[7]), v32.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, inline="always")
-def burst_sum(er, pr, j0, lanes):
-    # lanes is a constant at each call site below, so LLVM unrolls and vectorises these loops
-    emax = I32(0)
-    for j in range(j0, j0 + lanes):
-        emax = max(emax, er[j])
-    s = I32(0)
-    for j in range(j0, j0 + lanes):
-        d = min(emax - er[j], I32(31))
-        v = pr[j]
-        av = (abs(v) << I32(G)) >> d
-        s += -av if v < 0 else av
-    return s, emax
+def burst_sums(wr, xe, xm, xs, b0, nb, lanes, s_out, e_out):
+    for b in range(b0, nb):
+        j0 = b * lanes
+        emax = I32(0)
+        for j in range(j0, j0 + lanes):
+            wv = I32(wr[j])
+            ew = (wv >> I32(7)) & I32(0xFF)
+            emax = max(emax, ew + xe[j] + (I32(ZERO_E) & -I32(ew == I32(0))))
+        s = I32(0)
+        for j in range(j0, j0 + lanes):
+            wv = I32(wr[j])
+            ew = (wv >> I32(7)) & I32(0xFF)
+            d = min(emax - (ew + xe[j] + (I32(ZERO_E) & -I32(ew == I32(0)))), I32(31))
+            a = (((wv & I32(0x7F)) | I32(0x80)) * xm[j]) >> d
+            sg = (wv ^ xs[j]) >> I32(15)
+            s += (a ^ -sg) + sg
+        s_out[b] = s
+        e_out[b] = emax
+
+
+@numba.njit(cache=True, inline="always")
+def round_sums(s, e, b0, out_bits):
+    # lane sums S * 2**(Emax - OFF) in round-and-flush (numerics.md §1), as FP32 bits; group_simd's rounding
+    f = out_bits.view(np.float32)
+    for b in range(b0, s.shape[0]):
+        f[b] = np.float32(s[b])
+    for b in range(b0, s.shape[0]):
+        v = out_bits[b]
+        sign = v & I32(-0x80000000)
+        ne = ((v >> I32(23)) & I32(0xFF)) + e[b] - I32(OFF)
+        r = (v & I32(-0x7F800001)) | (ne << I32(23))
+        r = sign if ne <= I32(0) else r
+        r = (sign | I32(0x7F800000)) if ne >= I32(255) else r
+        out_bits[b] = I32(0) if s[b] == I32(0) else r
+
+
+@numba.njit(cache=True, inline="always")
+def row_lane_sums(wr, x, xe, xm, xs, xspecial, anyx, lanes, s, e, ls_bits):
+    # every lane sum of one W row, as FP32 bits in ls_bits
+    nb = ls_bits.shape[0]
+    done = 0
+    if lanes == 16:             # the presets' burst widths get the vector code, others the scalar loop
+        done = nb - nb % 16
+        for b in range(0, done, 16):
+            group_simd(wr, xe, xm, xs, b * 16, 16, ls_bits, b)
+    elif lanes == 4:
+        done = nb - nb % 4
+        for b in range(0, done, 4):
+            group_simd(wr, xe, xm, xs, b * 4, 4, ls_bits, b)
+    if done < nb:
+        burst_sums(wr, xe, xm, xs, done, nb, lanes, s, e)
+        round_sums(s, e, done, ls_bits)
+    wspecial = False
+    for j in range(wr.shape[0]):
+        wspecial |= (wr[j] & 0x7F80) == 0x7F80
+    if wspecial or anyx:
+        ls = ls_bits.view(np.float32)
+        for b in range(nb):
+            j0 = b * lanes
+            special = xspecial[b]
+            for j in range(j0, j0 + lanes):
+                special |= (wr[j] & 0x7F80) == 0x7F80
+            if special:
+                ls[b] = special_sum(wr, x, j0, lanes)
+
+
+@numba.njit(cache=True, inline="always")
+def daz(a):
+    return np.float32(0.0) * a if abs(a) < _MIN_NORMAL else a
+
+
+@numba.njit(cache=True, inline="always")
+def add_ftz(a, b):
+    # IEEE float32 addition, a subnormal result flushed to a zero of its sign (numerics.md §4)
+    r = a + b
+    return np.float32(0.0) * r if abs(r) < _MIN_NORMAL else r
+
+
+ROWS = 4        # rows whose accumulations are interleaved, so that their add latencies overlap
 
 
 @numba.njit(cache=True, nogil=True)
 def kernel(w, x, acc, lanes):
+    """y = acc + W x as FP32 bits: w (M, K) uint16 BF16 bits with K a multiple of lanes, x (K,) uint16, acc (M,)
+    float32 (the bias, DAZ applied here)."""
     m, k = w.shape
     nb = k // lanes
     out = np.empty(m, np.float32)
-    ex = np.empty(k, np.int32)       # exponent field, 0 for a zero (or DAZ'd) x
-    xm = np.empty(k, np.int32)       # significand with its leading one, 0 for a zero x
-    xs = np.empty(k, np.int32)
+    xe = np.empty(k, np.int32)       # exponent field, ZERO_E for a zero (or DAZ'd) x
+    xm = np.empty(k, np.int32)       # significand with its leading one, times 2**G
+    xs = np.empty(k, np.int32)       # sign bit, in place (0x8000)
     xspecial = np.zeros(nb, np.bool_)
     for j in range(k):
-        e = (np.int32(x[j]) >> I32(7)) & I32(0xFF)
-        ex[j] = e
-        xm[j] = ((np.int32(x[j]) & I32(0x7F)) | I32(0x80)) if e != 0 else I32(0)
-        xs[j] = np.int32(x[j]) >> I32(15)
+        xv = I32(x[j])
+        e = (xv >> I32(7)) & I32(0xFF)
+        xe[j] = e if e != 0 else I32(ZERO_E)
+        xm[j] = ((xv & I32(0x7F)) | I32(0x80)) << I32(G)
+        xs[j] = xv & I32(0x8000)
         if e == 255:
             xspecial[j // lanes] = True
     anyx = xspecial.any()
-    er = np.empty(k, np.int32)       # exponent-field sum of each lane's product, 0 for a zero product
-    pr = np.empty(k, np.int32)       # signed significand product P, 0 for a zero product
+    s = np.empty(nb, np.int32)
+    e = np.empty(nb, np.int32)
+    ls_bits = np.empty((ROWS, nb), np.int32)
+    ls = ls_bits.view(np.float32)
+    for i0 in range(0, m, ROWS):
+        rows = min(ROWS, m - i0)
+        for r in range(rows):
+            row_lane_sums(w[i0 + r], x, xe, xm, xs, xspecial, anyx, lanes, s, e, ls_bits[r])
+        if rows == ROWS:
+            a0, a1, a2, a3 = daz(acc[i0]), daz(acc[i0 + 1]), daz(acc[i0 + 2]), daz(acc[i0 + 3])
+            for b in range(nb):
+                a0 = add_ftz(a0, ls[0, b])
+                a1 = add_ftz(a1, ls[1, b])
+                a2 = add_ftz(a2, ls[2, b])
+                a3 = add_ftz(a3, ls[3, b])
+            out[i0], out[i0 + 1], out[i0 + 2], out[i0 + 3] = a0, a1, a2, a3
+        else:
+            for r in range(rows):
+                a = daz(acc[i0 + r])
+                for b in range(nb):
+                    a = add_ftz(a, ls[r, b])
+                out[i0 + r] = a
+    bits = out.view(np.uint32)
     for i in range(m):
-        wr = w[i]
-        wspecial = False
-        for j in range(k):
-            wv = np.int32(wr[j])
-            ew = (wv >> I32(7)) & I32(0xFF)
-            wspecial |= ew == I32(255)
-            nzm = -np.int32((ew != I32(0)) & (xm[j] != I32(0)))
-            er[j] = (ew + ex[j]) & nzm
-            pm = (((wv & I32(0x7F)) | I32(0x80)) * xm[j]) & nzm
-            sg = (wv >> I32(15)) ^ xs[j]
-            pr[j] = (pm ^ -sg) + sg
-        a = acc[i]
-        if abs(a) < _MIN_NORMAL:
-            a = np.float32(0.0) * a         # DAZ, keeping the sign
-        for b in range(nb):
-            j0 = b * lanes
-            special = False
-            if wspecial or anyx:
-                special = xspecial[b]
-                for j in range(j0, j0 + lanes):
-                    special |= ((wr[j] >> 7) & 0xFF) == 255
-            if special:
-                ls = special_sum(w, x, i, j0, lanes)
-            else:
-                if lanes == 16:
-                    s, emax = burst_sum(er, pr, j0, 16)
-                elif lanes == 4:
-                    s, emax = burst_sum(er, pr, j0, 4)
-                else:
-                    s, emax = burst_sum(er, pr, j0, lanes)
-                ls = round_flush(s, emax) if emax != 0 else np.float32(0.0)
-            r = a + ls
-            if abs(r) < _MIN_NORMAL and r != 0:
-                r = np.float32(0.0) * r
-            a = r
-        out[i] = a
-    return out
+        if out[i] != out[i]:
+            bits[i] = QNAN
+    return bits
+
