@@ -66,7 +66,7 @@ from .contract import (
 )
 from .device import Device, RunResult
 from .errors import PimError
-from .layout import attention_plan, gemv_plan
+from .layout import attention_plan, gemv_plan, to_bf16_bits
 from .reference import attention_f64, attention_reference, error_stats, gemv_f64, gemv_reference
 from .transport import TARGET_HELP, open_target
 from . import campaign_cli, uart_rate
@@ -189,18 +189,26 @@ def cmd_linktest(dev: Device, a) -> tuple[dict, int]:
 def cmd_gemv(dev: Device, a) -> tuple[dict, int]:
     """y = W x with random W (standard deviation --w-scale) and x, against the golden model and float64."""
     rng = _rng(a.seed)
-    # A large --w-scale overflows float32 on purpose (Inf inputs): that is the test, not a warning. Row blocks
-    # draw the same numbers as one call (the generator's stream is consumed in C order) with less memory.
-    w = np.empty((a.m, a.k), np.float32)
-    step = max(1, (1 << 22) // a.k)
+    w = np.empty((a.m, a.k), np.float32) if a.save else None
+    wb = np.empty((a.m, a.k), np.uint16)
+    # W is drawn in float64, scaled, rounded to float32 and then to BF16, the values the device and both
+    # references take. Row blocks draw the same numbers as one call (the generator's stream is consumed in C
+    # order); blocks of ~1 MiB keep the temporaries in cache, so a large W costs its BF16 bits and little more.
+    # A large --w-scale overflows float32 on purpose (Inf inputs): that is the test, not a warning.
+    step = max(1, (1 << 17) // a.k)
+    f32 = np.empty((step, a.k), np.float32)
     with np.errstate(over="ignore"):
         for r0 in range(0, a.m, step):
-            w[r0:r0 + step] = rng.standard_normal((min(step, a.m - r0), a.k)) * a.w_scale
+            n = min(step, a.m - r0)
+            f32[:n] = rng.standard_normal((n, a.k)) * a.w_scale
+            wb[r0:r0 + n] = to_bf16_bits(f32[:n])
+            if w is not None:
+                w[r0:r0 + n] = f32[:n]
     x = rng.standard_normal(a.k).astype(np.float32)
-    r = dev.gemv(w, x)
-    ref = gemv_reference(w, x, dev.params)
+    r = dev.gemv(wb, x)
+    ref = gemv_reference(wb, x, dev.params)
     with np.errstate(all="ignore"):     # Inf inputs make NaN and Inf in float64 too; error_stats sorts them
-        f64 = gemv_f64(w, x)
+        f64 = gemv_f64(wb, x)
     res = {"workload": "gemv", "m": a.m, "k": a.k, "seed": a.seed, **_result_json(r, ref, f64)}
     if a.save:
         _save(a.save, w=w, x=x, y=r.out, y_bits=r.bits, y_golden_bits=ref)

@@ -43,7 +43,10 @@ class GemvPlan:
 
 
 def pad_gemv(plan: GemvPlan, wb: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """W and x (BF16 bits) zero-padded to the plan's whole row groups and bank rows."""
+    """W and x (BF16 bits) zero-padded to the plan's whole row groups and bank rows (returned as they are when
+    they need no padding: a large W is not copied)."""
+    if wb.shape == (plan.m_pad, plan.k_pad) and xb.shape == (plan.k_pad,):
+        return wb, xb
     wp = np.zeros((plan.m_pad, plan.k_pad), np.uint16)
     wp[:wb.shape[0], :wb.shape[1]] = wb
     xp = np.zeros(plan.k_pad, np.uint16)
