@@ -69,3 +69,40 @@ def test_model_is_port_exact_and_refuses_registered_configurations():
     # Each operand is sign-extended only when its SIGNEDx pin says so; every output is driven.
     assert "{SIGNEDA & A17, A17," in model and "{SIGNEDB & B17, B17," in model
     assert "assign ROA0 = 1'b0;" in model and "assign SIGNEDP = SIGNEDA | SIGNEDB;" in model
+
+
+def test_script_leaves_only_cell_nets_split_into_bits_for_the_simulator():
+    script = netlist.yosys_script("top").splitlines()
+    tail = script[script.index("synth_ecp5 -top top -run map_cells:edif"):]
+    assert tail[-1:] == ["write_verilog -noattr netlist.v"]
+    assert "opt_clean -purge" in tail and "splitnets" in tail
+
+
+NETLIST = """
+module top(clk, bus, q, \\odd );
+  input clk;
+  wire clk;
+  input [3:0] bus;
+  wire [3:0] bus;
+  output q;
+  wire q;
+  wire _0_;
+  LUT4 #(.INIT(16'h8000)) _1_ (.A(bus[0]), .B(bus[1]), .C(bus[2]), .D(bus[3]), .Z(_0_));
+endmodule
+"""
+
+
+def test_wrapper_has_the_netlist_ports_and_instantiates_it():
+    text = NETLIST.replace(", \\odd ", "")
+    wrapper = netlist.sim_wrapper(text, top="top")
+    assert "module top_netlist(clk, bus, q);" in wrapper
+    assert "  input clk;" in wrapper and "  input [3:0] bus;" in wrapper and "  output q;" in wrapper
+    assert "top netlist(.clk(clk), .bus(bus), .q(q));" in wrapper
+    assert "wire _0_" not in wrapper and "LUT4" not in wrapper
+
+
+def test_wrapper_refuses_a_missing_module_or_an_undeclared_port():
+    with pytest.raises(ValueError, match="no module other"):
+        netlist.sim_wrapper(NETLIST, top="other")
+    with pytest.raises(ValueError, match="not all declared"):
+        netlist.sim_wrapper(NETLIST, top="top")

@@ -80,23 +80,28 @@ async def test_driver_checks_on_netlist(dut):
         rate = raise_rate(dev)
         dut._log.info("%s", rate.message)
         assert rate.baud == 3_000_000, rate.as_dict()
-        done = []
+        done, steps = [], {"first_contact": [line.cycle, round(time.monotonic() - t0, 1)]}
         for check in CHECKS:
             dut._log.info("%s", check.__name__)
+            c0, w0 = line.cycle, time.monotonic()
             check(dev, rng)
             done.append(check.__name__)
-        return done, rate, time.monotonic() - t0
+            steps[check.__name__] = [line.cycle - c0, round(time.monotonic() - w0, 1)]
+            dut._log.info("%s passed: %d cycles in %.0f s", check.__name__, *steps[check.__name__])
+        return done, steps, rate, time.monotonic() - t0
 
-    done, rate, seconds = await bridge(run)()
+    done, steps, rate, seconds = await bridge(run)()
     assert line.framing_errors == 0, f"{line.framing_errors} framing errors on the line"
-    record("gate_level", {"checks": done, "baud": rate.baud, "cycles": line.cycle, "wall_s": round(seconds, 1)})
+    # steps: [simulated cycles, wall seconds] of the first contact (with the rate switch) and of each check
+    record("gate_level", {"checks": done, "baud": rate.baud, "cycles": line.cycle, "wall_s": round(seconds, 1),
+                          "cycles_per_s": round(line.cycle / seconds), "steps": steps})
     dut._log.info("gate level: %s passed in %d cycles (%.0f s)", done, line.cycle, seconds)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get(ENABLE_ENV) != "1",
                     reason="gate-level simulation runs in `make gate-sim` (board toolchain, several minutes)")
-def test_gate_level_netlist():
+def test_gate_level_netlist(monkeypatch):
     from ci.netlist import build_netlist, cells_sim_path
     from tb.support import runner
 
@@ -106,12 +111,25 @@ def test_gate_level_netlist():
     assert cells.get("LUT4", 0) > 1000 and cells.get("TRELLIS_FF", 0) > 1000, cells
     assert not any(k in cells for k in ("DP16KD", "TRELLIS_DPR16X4")), cells
     sim = cells_sim_path()
-    figures = runner.run(toplevel="pim_device", sources=[sim, *report["models"], report["netlist"]],
-                         test_module="tb.netlist.test_netlist", config="netlist_board",
-                         extra_env={"PIM_PRESET": "board"}, build_args=[f"-I{sim.parent}", *NETLIST_WAIVERS])
-    assert figures["gate_level"]["checks"] == [c.__name__ for c in CHECKS]
+    sources = [sim, *report["models"], report["netlist"], report["sim_top_file"]]
+    build_args = [f"-I{sim.parent}", *NETLIST_WAIVERS, *NETLIST_BUILD]
+    # The model's C++ is compiled with the optimisation levels below, for this model only (make variables of
+    # Verilator's generated makefile, passed through MAKEFLAGS as the runner passes its own).
+    monkeypatch.setenv("MAKEFLAGS", " ".join([os.environ.get("MAKEFLAGS", ""), *NETLIST_CXX_OPT]).strip())
+    t0 = time.monotonic()
+    runner.build(toplevel=report["sim_top"], sources=sources, build_dir=runner.BUILD / CONFIG,
+                 build_args=build_args)
+    build_s = time.monotonic() - t0
+    figures = runner.run(toplevel=report["sim_top"], sources=sources, test_module="tb.netlist.test_netlist",
+                         config=CONFIG, extra_env={"PIM_PRESET": "board"}, build_args=build_args,
+                         rerun_waves=False)
+    gate = figures["gate_level"]
+    assert gate["checks"] == [c.__name__ for c in CHECKS]
+    print(f"gate level: model built in {build_s:.0f} s; {gate['cycles']} cycles in {gate['wall_s']} s "
+          f"({gate['cycles_per_s']} cycles/s)")
 
 
+CONFIG = "netlist_board"
 # Yosys' cell models and netlist meet these Verilator warnings; nothing else is waived.
 NETLIST_WAIVERS = [
     "-Wno-SPECIFYIGN",      # the cells' specify blocks (timing arcs) mean nothing in a zero-delay simulation
@@ -120,3 +138,8 @@ NETLIST_WAIVERS = [
     "-Wno-GENUNNAMED",      # unnamed generate blocks in the cell models
     "-Wno-UNOPTFLAT",       # ABC9's LUT netlist reads a vector's bits in an order Verilator cannot split
 ]
+# ~40,000 LUT4 and their nets make a C++ model of a few hundred files: functions are kept small (the compiler's
+# cost grows faster than their size) and the evaluation code is compiled at -O1 instead of Verilator's -Os,
+# which did not finish on a loaded 2-core machine (the rest is -O0 already: Verilator's OPT_SLOW).
+NETLIST_BUILD = ["--output-split-cfuncs", "2000"]
+NETLIST_CXX_OPT = ["OPT_FAST=-O1"]
