@@ -84,47 +84,50 @@ def group_simd(typingctx, wr, xe, xm, xs, j0, lanes, ls_out, b0):
 
     def codegen(context, builder, signature, args):
         i16, i32 = ir.IntType(16), ir.IntType(32)
-        v32 = ir.VectorType(i32, n)
-        undef = ir.Constant(v32, ir.Undefined)
+        v16, v32 = ir.VectorType(i16, n), ir.VectorType(i32, n)
 
-        def splat(c):
-            return ir.Constant(v32, [c] * n)
+        def splat(c, vec=v32):
+            return ir.Constant(vec, [c] * n)
 
         def ptr(k, offset):
             data = context.make_array(signature.args[k])(context, builder, args[k]).data
             return cgutils.gep(builder, data, offset)
 
-        def load(k, offset, vec):
-            return builder.load(builder.bitcast(ptr(k, offset), vec.as_pointer()), align=2)
+        def load(k, offset):
+            return builder.load(builder.bitcast(ptr(k, offset), v16.as_pointer()), align=2)
 
         def smax(a, b):
             return builder.select(builder.icmp_signed(">", a, b), a, b)
 
+        # exponents, their maxima, shifts and products fit 16 bits: half-width vectors up to the alignment
         e, w = [], []
         for b in range(n):
             off = builder.add(args[4], ir.Constant(args[4].type, b * n))
-            wb = builder.zext(load(0, off, ir.VectorType(i16, n)), v32)
-            eb = builder.and_(builder.lshr(wb, splat(7)), splat(0xFF))
-            zero_w = builder.icmp_unsigned("==", eb, splat(0))
-            e.append(builder.add(builder.add(eb, load(1, off, v32)), builder.select(zero_w, splat(ZERO_E), splat(0))))
+            wb = load(0, off)
+            eb = builder.and_(builder.lshr(wb, splat(7, v16)), splat(0xFF, v16))
+            zero_w = builder.icmp_unsigned("==", eb, splat(0, v16))
+            e.append(builder.add(builder.add(eb, load(1, off)), builder.select(zero_w, splat(ZERO_E, v16),
+                                                                                 splat(0, v16))))
             w.append((wb, off))
-        emax = smax(_tree(builder, e, n, smax), splat(0))
+        emax = smax(_tree(builder, e, n, smax), splat(0, v16))
         terms = []
         for b in range(n):
             wb, off = w[b]
-            d = builder.sub(builder.shuffle_vector(emax, undef, ir.Constant(v32, [b] * n)), e[b])
-            d = builder.select(builder.icmp_unsigned("<", d, splat(31)), d, splat(31))
-            mw = builder.or_(builder.and_(wb, splat(0x7F)), splat(0x80))
-            a = builder.lshr(builder.mul(mw, load(2, off, v32)), d)
-            neg = builder.icmp_unsigned("!=", builder.and_(builder.xor(wb, load(3, off, v32)), splat(0x8000)),
-                                        splat(0))
+            d = builder.sub(builder.shuffle_vector(emax, ir.Constant(v16, ir.Undefined),
+                                                   ir.Constant(v32, [b] * n)), e[b])
+            d = builder.select(builder.icmp_unsigned("<", d, splat(31, v16)), d, splat(31, v16))
+            p = builder.mul(builder.or_(builder.and_(wb, splat(0x7F, v16)), splat(0x80, v16)), load(2, off))
+            a = builder.lshr(builder.shl(builder.zext(p, v32), splat(G)), builder.zext(d, v32))
+            neg = builder.icmp_unsigned("!=", builder.and_(builder.xor(wb, load(3, off)), splat(0x8000, v16)),
+                                        splat(0, v16))
             terms.append(builder.select(neg, builder.sub(splat(0), a), a))
         s = _tree(builder, terms, n, builder.add)
         # S * 2**(Emax - OFF), round-and-flush: sitofp is RNE to 24 bits; the exponent is then moved by
         # Emax - OFF, and a field outside 1..254 is the flush to a signed zero or the overflow to Inf.
         v = builder.bitcast(builder.sitofp(s, ir.VectorType(ir.FloatType(), n)), v32)
         sign = builder.and_(v, splat(-0x80000000))
-        ne = builder.add(builder.and_(builder.lshr(v, splat(23)), splat(0xFF)), builder.sub(emax, splat(OFF)))
+        ne = builder.add(builder.and_(builder.lshr(v, splat(23)), splat(0xFF)),
+                         builder.sub(builder.sext(emax, v32), splat(OFF)))
         r = builder.or_(builder.and_(v, splat(-0x7F800001)), builder.shl(ne, splat(23)))
         r = builder.select(builder.icmp_signed("<=", ne, splat(0)), sign, r)
         r = builder.select(builder.icmp_signed(">=", ne, splat(255)), builder.or_(sign, splat(0x7F800000)), r)
@@ -143,14 +146,14 @@ def burst_sums(wr, xe, xm, xs, b0, nb, lanes, s_out, e_out):
         for j in range(j0, j0 + lanes):
             wv = I32(wr[j])
             ew = (wv >> I32(7)) & I32(0xFF)
-            emax = max(emax, ew + xe[j] + (I32(ZERO_E) & -I32(ew == I32(0))))
+            emax = max(emax, ew + I32(xe[j]) + (I32(ZERO_E) & -I32(ew == I32(0))))
         s = I32(0)
         for j in range(j0, j0 + lanes):
             wv = I32(wr[j])
             ew = (wv >> I32(7)) & I32(0xFF)
-            d = min(emax - (ew + xe[j] + (I32(ZERO_E) & -I32(ew == I32(0)))), I32(31))
-            a = (((wv & I32(0x7F)) | I32(0x80)) * xm[j]) >> d
-            sg = (wv ^ xs[j]) >> I32(15)
+            d = min(emax - (ew + I32(xe[j]) + (I32(ZERO_E) & -I32(ew == I32(0)))), I32(31))
+            a = ((((wv & I32(0x7F)) | I32(0x80)) * I32(xm[j])) << I32(G)) >> d
+            sg = ((wv ^ I32(xs[j])) >> I32(15)) & I32(1)
             s += (a ^ -sg) + sg
         s_out[b] = s
         e_out[b] = emax
@@ -224,16 +227,16 @@ def kernel(w, x, acc, lanes):
     m, k = w.shape
     nb = k // lanes
     out = np.empty(m, np.float32)
-    xe = np.empty(k, np.int32)       # exponent field, ZERO_E for a zero (or DAZ'd) x
-    xm = np.empty(k, np.int32)       # significand with its leading one, times 2**G
-    xs = np.empty(k, np.int32)       # sign bit, in place (0x8000)
+    xe = np.empty(k, np.int16)       # exponent field, ZERO_E for a zero (or DAZ'd) x
+    xm = np.empty(k, np.int16)       # significand with its leading one
+    xs = np.empty(k, np.int16)       # sign bit, in place (0x8000 as int16)
     xspecial = np.zeros(nb, np.bool_)
     for j in range(k):
         xv = I32(x[j])
         e = (xv >> I32(7)) & I32(0xFF)
         xe[j] = e if e != 0 else I32(ZERO_E)
-        xm[j] = ((xv & I32(0x7F)) | I32(0x80)) << I32(G)
-        xs[j] = xv & I32(0x8000)
+        xm[j] = (xv & I32(0x7F)) | I32(0x80)
+        xs[j] = (xv >> I32(15)) * I32(-0x8000)
         if e == 255:
             xspecial[j // lanes] = True
     anyx = xspecial.any()
