@@ -12,7 +12,7 @@ The arithmetic is mac.lane_sum's integer algorithm (numerics.md §2-§4), arrang
   while |S| < 2**24), the same rounding as numerics.md §1 step 2; the exponent field is then moved by
   Emax - OFF, and a field outside 1..254 is the flush to a signed zero (rule 3) or the overflow to Inf (rule 4);
 - the accumulation is IEEE float32 addition in burst order, a subnormal result flushed to a zero of its sign,
-  ROWS rows interleaved so that their addition latencies overlap.
+  done for `lanes` rows at once on lane sums transposed in registers (accumulate_simd).
 Bursts with an Inf or NaN operand (exponent field 255) are redone by special_sum, lane by lane; a burst width
 other than 4 or 16 (the presets') takes the scalar loops burst_sums and round_sums, which compute the same.
 """
@@ -138,6 +138,48 @@ def group_simd(typingctx, wr, xe, xm, xs, j0, lanes, ls_out, b0):
     return sig, codegen
 
 
+@intrinsic
+def accumulate_simd(typingctx, ls, nb, b0, lanes, accv):
+    """accv[r] <- fp32 add-and-flush of ls[r, b0], ls[r, b0 + 1], ... ls[r, b0 + lanes - 1] in order, for the
+    `lanes` rows r of ls (a (lanes, nb) array of FP32 bits; lanes a power-of-two literal): the block is
+    transposed in registers, so that each burst's lane sums of every row are added as one vector."""
+    if not isinstance(lanes, types.IntegerLiteral) or lanes.literal_value & (lanes.literal_value - 1):
+        return None
+    n = lanes.literal_value
+    sig = types.void(ls, nb, b0, lanes, accv)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        v32, vf = ir.VectorType(i32, n), ir.VectorType(ir.FloatType(), n)
+        ls_data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        acc_ptr = builder.bitcast(context.make_array(signature.args[4])(context, builder, args[4]).data,
+                                  vf.as_pointer())
+        rows = []
+        for r in range(n):
+            off = builder.add(builder.mul(args[1], ir.Constant(args[1].type, r)), args[2])
+            rows.append(builder.load(builder.bitcast(cgutils.gep(builder, ls_data, off), v32.as_pointer()), align=4))
+        h = n // 2
+        while h:        # butterfly transpose: exchange the h-blocks of rows i and i + h
+            lo = ir.Constant(v32, [j if j & h == 0 else n + j - h for j in range(n)])
+            hi = ir.Constant(v32, [j + h if j & h == 0 else n + j for j in range(n)])
+            for i in range(n):
+                if i & h == 0:
+                    a, b = rows[i], rows[i + h]
+                    rows[i], rows[i + h] = builder.shuffle_vector(a, b, lo), builder.shuffle_vector(a, b, hi)
+            h //= 2
+        acc = builder.load(acc_ptr, align=4)
+        for col in rows:
+            bits = builder.bitcast(builder.fadd(acc, builder.bitcast(col, vf)), v32)
+            tiny = builder.icmp_unsigned("<", builder.and_(bits, ir.Constant(v32, [0x7FFFFFFF] * n)),
+                                         ir.Constant(v32, [0x00800000] * n))
+            acc = builder.bitcast(builder.select(tiny, builder.and_(bits, ir.Constant(v32, [-0x80000000] * n)),
+                                                 bits), vf)
+        builder.store(acc, acc_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, inline="always")
 def burst_sums(wr, xe, xm, xs, b0, nb, lanes, s_out, e_out):
     for b in range(b0, nb):
@@ -217,9 +259,6 @@ def add_ftz(a, b):
     return np.float32(0.0) * r if abs(r) < _MIN_NORMAL else r
 
 
-ROWS = 4        # rows whose accumulations are interleaved, so that their add latencies overlap
-
-
 @numba.njit(cache=True, nogil=True)
 def kernel(w, x, acc, lanes):
     """y = acc + W x as FP32 bits: w (M, K) uint16 BF16 bits with K a multiple of lanes, x (K,) uint16, acc (M,)
@@ -242,26 +281,32 @@ def kernel(w, x, acc, lanes):
     anyx = xspecial.any()
     s = np.empty(nb, np.int32)
     e = np.empty(nb, np.int32)
-    ls_bits = np.empty((ROWS, nb), np.int32)
+    rows_per_block = lanes if lanes == 16 or lanes == 4 else 1     # accumulate_simd's square blocks
+    ls_bits = np.empty((rows_per_block, nb), np.int32)
     ls = ls_bits.view(np.float32)
-    for i0 in range(0, m, ROWS):
-        rows = min(ROWS, m - i0)
+    accv = np.empty(rows_per_block, np.float32)
+    for i0 in range(0, m, rows_per_block):
+        rows = min(rows_per_block, m - i0)
         for r in range(rows):
             row_lane_sums(w[i0 + r], x, xe, xm, xs, xspecial, anyx, lanes, s, e, ls_bits[r])
-        if rows == ROWS:
-            a0, a1, a2, a3 = daz(acc[i0]), daz(acc[i0 + 1]), daz(acc[i0 + 2]), daz(acc[i0 + 3])
-            for b in range(nb):
-                a0 = add_ftz(a0, ls[0, b])
-                a1 = add_ftz(a1, ls[1, b])
-                a2 = add_ftz(a2, ls[2, b])
-                a3 = add_ftz(a3, ls[3, b])
-            out[i0], out[i0 + 1], out[i0 + 2], out[i0 + 3] = a0, a1, a2, a3
-        else:
-            for r in range(rows):
-                a = daz(acc[i0 + r])
-                for b in range(nb):
-                    a = add_ftz(a, ls[r, b])
-                out[i0 + r] = a
+        for r in range(rows):
+            accv[r] = daz(acc[i0 + r])
+        done = 0
+        if rows == rows_per_block:
+            done = nb - nb % lanes
+            if lanes == 16:
+                for b in range(0, done, 16):
+                    accumulate_simd(ls_bits, nb, b, 16, accv)
+            elif lanes == 4:
+                for b in range(0, done, 4):
+                    accumulate_simd(ls_bits, nb, b, 4, accv)
+            else:
+                done = 0
+        for r in range(rows):
+            a = accv[r]
+            for b in range(done, nb):
+                a = add_ftz(a, ls[r, b])
+            out[i0 + r] = a
     bits = out.view(np.uint32)
     for i in range(m):
         if out[i] != out[i]:
