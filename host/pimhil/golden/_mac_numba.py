@@ -3,11 +3,12 @@ code beside this file (__pycache__) and later processes load it instead of compi
 
 The arithmetic is mac.lane_sum's integer algorithm (numerics.md §2-§4), arranged for SIMD:
 - x is decoded once per call: its exponent field (ZERO_E for a zero, so that a lane with a zero operand has a
-  negative exponent sum and never sets the burst's maximum), its significand times 2**G and its sign bit;
-- group_simd takes `lanes` bursts of a W row at a time, one LLVM vector of int32 per burst: exponent sums, their
-  maximum Emax, the shift min(Emax - E, 31) (a lane with a zero operand has a shift of 31 or more and so adds 0,
-  as P * 2**G < 2**24: the reference's truncation without a mask), the product, the signed sum S. The maxima and
-  sums of the group are reduced together (_tree);
+  negative exponent sum and never sets the burst's maximum), its significand and its sign bit, as int16;
+- group_simd takes `lanes` bursts of a W row at a time, one LLVM vector per burst: exponent sums, their maximum
+  Emax, the shift min(Emax - E, 31) and the product P in 16-bit lanes; the aligned lane P * 2**G >> shift and
+  the signed sum S in 32-bit lanes (a lane with a zero operand has a shift of 31 or more and so adds 0, as
+  P * 2**G < 2**24: the reference's truncation without a mask). The maxima and sums of the group are reduced
+  together (_tree);
 - the lane sum S * 2**(Emax - OFF) is rounded on the vector of sums: int32 -> float32 is RNE to 24 bits (exact
   while |S| < 2**24), the same rounding as numerics.md §1 step 2; the exponent field is then moved by
   Emax - OFF, and a field outside 1..254 is the flush to a signed zero (rule 3) or the overflow to Inf (rule 4);
@@ -74,9 +75,10 @@ def _tree(builder, vecs, n, op):
 @intrinsic
 def group_simd(typingctx, wr, xe, xm, xs, j0, lanes, ls_out, b0):
     """Lane sums of the `lanes` bursts at wr[j0:j0 + lanes**2] (lanes a power-of-two literal), stored as FP32
-    bits in ls_out[b0:b0 + lanes]. Each burst is one LLVM vector of int32 lanes; the maxima and the sums of the
-    bursts are reduced together by _tree, and the rounding is done on the vector of sums. Written as LLVM IR
-    because numba types integer arithmetic as int64, which keeps LLVM from vectorising it as int32."""
+    bits in ls_out[b0:b0 + lanes]. Each burst is one LLVM vector (16-bit lanes up to the alignment, 32-bit
+    lanes after); the maxima and the sums of the bursts are reduced together by _tree, and the rounding is done
+    on the vector of sums. Written as LLVM IR because numba types integer arithmetic as int64, which keeps
+    LLVM from vectorising it in narrow lanes."""
     if not isinstance(lanes, types.IntegerLiteral) or lanes.literal_value & (lanes.literal_value - 1):
         return None
     n = lanes.literal_value
