@@ -212,11 +212,12 @@ def gemv_bound(wb, xb, lanes: int) -> np.ndarray:
     xa = np.abs(bf16_bits_to_f32(xb).astype(np.float64))
     xa = np.pad(xa, (0, n * lanes - k)).reshape(n, lanes)
     out = np.empty(m)
-    for r0 in range(0, m, 512):
-        wa = np.abs(bf16_bits_to_f32(wb[r0:r0 + 512]).astype(np.float64))
+    step = max(1, (1 << 20) // (n * lanes))     # ~8 MB float64 temporaries: cached, no fresh pages per block
+    for r0 in range(0, m, step):
+        wa = np.abs(bf16_bits_to_f32(wb[r0:r0 + step]).astype(np.float64))
         wa = np.pad(wa, ((0, 0), (0, n * lanes - k))).reshape(-1, n, lanes)
         p = wa * xa
-        out[r0:r0 + 512] = ((n + 1) * 2.0 ** -23 * p.sum(axis=(1, 2)) + lanes * 2.0 ** -22 * p.max(axis=2).sum(axis=1)
+        out[r0:r0 + step] = ((n + 1) * 2.0 ** -23 * p.sum(axis=(1, 2)) + lanes * 2.0 ** -22 * p.max(axis=2).sum(axis=1)
                             + (2 * n + 1) * 2.0 ** -125)
     return out
 
