@@ -41,8 +41,11 @@ def test_command_samples(collector):
     funcov.command(Command(Op.WR_SBK, bank=0, row=p.rows - 1, col=p.bursts_per_row - 1,
                            data=(0x0000, 0x0001, 0x7F80, 0x7FC0)), p)
     funcov.command(Command(Op.MAC_SBK, flags=Flag.ALL), p)        # refused: no op_flags bin
+    funcov.command(Command(Op.EWMUL), p, queue=False)             # the array's port refuses hub ops
     hits = collector.hits
     assert set(hits["op_flags"]) == {"MAC_SBK|ZERO|READ", "WR_SBK"}
+    funcov.command(Command(Op.EWMUL), p)
+    assert hits["op_flags"]["EWMUL"] == 1
     assert {"bank:last", "bank:first", "acc:last", "count:last", "col:first", "col:last", "row:last"} <= set(
         hits["address"])
     assert {"lane0:zero", "lane1:subnormal", "lane2:inf", "lane3:nan"} == set(hits["lane_class"])
@@ -122,7 +125,7 @@ def test_exclusions_need_a_reason_and_match_every_key(tmp_path):
         coverage.load_exclusions(f)
     f.write_text('[[code]]\nkind = "toggle"\ntop = "pim_*"\nsignal = "^cnt"\nreason = "r"\n'
                  '[[functional]]\nbin = "queue:full"\nreason = "q"\n')
-    code, func = coverage.load_exclusions(f)
+    code, func, _ = coverage.load_exclusions(f)
     assert func == {"queue:full": "q"}
     p = coverage.Point("toggle", "/x/pim_device_board.v", 3, "pim_device_board.a", "cnt[3]:0->1", 0)
     assert code[0].matches(p)

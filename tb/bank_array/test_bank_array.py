@@ -13,7 +13,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 
-from pimhil.contract import (AF_SEGMENTS, Command, ErrorCode, Flag, Op, cmd_fields, preset, resp_fields,
+from pimhil.contract import (AF_SEGMENTS, ALLOWED_FLAGS, Command, ErrorCode, Flag, Op, cmd_fields, preset, resp_fields,
                              unpack_fields)
 from pimhil.golden import GoldenArray, bf16_to_bits, bits_to_f32, build_lut, gemv
 from pimhil.golden.fpbits import bf16_bits_to_f32
@@ -62,7 +62,7 @@ class TB:
 
     def send(self, cmd: Command):
         self.src.send_nowait(cmd.port_word(self.p))
-        funcov.command(cmd, self.p)
+        funcov.command(cmd, self.p, queue=False)
         self.expected.extend(self.golden.execute(cmd))
 
     async def drain(self):
@@ -111,8 +111,9 @@ class TB:
             n = r.randint(1, min(p.bursts_per_row, p.gb_bursts))
             col = r.randrange(p.bursts_per_row - n + 1)
             gb = r.randrange(p.gb_bursts - n + 1)
-            flags = r.choice([0, Flag.ZERO, Flag.READ, Flag.ZERO | Flag.READ | Flag.BF16])
             op = r.choice([Op.MAC_ABK, Op.MAC_SBK])
+            # every combination of the op's allowed flags (BF16 without READ included: legal, and no-op)
+            flags = r.choice([f for f in range(int(ALLOWED_FLAGS[op]) + 1) if not f & ~int(ALLOWED_FLAGS[op])])
             return Command(op, flags=flags, bank=r.randrange(p.banks), acc=acc, row=r.randrange(2), col=col,
                            count=n, gb=gb)
         if kind < 0.65:
@@ -121,7 +122,7 @@ class TB:
             return Command(Op.WR_BIAS, flags=flags, bank=r.randrange(p.banks), acc=acc, imm=value)
         if kind < 0.85:
             return Command(Op.RD_MAC, flags=r.choice([0, Flag.BF16]), acc=acc)
-        return Command(Op.SYNC)
+        return Command(r.choice([Op.SYNC, Op.NOP]))
 
 
 @cocotb.test()

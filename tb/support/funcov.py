@@ -30,21 +30,22 @@ from pimhil.contract import (ALLOWED_FLAGS, CMD_HEADER, CMD_HEADER_WORDS, CMDQ_B
                              CSR_BASE, GB_OPS, LANE_GUARD_BITS, LINK_COUNTERS, PRESETS, ROW_OPS, SINGLE_BANK_OPS,
                              ACC_OPS, ARRAY_OPS, Command, CommandError, ErrorCode, Flag, Frame, FrameCmd,
                              FrameStatus, HubError, HubOp, Op, Reg, check_command, payload_words, preset,
-                             unpack_fields)
+                             unpack_fields, windows)
 import pimhil.contract as contract
 
 ENABLED = os.environ.get("PIM_COVERAGE") == "1"
 OUT_DIR = Path(__file__).resolve().parents[2] / "build" / "coverage" / "functional"
 
 CLASSES = ("zero", "subnormal", "normal", "inf", "nan")
-# Address fields, the ops that use each, and its last legal value in a preset (first is always 0).
+# Address fields, the ops that use each, and its first and last legal value in a preset (for col, the last burst
+# the command touches; for count, a whole row).
 FIELDS = {
-    "bank": (SINGLE_BANK_OPS | {Op.WR_BIAS}, lambda p: p.banks - 1),
-    "row": (ROW_OPS, lambda p: p.rows - 1),
-    "col": (ROW_OPS, lambda p: p.bursts_per_row - 1),
-    "gb": (GB_OPS, lambda p: p.gb_bursts - 1),
-    "acc": (ACC_OPS, lambda p: p.accs - 1),
-    "count": (COUNTED_OPS, lambda p: p.bursts_per_row),
+    "bank": (SINGLE_BANK_OPS | {Op.WR_BIAS}, 0, lambda p: p.banks - 1),
+    "row": (ROW_OPS, 0, lambda p: p.rows - 1),
+    "col": (ROW_OPS, 0, lambda p: p.bursts_per_row - 1),
+    "gb": (GB_OPS, 0, lambda p: p.gb_bursts - 1),
+    "acc": (ACC_OPS, 0, lambda p: p.accs - 1),
+    "count": (COUNTED_OPS, 1, lambda p: p.bursts_per_row),
 }
 BURST_OPS = (Op.WR_SBK, Op.WR_ABK, Op.WR_GB)
 STATUS_BITS = {n[len("STATUS_"):].lower(): getattr(contract, n) for n in dir(contract) if n.startswith("STATUS_")}
@@ -114,9 +115,10 @@ def bf16_class(bits: int) -> str:
 
 
 # ---- samples ---------------------------------------------------------------------------------------------
-def command(cmd: Command, params=None) -> None:
-    """A command the device was given (array port or command queue). Legal commands hit their op x flags bin,
-    their address extremes and their operand classes; refused ones hit their error code."""
+def command(cmd: Command, params=None, *, queue: bool = True) -> None:
+    """A command the device was given: through the hub's command queue (queue), else on the bank array's own
+    port, which executes ARRAY_OPS only. Legal commands hit their op x flags bin, their address extremes and their
+    operand classes; a refused one is sampled where the device reports its error code (`error`)."""
     if not ENABLED:
         return
     p = params or _params()
@@ -127,7 +129,7 @@ def command(cmd: Command, params=None) -> None:
             op = HubOp(cmd.op)
         except ValueError:
             return
-    if op in ARRAY_OPS:
+    if op in ARRAY_OPS or not queue:
         try:
             check_command(cmd, p)
         except CommandError:
@@ -135,11 +137,11 @@ def command(cmd: Command, params=None) -> None:
     elif int(cmd.flags) & ~int(ALLOWED_FLAGS.get(op, 0)):
         return
     COLLECTOR.hit("op_flags", _flag_name(op, int(cmd.flags)))
-    for name, (ops, last) in FIELDS.items():
+    for name, (ops, first, last) in FIELDS.items():
         if op in ops and not (name == "bank" and op == Op.WR_BIAS and cmd.flags & Flag.ALL):
             v = getattr(cmd, name)
             end = cmd.col + (cmd.count if op in COUNTED_OPS else 1) - 1 if name == "col" else v
-            if v == 0:
+            if v == first:
                 COLLECTOR.hit("address", f"{name}:first")
             if end == last(p):
                 COLLECTOR.hit("address", f"{name}:last")
@@ -224,8 +226,14 @@ def bus(owner, addr: int, words, *, write: bool, fixed: bool = False) -> None:
     if not ENABLED:
         return
     p = _params()
+    data_windows = [w for w in windows(p) if w.name in ("gb", "bank")]
     for i, w in enumerate(words):
         a = addr if fixed else addr + 4 * i
+        if write and any(d.base <= a < d.base + d.size for d in data_windows):
+            # two BF16 elements per word; element e of a burst sits in lane e % lanes
+            for j in range(2):
+                lane = ((a // 2) + j) % p.lanes
+                COLLECTOR.hit("lane_class", f"lane{lane}:{bf16_class((int(w) >> (16 * j)) & 0xFFFF)}")
         if write and CMDQ_BASE <= a < CMDQ_BASE + CMDQ_BYTES:
             if owner not in _QUEUES:
                 _QUEUES[owner] = _Commands()

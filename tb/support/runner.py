@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # its own coverage data file into COVERAGE_DAT (one per run, so runs that share a directory do not overwrite).
 COVERAGE = os.environ.get("PIM_COVERAGE") == "1"
 COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle"]
+# Toggle coverage of a sim-preset top (16 banks x 16 lanes of the same hw/ lines the board preset's 4 x 4 has)
+# multiplies its C++ about sevenfold; those tops get line coverage only unless PIM_COVERAGE_SIM_TOGGLE=1.
+SIM_TOGGLE = os.environ.get("PIM_COVERAGE_SIM_TOGGLE") == "1"
 COVERAGE_ROOT = ROOT / "build" / "coverage"
 COVERAGE_DAT = COVERAGE_ROOT / "dat"
 BUILD = COVERAGE_ROOT / "tb" if COVERAGE else ROOT / "build" / "tb"
@@ -107,14 +110,17 @@ def _coverage_sources(sources) -> list[Path]:
     return [coverage_rtl.ensure(s.stem) if s.resolve().parent == ROOT / "rtl" else s for s in map(Path, sources)]
 
 
-def _coverage_build_args(build_args) -> list[str]:
-    return list(build_args) + (COVERAGE_ARGS if COVERAGE else [])
+def _coverage_build_args(build_args, toplevel: str) -> list[str]:
+    if not COVERAGE:
+        return list(build_args)
+    toggle = SIM_TOGGLE or not toplevel.endswith("_sim")
+    return list(build_args) + [a for a in COVERAGE_ARGS if toggle or a != "--coverage-toggle"]
 
 
 def model_dir(toplevel: str, sources, *, waves: bool = False, build_args=()) -> Path:
     """build/models/<top>-<hash>: one Verilator model per distinct RTL text, build options and VPI mode,
     shared by every testbench and the sim server that run that RTL (so CI compiles a big top once)."""
-    sources, build_args = _coverage_sources(sources), _coverage_build_args(build_args)
+    sources, build_args = _coverage_sources(sources), _coverage_build_args(build_args, toplevel)
     h = hashlib.sha256()
     for s in sources:
         h.update(Path(s).read_bytes())
@@ -128,7 +134,7 @@ def build(*, toplevel: str, sources, build_dir: Path, waves: bool = False, log_f
     pytest-xdist workers from building the same directory at once. build_args: Verilator options on top of
     BUILD_ARGS (include paths, waivers of a source that is not Amaranth's)."""
     verilator_on_path()
-    sources, build_args = _coverage_sources(sources), _coverage_build_args(build_args)
+    sources, build_args = _coverage_sources(sources), _coverage_build_args(build_args, toplevel)
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = _fast_runner()
     if COVERAGE:
