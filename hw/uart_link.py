@@ -1,9 +1,15 @@
 """The framed UART link: request frames in, bus accesses, response frames out (docs/uart_link.md).
 
 Byte streams on both sides, so the same link runs behind the 8N1 PHY or, in simulation, directly on bytes.
-A frame is executed only after its CRC has been checked, so a corrupted frame never touches the device;
-frames are handled strictly in order and the input stream waits (ready low) while one executes or its
-response is sent, which a FIFO in front of the link absorbs when a PHY (with no flow control) feeds it.
+A frame reaches the bus only after its CRC has been checked, so a corrupted frame never touches the device.
+Three stages run side by side so that neither byte stream waits on the bus: the receiver takes a frame
+(a write's words into one half of a two-half buffer), the executor accesses the bus for the frame before it
+(a write's words from the other half; a read's words into one half of a second two-half buffer), and the
+transmitter answers the frame before that (a read's words from that buffer's other half). Frames move from
+stage to stage strictly in order, one per stage; the receiver holds a checked frame (ready low) until the
+executor is free, and the executor holds a finished one until the transmitter is free. While the executor
+accesses the CSR window the receiver takes no bytes, so that the receiver's counters a frame reads (or clears)
+are those of the bytes before it.
 
 The link also owns the divisor in use (`div`, to the PHY): UART_BAUD_DIV is only a request, applied between
 frames, put on probation when the link itself wrote it, and taken back to the reset divisor on a line break
@@ -77,26 +83,32 @@ class UARTLink(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n_max = Frame.MAX_WORDS
-        m.submodules.buf = buf = memory.Memory(shape=32, depth=n_max, init=[])
-        bw = buf.write_port()
-        br = buf.read_port()
-        m.d.comb += br.en.eq(1)
+        half = n_max.bit_length() - 1           # word address bits within one half (n_max is a power of two)
+        assert 1 << half == n_max
+        # Two memories, one per direction, each of two halves: one write port and one read port each, so
+        # every stage has the port it needs without sharing (one block RAM each on the ECP5).
+        m.submodules.wbuf = wbuf = memory.Memory(shape=32, depth=2 * n_max, init=[])   # request words
+        m.submodules.rbuf = rbuf = memory.Memory(shape=32, depth=2 * n_max, init=[])   # read answers
+        ww, wr = wbuf.write_port(), wbuf.read_port()
+        rw, rr = rbuf.write_port(), rbuf.read_port()
+        m.d.comb += [wr.en.eq(1), rr.en.eq(1)]
 
         with m.If(self.framing_error):
             m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
         with m.If(self.overrun):
             m.d.sync += self.overruns.eq(self.overruns + 1)
 
+        # ---- receiver state ----
         crc = Signal(16)
         seq, cmd = Signal(8), Signal(8)
         length = Signal(16)
         addr = Signal(32)
-        status = Signal(8)
         count = Signal(12)              # bytes within the current field
         idx = Signal(range(n_max + 1))  # words
         word = Signal(32)
         rx_crc = Signal(16)
         idle = Signal(32)               # cycles since the last byte inside a frame
+        rx_half = Signal()              # the request buffer half the receiver fills
         rx = self.rx
         byte = rx.payload
         got = rx.valid & rx.ready
@@ -110,25 +122,63 @@ class UARTLink(wiring.Component):
         len_ok = (length != 0) & (length <= n_max)
         is_write = (cmd == FrameCmd.WRITE) | (cmd == FrameCmd.WRITE_FIXED)
         timeout = Mux(self.bypass, Frame.BYPASS_TIMEOUT_CYCLES, Frame.TIMEOUT_BYTES * 10 * self.div)
+        csr_win = next(w for w in windows(self.params) if w.name == "csr")
+        in_csr = ((addr >= csr_win.base) if csr_win.base else Const(1, 1)) & (addr < csr_win.base + csr_win.size)
+        check_status = Signal(8)        # the status the header checks give a frame whose CRC matched
+        with m.If(~cmd_ok):
+            m.d.comb += check_status.eq(FrameStatus.BAD_CMD)
+        with m.Elif(~len_ok):
+            m.d.comb += check_status.eq(FrameStatus.BAD_LEN)
+        with m.Elif((addr[:2] != 0) | ~in_window):
+            m.d.comb += check_status.eq(FrameStatus.BAD_ADDR)
+        with m.Else():
+            m.d.comb += check_status.eq(FrameStatus.OK)
+
+        # ---- executor state: the frame whose bus accesses run ----
+        ex_seq, ex_status = Signal(8), Signal(8)
+        ex_len = Signal(range(n_max + 1))
+        ex_addr = Signal(32)
+        ex_write, ex_fixed, ex_read = Signal(), Signal(), Signal()
+        ex_idx = Signal(range(n_max + 1))
+        ex_half = Signal()              # the request buffer half the executor reads
+        ex_rhalf = Signal()             # the answer buffer half the executor fills
+        ex_idle = Signal()
+        ex_csr = Signal()               # the executor's frame accesses the CSR window
+        # The receiver takes no bytes while the executor accesses the CSR window, which shows the receiver's own
+        # counters (and clears them): a frame reads or clears them as of its place in the byte stream, never
+        # with faults in bytes sent after it already counted.
+        hold = Signal()
+
+        # ---- transmitter state: the frame being answered ----
+        tcrc = Signal(16)
+        t_seq, t_status = Signal(8), Signal(8)
+        t_len = Signal(range(n_max + 1))
+        t_half = Signal()               # the answer buffer half the transmitter reads
+        tcount = Signal(3)              # bytes within the current field
+        tidx = Signal(range(n_max + 1))
+        tx_idle = Signal()
 
         div_addr = CSR_BASE + Reg.UART_BAUD_DIV
         own_write = Signal()            # this cycle the link writes UART_BAUD_DIV for a frame
         pending = Signal()              # a written divisor waits to be applied
         by_link = Signal()              # ...and the UART link wrote it
         between = Signal()
+        confirm = Signal()              # a frame whose CRC matched is at the check: the rate in use is good
         probation = Signal(range(self.confirm_cycles + 1))   # cycles left for a good frame; 0: none owed
         revert = Signal()               # back to the reset divisor as soon as the link is between frames
         low_max = UART_BREAK_BITS * 0xFFFF
         low = Signal(range(low_max + 1))   # cycles RX has been low
 
         tx = self.tx
-        resp_len = Signal(16)
+        bus = self.bus
         crc_rx = crc16_byte(m, crc, byte, name="crc_rx")
-        crc_tx = crc16_byte(m, crc, tx.payload, name="crc_tx")
+        crc_tx = crc16_byte(m, tcrc, tx.payload, name="crc_tx")
+        hand_ex = Signal()              # this cycle the receiver hands its checked frame to the executor
+        hand_tx = Signal()              # this cycle the executor hands its finished frame to the transmitter
 
-        with m.FSM(name="link") as fsm:
+        with m.FSM(name="rx") as rx_fsm:
             with m.State("HUNT"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += rx.ready.eq(~hold)
                 with m.If(revert & between & ~pending):
                     m.next = "REVERT"
                 with m.If(got):
@@ -139,9 +189,11 @@ class UARTLink(wiring.Component):
                         m.d.sync += self.dropped_bytes.eq(self.dropped_bytes + 1)
             for state in ("HEADER", "PAYLOAD", "CRC"):
                 with m.State(state):
-                    m.d.comb += rx.ready.eq(1)
+                    m.d.comb += rx.ready.eq(~hold)
                     with m.If(got):
                         m.d.sync += idle.eq(0)
+                    with m.Elif(hold):
+                        pass                        # not waiting for a byte: the link takes none
                     with m.Elif(idle >= timeout):
                         m.d.sync += self.timeouts.eq(self.timeouts + 1)
                         m.next = "HUNT"
@@ -174,7 +226,8 @@ class UARTLink(wiring.Component):
                             nxt = Cat(word[8:], byte)
                             m.d.sync += [crc.eq(crc_rx), word.eq(nxt), count.eq(count + 1)]
                             with m.If(count[:2] == 3):
-                                m.d.comb += [bw.en.eq(1), bw.addr.eq(idx), bw.data.eq(nxt)]
+                                # Staged in the receiver's half: nothing reaches the bus before the CRC check.
+                                m.d.comb += [ww.en.eq(1), ww.addr.eq(Cat(idx[:half], rx_half)), ww.data.eq(nxt)]
                                 m.d.sync += idx.eq(idx + 1)
                                 with m.If(idx + 1 == length):
                                     m.d.sync += count.eq(0)
@@ -185,113 +238,131 @@ class UARTLink(wiring.Component):
                             with m.If(count == 1):
                                 m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(rx_crc == crc):
-                    m.d.sync += probation.eq(0)       # a good frame at the new rate: it stays
+                # A matching frame waits here (taking no bytes) until the executor is free.
                 with m.If(rx_crc != crc):
                     m.d.sync += self.crc_errors.eq(self.crc_errors + 1)
                     m.next = "HUNT"
-                with m.Elif(~cmd_ok):
-                    m.d.sync += [status.eq(FrameStatus.BAD_CMD), self.bad_frames.eq(self.bad_frames + 1)]
-                    m.next = "RESPOND"
-                with m.Elif(~len_ok):
-                    m.d.sync += [status.eq(FrameStatus.BAD_LEN), self.bad_frames.eq(self.bad_frames + 1)]
-                    m.next = "RESPOND"
-                with m.Elif((addr[:2] != 0) | ~in_window):
-                    m.d.sync += [status.eq(FrameStatus.BAD_ADDR), self.bad_frames.eq(self.bad_frames + 1)]
-                    m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += [status.eq(FrameStatus.OK), idx.eq(0)]
-                    m.next = "EXEC_ADDR"
-            with m.State("EXEC_ADDR"):
-                m.d.comb += br.addr.eq(idx)
-                with m.If(idx == length):
-                    m.next = "RESPOND"
-                with m.Else():
-                    m.next = "EXEC_BUS"
-            with m.State("EXEC_BUS"):
-                bus = self.bus
-                m.d.comb += [br.addr.eq(idx), bus.valid.eq(1), bus.we.eq(is_write), bus.wdata.eq(br.data),
-                             bus.addr.eq(Mux(cmd == FrameCmd.WRITE_FIXED, addr, addr + (idx << 2)))]
-                m.d.comb += own_write.eq(is_write & bus.ready & ~bus.err & (bus.addr == div_addr))
-                with m.If(bus.ready):
-                    with m.If(~is_write):
-                        m.d.comb += [bw.en.eq(1), bw.addr.eq(idx), bw.data.eq(bus.rdata)]
-                    with m.If(bus.err):
-                        m.d.sync += status.eq(FrameStatus.BUS_ERROR)
-                        m.next = "RESPOND"
-                    with m.Else():
-                        m.d.sync += idx.eq(idx + 1)
-                        m.next = "EXEC_ADDR"
-            with m.State("RESPOND"):
-                ok_read = (status == FrameStatus.OK) & (cmd == FrameCmd.READ)
-                m.d.sync += [resp_len.eq(Mux(ok_read, length, 0)), count.eq(0), crc.eq(Frame.CRC_INIT),
-                             idx.eq(0)]
-                with m.If(status == FrameStatus.OK):
-                    m.d.sync += self.frames_ok.eq(self.frames_ok + 1)
-                m.next = "TX_HEADER"
-            with m.State("TX_HEADER"):
-                hdr = Signal(8)
-                with m.Switch(count):
-                    with m.Case(0):
-                        m.d.comb += hdr.eq(Frame.RESP_SYNC)
-                    with m.Case(1):
-                        m.d.comb += hdr.eq(seq)
-                    with m.Case(2):
-                        m.d.comb += hdr.eq(status)
-                    with m.Case(3):
-                        m.d.comb += hdr.eq(resp_len[:8])
-                    with m.Case(4):
-                        m.d.comb += hdr.eq(resp_len[8:])
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(hdr), br.addr.eq(0)]
-                with m.If(tx.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count != 0):
-                        m.d.sync += crc.eq(crc_tx)
-                    with m.If(count == Frame.RESP_HEADER - 1):
-                        m.d.sync += count.eq(0)
-                        m.next = "TX_PAYLOAD"
-            with m.State("TX_PAYLOAD"):
-                # br.data holds word idx (addressed since the previous cycle).
-                m.d.comb += br.addr.eq(idx)
-                with m.If(idx == resp_len):
-                    m.next = "TX_CRC"
-                with m.Else():
-                    b = br.data.word_select(count[:2], 8)
-                    m.d.comb += [tx.valid.eq(1), tx.payload.eq(b)]
-                    with m.If(tx.ready):
-                        m.d.sync += [crc.eq(crc_tx), count.eq(count + 1)]
-                        with m.If(count[:2] == 3):
-                            m.d.sync += idx.eq(idx + 1)
-                            m.next = "TX_WAIT"
-            with m.State("TX_WAIT"):
-                m.d.comb += br.addr.eq(idx)           # let the next word arrive
-                m.next = "TX_PAYLOAD"
-            with m.State("TX_CRC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(Mux(count[0], crc[:8], crc[8:]))]
-                with m.If(tx.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count[0]):
+                    m.d.comb += confirm.eq(1)
+                    with m.If(ex_idle):
+                        m.d.comb += hand_ex.eq(1)
+                        m.d.sync += rx_half.eq(~rx_half)
                         m.next = "HUNT"
             with m.State("REVERT"):
-                # The register goes back too, so that it never shows a rate the link does not use.
-                bus = self.bus
+                # The register goes back too, so that it never shows a rate the link does not use. Entered only
+                # between frames, so the executor does not hold the bus.
                 m.d.comb += [bus.valid.eq(1), bus.we.eq(1), bus.addr.eq(div_addr), bus.wdata.eq(self.reset_div)]
                 with m.If(bus.ready):
                     m.d.sync += [revert.eq(0), probation.eq(0), self.div.eq(self.reset_div),
                                  self.baud_reverts.eq(self.baud_reverts + 1)]
                     m.next = "HUNT"
-        m.d.comb += self.active.eq(~fsm.ongoing("HUNT"))
+
+        with m.FSM(name="exec") as ex_fsm:
+            with m.State("IDLE"):
+                with m.If(hand_ex):
+                    m.d.sync += [ex_seq.eq(seq), ex_status.eq(check_status), ex_len.eq(Mux(len_ok, length, 0)),
+                                 ex_addr.eq(addr), ex_write.eq(is_write), ex_fixed.eq(cmd == FrameCmd.WRITE_FIXED),
+                                 ex_read.eq(cmd == FrameCmd.READ), ex_half.eq(rx_half), ex_idx.eq(0),
+                                 ex_csr.eq(in_csr)]
+                    m.next = "START"
+            with m.State("START"):
+                m.d.comb += wr.addr.eq(Cat(Const(0, half), ex_half))     # word 0 ready for the first access
+                with m.If(ex_status == FrameStatus.OK):
+                    m.next = "BUS"
+                with m.Else():
+                    m.d.sync += self.bad_frames.eq(self.bad_frames + 1)
+                    m.next = "DONE"
+            with m.State("BUS"):
+                # wr.data holds word ex_idx (addressed since the previous cycle); the next one is addressed
+                # as soon as this one is accepted, so a word can go every cycle the bus allows.
+                m.d.comb += [bus.valid.eq(1), bus.we.eq(ex_write), bus.wdata.eq(wr.data),
+                             bus.addr.eq(Mux(ex_fixed, ex_addr, ex_addr + (ex_idx << 2))),
+                             wr.addr.eq(Cat(Mux(bus.ready, ex_idx + 1, ex_idx)[:half], ex_half))]
+                m.d.comb += own_write.eq(ex_write & bus.ready & ~bus.err & (bus.addr == div_addr))
+                with m.If(bus.ready):
+                    with m.If(~ex_write):
+                        m.d.comb += [rw.en.eq(1), rw.addr.eq(Cat(ex_idx[:half], ex_rhalf)), rw.data.eq(bus.rdata)]
+                    with m.If(bus.err):
+                        m.d.sync += ex_status.eq(FrameStatus.BUS_ERROR)
+                        m.next = "DONE"
+                    with m.Else():
+                        m.d.sync += ex_idx.eq(ex_idx + 1)
+                        with m.If(ex_idx + 1 == ex_len):
+                            m.d.sync += self.frames_ok.eq(self.frames_ok + 1)
+                            m.next = "DONE"
+            with m.State("DONE"):
+                with m.If(tx_idle):
+                    m.d.comb += hand_tx.eq(1)
+                    m.d.sync += ex_rhalf.eq(~ex_rhalf)
+                    m.next = "IDLE"
+
+        with m.FSM(name="tx") as tx_fsm:
+            with m.State("IDLE"):
+                m.d.comb += rr.addr.eq(Cat(Const(0, half), ex_rhalf))
+                with m.If(hand_tx):
+                    ok_read = (ex_status == FrameStatus.OK) & ex_read
+                    m.d.sync += [t_seq.eq(ex_seq), t_status.eq(ex_status), t_len.eq(Mux(ok_read, ex_len, 0)),
+                                 t_half.eq(ex_rhalf), tcount.eq(0), tidx.eq(0), tcrc.eq(Frame.CRC_INIT)]
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                hdr = Signal(8)
+                with m.Switch(tcount):
+                    with m.Case(0):
+                        m.d.comb += hdr.eq(Frame.RESP_SYNC)
+                    with m.Case(1):
+                        m.d.comb += hdr.eq(t_seq)
+                    with m.Case(2):
+                        m.d.comb += hdr.eq(t_status)
+                    with m.Case(3):
+                        m.d.comb += hdr.eq(t_len[:8])
+                    with m.Case(4):
+                        m.d.comb += hdr.eq(t_len[8:])
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(hdr), rr.addr.eq(Cat(Const(0, half), t_half))]
+                with m.If(tx.ready):
+                    m.d.sync += tcount.eq(tcount + 1)
+                    with m.If(tcount != 0):
+                        m.d.sync += tcrc.eq(crc_tx)
+                    with m.If(tcount == Frame.RESP_HEADER - 1):
+                        m.d.sync += tcount.eq(0)
+                        with m.If(t_len == 0):
+                            m.next = "CRC"
+                        with m.Else():
+                            m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                # rr.data holds word tidx (addressed since the previous cycle); the next word is addressed in
+                # the cycle its predecessor's last byte goes, so the bytes leave back to back.
+                last_byte = tx.ready & (tcount[:2] == 3)
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(rr.data.word_select(tcount[:2], 8)),
+                             rr.addr.eq(Cat(Mux(last_byte, tidx + 1, tidx)[:half], t_half))]
+                with m.If(tx.ready):
+                    m.d.sync += [tcrc.eq(crc_tx), tcount.eq(tcount + 1)]
+                    with m.If(tcount[:2] == 3):
+                        m.d.sync += [tidx.eq(tidx + 1), tcount.eq(0)]
+                        with m.If(tidx + 1 == t_len):
+                            m.next = "CRC"
+            with m.State("CRC"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(Mux(tcount[0], tcrc[:8], tcrc[8:]))]
+                with m.If(tx.ready):
+                    m.d.sync += tcount.eq(tcount + 1)
+                    with m.If(tcount[0]):
+                        m.next = "IDLE"
+        m.d.comb += [ex_idle.eq(ex_fsm.ongoing("IDLE")), tx_idle.eq(tx_fsm.ongoing("IDLE")),
+                     hold.eq(ex_csr & ~ex_idle)]
+        hunting = rx_fsm.ongoing("HUNT")
+        m.d.comb += self.active.eq(~(hunting & ex_idle & tx_idle))
 
         # ---- rate control ----
         # A written divisor waits until the link is between frames (its answer sent, nothing received
         # unread) and the PHY idle, so that no byte is cut in two and the host hears the answer at its old rate.
-        m.d.comb += between.eq(fsm.ongoing("HUNT") & ~rx.valid & self.phy_idle)
+        m.d.comb += between.eq(hunting & ex_idle & tx_idle & ~rx.valid & self.phy_idle)
         with m.If(self.div_written):
             m.d.sync += [pending.eq(1), by_link.eq(own_write)]
         with m.Elif(pending & between):
             # div_request took the written value at the edge that set `pending`.
             m.d.sync += [pending.eq(0), self.div.eq(self.div_request),
                          probation.eq(Mux(by_link & (self.div_request != self.reset_div), self.confirm_cycles, 0))]
+        with m.Elif(confirm):
+            m.d.sync += probation.eq(0)           # a good frame at the new rate: it stays
         with m.Elif(probation != 0):
             m.d.sync += probation.eq(probation - 1)
             with m.If(probation == 1):
