@@ -52,7 +52,7 @@ demo: $(STAMP) $(RTL)
 	$(PY) -m ci.demo
 
 bench: $(STAMP) $(RTL)
-	$(PY) -m ci.bench
+	$(PY) -m ci.bench $(if $(BASELINE),--baseline $(BASELINE))
 
 lint: $(STAMP) $(RTL)
 	$(VENV)/bin/ruff check .

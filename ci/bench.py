@@ -22,11 +22,30 @@ sim_speed_ratio         simulated cycles per wall second while the pimctl GEMV's
                         asleep until `busy` falls); _pcie likewise over PCIe; _whole_call over the whole GEMV
                         (loads and read-back included)
 uart_socket_payload_mb_s   pimctl linktest over the sim server's UART socket: payload MB/s both ways
+uart_bypass_bytes_per_cycle   payload bytes per device cycle over the UART byte bypass (a byte each way per cycle),
+                        16 x 256-word frames: the smaller of uart_bypass_write_bytes_per_cycle (bulk write)
+                        and uart_bypass_read_bytes_per_cycle (its read-back); tb/device/test_uart_throughput.py
+demo_uart_wall_s / demo_pcie_wall_s   `python -m ci.demo` (what `make demo` runs, its model already built):
+                        the wall seconds of each link's runs (their pimctl total_wall_s), and demo_wall_s the
+                        whole demo
+model_compile_s         Verilator compile of the sim-preset device model (rtl/pim_device_sim.v) from scratch in
+                        a temporary build directory, wall seconds
 campaign_smoke_golden_cases_per_s   `pimctl campaign run campaigns/smoke.toml --target golden` into a fresh
                         database: cases over wall seconds (process start included)
 campaign_smoke_sim_cases_per_s_w1 / _w2   the same spec on sim-pcie, serial and with --workers 2 (Dask
                         LocalCluster, one sim server per worker); campaign_sim_speedup_w2 = w2 / w1
                         (BENCH_CAMPAIGN=0 skips these three runs)
+
+`make bench BASELINE=<git rev>` (`--baseline REV`) measures that revision too, in a git worktree under
+build/bench/baseline/<sha>/ with its own build/ (and its own venv unless its requirements.txt and
+host/pyproject.toml equal this one's): this file and the testbenches it alone needs (MEASURING) are copied
+over it, so both revisions are measured by the same instruments; the baseline runs first, then this revision,
+and every figure is printed side by side with the ratio this / baseline (a figure one revision lacks shows as
+missing). results.json keeps both: this revision's figures at the top level as without a baseline, the
+baseline's under "baseline". BENCH_ONLY=group,group runs only those groups of figures (GROUPS).
+
+A group that fails is recorded under "errors" and the others still run; `make bench` then exits 1 (a
+baseline's failures are only reported).
 
 Device figures come back from the testbenches as values: tb/device's `run` returns what the cocotb tests
 recorded (tb/support/results.py), and so does tb/bank_array's; the pimctl figures are its --json output. The
@@ -35,12 +54,17 @@ read (TILE_M, ATTN_T, ...; tb/README.md) are checked against the recorded shapes
 set in the shell would override the ones passed here.
 """
 
+import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -182,34 +206,185 @@ def host_gemv(m, k):
     return res
 
 
-def main():
-    OUT.mkdir(parents=True, exist_ok=True)
+def uart_bypass_runs():
+    """The UART link's payload bytes per device cycle on the byte bypass, sim preset (bulk write, read-back)."""
+    from tb.device import test_uart_throughput
+
+    fig = test_uart_throughput.run("sim", log_file=OUT / "device_uart_bypass.log")["uart_bypass"]
+    return {k: v for k, v in fig.items() if k.startswith("uart_bypass_")}
+
+
+def demo_runs():
+    """`python -m ci.demo` as `make demo` runs it: wall seconds per link (its runs' total_wall_s) and in all."""
+    demo_dir = ROOT / "build" / "demo"
+    for old in demo_dir.glob("*.json"):
+        old.unlink()                        # a run that fails to write its JSON must not pass with an old one
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "ci.demo"], cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    (OUT / "demo.log").write_text(p.stdout + p.stderr)
+    if p.returncode:
+        raise RuntimeError(f"ci.demo exited {p.returncode} (build/bench/demo.log)")
+    res = {"demo_wall_s": wall}
+    for link in ("uart", "pcie"):
+        runs = [json.loads(f.read_text()) for f in sorted(demo_dir.glob(f"{link}_*.json"))]
+        if not runs:
+            raise RuntimeError(f"ci.demo wrote no {link} results in {demo_dir}")
+        res[f"demo_{link}_wall_s"] = sum(r["total_wall_s"] for r in runs)
+    return res
+
+
+def model_compile():
+    """Wall seconds of a from-scratch Verilator build of the sim-preset device model in a temporary directory."""
+    from tb.support import runner
+
+    top = "pim_device_sim"
+    with tempfile.TemporaryDirectory(prefix="bench-compile-") as tmp:
+        t = time.perf_counter()
+        runner.build(toplevel=top, sources=[ROOT / "rtl" / f"{top}.v"], build_dir=Path(tmp),
+                     log_file=OUT / "model_compile.log")
+        return {"model_compile_s": time.perf_counter() - t}
+
+
+ARRAY_SHAPE = (256, 1024)       # the array testbench's GEMV on the sim preset; the golden figures use it too
+
+
+def _array_runs():
     repeat = int(os.environ.get("BENCH_REPEAT", "30"))
     arr = array_gemv(repeat)
-    m, k = arr["m"], arr["k"]
-    results = {
-        "gemv_mac_utilization": arr["mac_utilization"],
-        "verilator_cycles_per_s": arr["cycles_per_s"],
-        **host_gemv(m, k),
-        **(device_runs() if os.environ.get("BENCH_DEVICE", "1") == "1" else {}),
-        **(driver_runs() if os.environ.get("BENCH_DRIVER", "1") == "1" else {}),
-        **campaign_runs(),
-        "shape": {"m": m, "k": k},
-        "array_gemv_cycles": arr["cycles"],
-        "array_gemv_ideal_cycles": arr["ideal_cycles"],
-        "array_gemv_bit_exact": arr["bit_exact"],
-        "meta": {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                  cwd=ROOT).stdout.strip(),
-            "verilator_repeats": repeat,
-        },
+    assert (arr["m"], arr["k"]) == ARRAY_SHAPE, f"array GEMV ran at {arr['m']}x{arr['k']} (GEMV_M/K set?)"
+    return {"gemv_mac_utilization": arr["mac_utilization"], "verilator_cycles_per_s": arr["cycles_per_s"],
+            "shape": {"m": arr["m"], "k": arr["k"]}, "array_gemv_cycles": arr["cycles"],
+            "array_gemv_ideal_cycles": arr["ideal_cycles"], "array_gemv_bit_exact": arr["bit_exact"]}
+
+
+def _host_runs():
+    return host_gemv(*ARRAY_SHAPE)
+
+
+# Groups of figures, in the order they run: (name, function, environment switch that skips it when "0").
+GROUPS = [
+    ("array", _array_runs, None),
+    ("host", _host_runs, None),
+    ("device", device_runs, "BENCH_DEVICE"),
+    ("uart_bypass", uart_bypass_runs, "BENCH_DEVICE"),
+    ("driver", driver_runs, "BENCH_DRIVER"),
+    ("demo", demo_runs, "BENCH_DEMO"),
+    ("model_compile", model_compile, "BENCH_COMPILE"),
+    ("campaign", campaign_runs, None),
+]
+# What a baseline worktree gets from this revision before it is measured: this file and the testbenches only it
+# needs, so that both revisions are measured the same way (the device, driver and demo are the baseline's own).
+MEASURING = ("ci/bench.py", "tb/device/test_uart_throughput.py")
+
+
+def measure() -> dict:
+    """Every selected group's figures, {"errors": {group: message}} for the ones that failed."""
+    only = {g for g in os.environ.get("BENCH_ONLY", "").split(",") if g}
+    results, errors = {}, {}
+    for name, fn, switch in GROUPS:
+        if (only and name not in only) or (switch and os.environ.get(switch, "1") != "1"):
+            continue
+        t = time.perf_counter()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        try:
+            results.update(fn())
+        except Exception as exc:           # recorded and reported; the other groups still run
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            (OUT / f"error_{name}.log").write_text(traceback.format_exc())
+            print(f"bench: {name} FAILED: {errors[name]}", file=sys.stderr, flush=True)
+        print(f"bench: {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    if errors:
+        results["errors"] = errors
+    return results
+
+
+def _git(*args, cwd=ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def baseline_run(rev: str) -> dict:
+    """Measure `rev` in its own worktree (build/bench/baseline/<sha>/) with this revision's instruments; its
+    results.json content, with the revision named."""
+    sha = _git("rev-parse", "--short=12", f"{rev}^{{commit}}")
+    tree = OUT / "baseline" / sha
+    if not (tree / ".git").exists():
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        _git("worktree", "add", "--detach", str(tree), sha)
+    for rel in MEASURING:
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / rel, tree / rel)
+    same_reqs = all((ROOT / f).read_bytes() == (tree / f).read_bytes()
+                    for f in ("requirements.txt", "host/pyproject.toml"))
+    venv = Path(sys.prefix) if same_reqs else tree / ".venv"
+    print(f"bench: baseline {rev} ({sha}) in {tree}, venv {venv}"
+          f"{' (shared: same requirements)' if same_reqs else ' (its own: requirements differ)'}",
+          file=sys.stderr, flush=True)
+    subprocess.run(["make", "--no-print-directory", "-C", str(tree), f"VENV={venv}", "rtl"], check=True,
+                   stdout=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "host")])}
+    p = subprocess.run([str(venv / "bin" / "python"), "-m", "ci.bench"], cwd=tree, env=env, check=False)
+    out = tree / "build" / "bench" / "results.json"
+    if not out.exists():
+        return {"rev": rev, "sha": sha, "errors": {"baseline": f"ci.bench exited {p.returncode}, no results"}}
+    return {"rev": rev, "sha": sha, **json.loads(out.read_text())}
+
+
+def _flat(d: dict, prefix="") -> dict:
+    out = {}
+    for k, v in d.items():
+        if k in ("meta", "baseline", "errors", "rev", "sha"):
+            continue
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def side_by_side(base: dict, cur: dict) -> str:
+    """Every figure of both revisions, one line each, with the ratio this / baseline."""
+    b, c = _flat(base), _flat(cur)
+
+    def fmt(v):
+        if v is None:
+            return "missing"
+        return f"{v:.6g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+    rows = [("figure", f"baseline {base.get('sha', '?')}", f"this {cur['meta']['git']}", "this/baseline")]
+    for key in sorted(set(b) | set(c)):
+        bv, cv = b.get(key), c.get(key)
+        num = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (bv, cv))
+        rows.append((key, fmt(bv), fmt(cv), f"{cv / bv:.3f}" if num and bv else ""))
+    for rev_name, res in (("baseline", base), ("this", cur)):
+        for group, msg in res.get("errors", {}).items():
+            rows.append((f"[{rev_name} {group} failed]", msg[:60], "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="benchmarks -> build/bench/results.json")
+    ap.add_argument("--baseline", metavar="REV", help="also measure this git revision and print both side by side")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    base = baseline_run(args.baseline) if args.baseline else None
+    results = measure()
+    results["meta"] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
+        "git": _git("rev-parse", "--short", "HEAD"),
+        "verilator_repeats": int(os.environ.get("BENCH_REPEAT", "30")),
     }
+    if base is not None:
+        results["baseline"] = base
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k != "baseline"}, indent=2))
+    if base is not None:
+        print("\n" + side_by_side(base, results))
     print(f"written to {OUT / 'results.json'}", file=sys.stderr)
+    return 1 if results.get("errors") else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
