@@ -31,9 +31,11 @@ def tx_cost(n):
     return (Frame.RESP_HEADER + 4 * n + Frame.CRC_BYTES) * TX_BYTE
 
 
-# Most cycles the executor holds a frame: START and every word's access, or waiting for the transmitter to
-# finish the answer before (the executor took its frame after the transmitter took that one).
-EXEC_MAX = max(1 + Frame.MAX_WORDS * EXEC_WORD, tx_cost(Frame.MAX_WORDS))
+# Most cycles the executor holds a frame: START (for a CSR frame, waiting for the transmitter to finish the
+# answers before), every word's access, and waiting for the transmitter again (the executor took its frame
+# after the transmitter took the one it sends).
+# A CSR frame also waits at START until the transmitter is idle.
+EXEC_MAX = tx_cost(Frame.MAX_WORDS) + 1 + Frame.MAX_WORDS * EXEC_WORD
 # With no byte arriving, every stage is idle again within the receiver's share (a partial frame's timeout, or a
 # checked frame's wait for the executor), then the executor's and the transmitter's.
 STALL_MAX = EXEC_MAX + 1 + EXEC_MAX + tx_cost(Frame.MAX_WORDS)
@@ -65,7 +67,7 @@ class Harness(MutableHarness):
         length, cmd = probe.sig("length"), probe.sig("cmd")
         ex_len, ex_idx, ex_status = probe.sig("ex_len"), probe.sig("ex_idx"), probe.sig("ex_status")
         t_len, tidx, tcount = probe.sig("t_len"), probe.sig("tidx"), probe.sig("tcount")
-        hand_ex = probe.sig("hand_ex")
+        hand_ex, ex_csr = probe.sig("hand_ex"), probe.sig("ex_csr")
         rx, tx, bus = dut.rx, dut.tx, dut.bus
         got = rx.valid & rx.ready
         if self.mutation == "crc_ignored":
@@ -132,10 +134,12 @@ class Harness(MutableHarness):
                       "the link's own write of UART_BAUD_DIV ends within the bus bound")
         payload_sent = 4 * tidx + tcount[:2]
         helpers = {
-            "exec": (~ex_st["START"] | ((ex_age == 0) & (ex_idx == 0)))
-                    & (~ex_st["BUS"] | ((ex_age <= 1 + ex_idx * EXEC_WORD + bus_wait) & (ex_idx < ex_len)
-                                        & (ex_status == FrameStatus.OK)))
-                    & (~ex_st["DONE"] | (ex_age <= 1 + ex_len * EXEC_WORD) | (ex_age < tx_cost(Frame.MAX_WORDS)))
+            "exec": (~ex_st["START"] | ((ex_idx == 0) & ((ex_status != FrameStatus.OK) | (ex_len != 0))
+                                        & ((ex_age == 0) | (ex_csr & (ex_age <= tx_cost(Frame.MAX_WORDS))))))
+                    & (~ex_st["BUS"] | ((ex_age <= 1 + ex_idx * EXEC_WORD + bus_wait
+                                         + Mux(ex_csr, tx_cost(Frame.MAX_WORDS), 0))
+                                        & (ex_idx < ex_len) & (ex_status == FrameStatus.OK)))
+                    & (~ex_st["DONE"] | (ex_age <= tx_cost(Frame.MAX_WORDS) + 1 + ex_len * EXEC_WORD))
                     & (ex_len <= Frame.MAX_WORDS),
             "tx": (~tx_st["HEADER"] | ((tx_age <= tcount * TX_BYTE + tx_wait) & (tcount < Frame.RESP_HEADER)
                                        & (tidx == 0)))

@@ -7,9 +7,9 @@ Three stages run side by side so that neither byte stream waits on the bus: the 
 (a write's words from the other half; a read's words into one half of a second two-half buffer), and the
 transmitter answers the frame before that (a read's words from that buffer's other half). Frames move from
 stage to stage strictly in order, one per stage; the receiver holds a checked frame (ready low) until the
-executor is free, and the executor holds a finished one until the transmitter is free. While the executor
-accesses the CSR window the receiver takes no bytes, so that the receiver's counters a frame reads (or clears)
-are those of the bytes before it.
+executor is free, and the executor holds a finished one until the transmitter is free. A frame for the CSR
+window runs with the link otherwise quiet: after every earlier answer has gone, and with the receiver taking
+no bytes until it is done.
 
 The link also owns the divisor in use (`div`, to the PHY): UART_BAUD_DIV is only a request, applied between
 frames, put on probation when the link itself wrote it, and taken back to the reset divisor on a line break
@@ -144,9 +144,11 @@ class UARTLink(wiring.Component):
         ex_rhalf = Signal()             # the answer buffer half the executor fills
         ex_idle = Signal()
         ex_csr = Signal()               # the executor's frame accesses the CSR window
-        # The receiver takes no bytes while the executor accesses the CSR window, which shows the receiver's own
-        # counters (and clears them): a frame reads or clears them as of its place in the byte stream, never
-        # with faults in bytes sent after it already counted.
+        # A frame for the CSR window runs with the link otherwise quiet, as every frame did before the stages
+        # overlapped: it starts once every earlier frame has been answered, and the receiver takes no bytes
+        # until it is done. The CSR window shows (and clears) the receiver's own counters, which a frame then
+        # reads as of its place in the byte stream; status registers are read no sooner after the frame before
+        # than the one-frame-at-a-time link read them (control and status traffic; bulk data never waits).
         hold = Signal()
 
         # ---- transmitter state: the frame being answered ----
@@ -267,7 +269,9 @@ class UARTLink(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += wr.addr.eq(Cat(Const(0, half), ex_half))     # word 0 ready for the first access
-                with m.If(ex_status == FrameStatus.OK):
+                with m.If(ex_csr & ~tx_idle):
+                    pass                            # a CSR access waits until every earlier frame is answered
+                with m.Elif(ex_status == FrameStatus.OK):
                     m.next = "BUS"
                 with m.Else():
                     m.d.sync += self.bad_frames.eq(self.bad_frames + 1)
