@@ -278,6 +278,13 @@ GROUPS = [
 MEASURING = ("ci/bench.py", "tb/device/test_uart_throughput.py")
 
 
+# What a failing group raises: a failed testbench or run (AssertionError, RuntimeError, SubprocessError), a
+# figure the run did not produce (KeyError, OSError, ValueError), or, on a baseline, an instrument that needs
+# something the older revision lacks (ImportError, TypeError, AttributeError).
+GROUP_FAILURES = (AssertionError, RuntimeError, subprocess.SubprocessError, KeyError, OSError, ValueError,
+                  ImportError, TypeError, AttributeError)
+
+
 def measure() -> dict:
     """Every selected group's figures, {"errors": {group: message}} for the ones that failed."""
     only = {g for g in os.environ.get("BENCH_ONLY", "").split(",") if g}
@@ -289,7 +296,7 @@ def measure() -> dict:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         try:
             results.update(fn())
-        except Exception as exc:           # recorded and reported; the other groups still run
+        except GROUP_FAILURES as exc:      # recorded and reported; the other groups still run
             errors[name] = f"{type(exc).__name__}: {exc}"
             (OUT / f"error_{name}.log").write_text(traceback.format_exc())
             print(f"bench: {name} FAILED: {errors[name]}", file=sys.stderr, flush=True)
