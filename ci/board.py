@@ -499,7 +499,7 @@ def build_vivado(board, module, build_dir: Path) -> dict:
         "mmcm": {"divclk": top.mmcm.divclk, "mult": top.mmcm.mult, "out_div": top.mmcm.out_div,
                  "vco_mhz": top.mmcm.vco_hz / 1e6},
         "xdma": {**xdma.XDMA_CONFIG, "axilite_master_size_mb": xdma.bar_bytes(params) >> 20,
-                 "device_axi_data_bits": xdma.DEVICE_AXI_DATA_BITS, "xdma_axi_data_bits": xdma.AXI_DATA_BITS},
+                 "device_axi_data_bits": params.axi_data_bits, "xdma_axi_data_bits": xdma.AXI_DATA_BITS},
         "vivado_run": False,
         "vivado_command": f"cd {rel} && sh build_top.sh   (runs: vivado -mode batch -log top.log -source top.tcl)",
         "lint": lint, "steps": steps, "build_s": round(sum(s["seconds"] for s in steps.values()), 1),

@@ -3,13 +3,18 @@
 One request at a time per master: the master raises `valid` with `we`, `addr` (byte address, word aligned)
 and `wdata`, and holds them until the slave answers with `ready` high for one cycle, `rdata` (reads) and
 `err` (unmapped address, or a write to a read-only register) in that same cycle.
+
+The burst bus (`BurstBusSignature`) is the wide path from the AXI4 slave into the bank and GB windows: one
+access is one whole array burst (`addr` burst-aligned, `wmask` one bit per 32-bit word to write), with the
+same valid/ready rule. `ahead` says how many more accesses of the same transfer follow: while it is non-zero
+the windows keep the array for them (and may read the next bursts ahead when `incr`, consecutive bursts).
 """
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BusSignature", "BusArbiter"]
+__all__ = ["BusSignature", "BurstBusSignature", "BusArbiter"]
 
 
 class BusSignature(wiring.Signature):
@@ -23,6 +28,35 @@ class BusSignature(wiring.Signature):
             "rdata": In(32),
             "err": In(1),
         })
+
+
+class BurstBusSignature(wiring.Signature):
+    """One array burst per access: `burst_bits` of data, `burst_bits // 32` words."""
+
+    AHEAD_BITS = 16       # a 256-beat AXI4 burst of 256-bit beats over 64-bit bursts: 1024 accesses
+
+    def __init__(self, burst_bits):
+        if not isinstance(burst_bits, int) or burst_bits < 64 or burst_bits % 32:
+            raise ValueError(f"burst_bits must be an int >= 64 and a multiple of 32, not {burst_bits!r}")
+        self.burst_bits = burst_bits
+        super().__init__({
+            "valid": Out(1),
+            "we": Out(1),
+            "addr": Out(32),
+            "wdata": Out(burst_bits),
+            "wmask": Out(burst_bits // 32),
+            "ahead": Out(self.AHEAD_BITS),
+            "incr": Out(1),
+            "ready": In(1),
+            "rdata": In(burst_bits),
+            "err": In(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.burst_bits == self.burst_bits
+
+    def __repr__(self):
+        return f"BurstBusSignature({self.burst_bits})"
 
 
 class BusArbiter(wiring.Component):

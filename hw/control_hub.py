@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from pimhil.contract import CMD_HEADER, CMD_HEADER_WORDS, PAYLOAD_OPS, DeviceParams, payload_words
 
 from .bank_array import BankArray
-from .bus import BusSignature
+from .bus import BurstBusSignature, BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .hub_responses import ResponseKind, ResponseRouter
 from .hub_windows import HubWindows
@@ -30,7 +30,7 @@ __all__ = ["ControlHub"]
 
 
 class ControlHub(wiring.Component):
-    """Ports: `bus` (slave), `uart_baud_div` (the BAUD_DIV register, reset value `uart_default_div`),
+    """Ports: `bus` (slave), `wide` (burst-wide slave of the bank and GB windows), `uart_baud_div` (the BAUD_DIV register, reset value `uart_default_div`),
     the UART link's counters `uart_<counter>` (inputs shown in the CSR window), `irq_error` (error latched),
     `busy` (what PERF_BUSY counts: the sequencer or the array at work)."""
 
@@ -43,6 +43,7 @@ class ControlHub(wiring.Component):
         self.array = BankArray(params=params)
         super().__init__({
             "bus": In(BusSignature()),
+            "wide": In(BurstBusSignature(params.burst_bits)),
             "uart_baud_div": Out(16, init=self.uart_default_div),
             **{port: In(32) for port in UART_COUNTER_PORTS.values()},
             "irq_error": Out(1),
@@ -97,6 +98,7 @@ class ControlHub(wiring.Component):
         seq_busy, seq_wait = self._fetch(m, cmdq, seq, csr, win)
 
         connect(m, flipped(self.bus), win.bus)
+        connect(m, flipped(self.wide), win.wide)
         connect(m, win.csr, csr.access)
         connect(m, seq.error, csr.error)
         m.d.comb += [

@@ -3,7 +3,8 @@ XDMA-style AXI ports.
 
 UART: `uart_rx`/`uart_tx` pins through the 8N1 PHY, with a 2 KiB receive FIFO that absorbs a whole frame
 (the line has no flow control). PCIe: `axil` (AXI4-Lite, an XDMA BAR) and `axi` (AXI4 with bursts, XDMA's
-H2C/C2H engines). The three masters share the hub's bus through a round-robin arbiter.
+H2C/C2H engines, as wide as the preset's axi_data_bits). The three masters share the hub's 32-bit bus through
+a round-robin arbiter; the AXI4 slave's bank and GB window beats take the hub's burst port instead.
 
 This is the hardware assembly: nothing in it exists only for simulation. hw/sim_device.py's SimDevice adds
 the byte-level shortcuts that testbenches and the sim server use, in place of `_connect_link`.
@@ -13,7 +14,7 @@ from amaranth.hdl import Module
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from pimhil.contract import CSR_BASE, DeviceParams, Reg
+from pimhil.contract import CSR_BASE, DeviceParams, Reg, windows
 
 from .axi4 import AXI4Signature, AXI4Slave
 from .axi_lite import AXILiteSignature, AXILiteSlave
@@ -48,7 +49,7 @@ class Device(wiring.Component):
             "uart_rx": In(1, init=1),
             "uart_tx": Out(1, init=1),
             "axil": In(AXILiteSignature()),
-            "axi": In(AXI4Signature()),
+            "axi": In(AXI4Signature(data_width=self.params.axi_data_bits)),
             "irq_error": Out(1),
             "busy": Out(1),
             "link_active": Out(1),
@@ -62,7 +63,7 @@ class Device(wiring.Component):
                                              confirm_cycles=self.uart_confirm_cycles)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_BYTES)
         m.submodules.axil_slave = axil = AXILiteSlave()
-        m.submodules.axi_slave = axi = AXI4Slave()
+        m.submodules.axi_slave = axi = self._axi4_slave()
         m.submodules.arbiter = arb = BusArbiter(masters=3)
 
         # The link owns the divisor in use; the register is its request, and every write to it (from any
@@ -86,8 +87,19 @@ class Device(wiring.Component):
         connect(m, link.bus, arb.m0)
         connect(m, axil.bus, arb.m1)
         connect(m, axi.bus, arb.m2)
+        if axi.wide_ranges:
+            connect(m, axi.wide, hub.wide)
         connect(m, arb.bus, hub.bus)
         return m
+
+    def _axi4_slave(self) -> AXI4Slave:
+        """The DMA port at the preset's width; the bank and GB windows go over the hub's burst port when a
+        beat holds whole bursts (otherwise word by word, like the registers and scratch)."""
+        p = self.params
+        if p.axi_data_bits < p.burst_bits:
+            return AXI4Slave(data_width=p.axi_data_bits)
+        ranges = [(w.base, w.size) for w in windows(p) if w.name in ("gb", "bank")]
+        return AXI4Slave(data_width=p.axi_data_bits, burst_bits=p.burst_bits, wide_ranges=ranges)
 
     def _connect_link(self, m, *, link, phy, rx_fifo):
         """The link reads the receive FIFO and answers through the PHY."""

@@ -1,21 +1,31 @@
-"""The control hub's bus slave: the windows of contract.windows behind one 32-bit bus port.
+"""The control hub's bus slave: the windows of contract.windows behind one 32-bit bus port, and the bank and GB
+windows again behind a burst-wide port for the AXI4 (DMA) slave.
 
 CSR, CMDQ and scratch accesses are answered at once (a scratch read one cycle later). The bank and GB windows
 take the array: writes are staged per burst and committed as WR_SBK / WR_GB when every word of the burst has
 been written, in any order (starting another burst drops a partial one and counts a bus error); reads fetch a
 whole burst into a one-burst read cache, invalidated by any window write and by `invalidate`.
+
+The burst port (`wide`, hw/bus.py BurstBusSignature) moves a whole burst per access under the same rules: a
+burst with every word written goes to the array in the access's cycle, fewer words merge into the same staged
+burst. It keeps the array while the transfer says more accesses follow (`ahead`), and reads up to
+READ_AHEAD bursts ahead of a transfer of consecutive bursts, so that one burst per cycle moves each way. The
+two ports take the array in turn; while the burst port holds it, CSR, CMDQ and scratch accesses on the 32-bit
+port are still served.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import CSR_BYTES, DeviceParams, Op, bank_stride, cmd_fields, windows
 
-from .bus import BusSignature
+from .bus import BurstBusSignature, BusSignature
 from .hub_csr import CSRAccessSignature
 
-__all__ = ["HubWindows", "burst_access_layout"]
+__all__ = ["HubWindows", "burst_access_layout", "READ_AHEAD"]
+
+READ_AHEAD = 8     # bursts in flight or waiting on the burst port: the array's read latency, so reads stream
 
 
 def burst_access_layout(params):
@@ -28,6 +38,7 @@ class HubWindows(wiring.Component):
     """Ports:
 
     - `bus` (In BusSignature): the hub's bus.
+    - `wide` (In BurstBusSignature(burst_bits)): whole bursts of the bank and GB windows (the AXI4 slave).
     - `csr` (Out CSRAccessSignature): register accesses, to the CSR file.
     - `cmdq` (out stream of 32-bit words): pushes onto the command queue; a push the queue does not take
       (`ready` low) is dropped and raises `queue_overflow` (the bus access ends with an error).
@@ -49,6 +60,7 @@ class HubWindows(wiring.Component):
         self.windows = {w.name: w for w in windows(params)}
         super().__init__({
             "bus": In(BusSignature()),
+            "wide": In(BurstBusSignature(params.burst_bits)),
             "csr": Out(CSRAccessSignature((CSR_BYTES - 1).bit_length())),
             "cmdq": Out(stream.Signature(32)),
             "queue_overflow": Out(1),
@@ -66,32 +78,39 @@ class HubWindows(wiring.Component):
             "bus_error_addr": Out(32),
         })
 
+    def _decode(self, m, addr, name):
+        """Where a bank/GB window address points: (in_gb, window access possible, bank, burst)."""
+        p = self.params
+        gb, bank = self.windows["gb"], self.windows["bank"]
+        stride, burst_bytes = bank_stride(p), p.burst_bits // 8
+        in_gb = (addr >= gb.base) & (addr < gb.base + gb.size)
+        in_bank = (addr >= bank.base) & (addr < bank.base + bank.size)
+        boff = addr - bank.base
+        w_bank, w_burst = Signal(8, name=f"{name}_bank"), Signal(32, name=f"{name}_burst")
+        m.d.comb += [w_bank.eq(boff // stride),
+                     w_burst.eq(Mux(in_gb, (addr - gb.base) // burst_bytes, (boff % stride) // burst_bytes))]
+        usable = in_gb | (in_bank & ((boff % stride) < p.bank_bursts * burst_bytes))
+        return in_gb, usable, w_bank, w_burst
+
     def elaborate(self, platform):
         m = Module()
         p = self.params
         bus, a, cmd = self.bus, self.bus.addr, self.array.payload
         words_per_burst = p.lanes // 2
+        full_mask = (1 << words_per_burst) - 1
 
         def inside(name):
             w = self.windows[name]
             return (a < w.base + w.size) if w.base == 0 else ((a >= w.base) & (a < w.base + w.size))
 
-        in_csr, in_cmdq, in_sc, in_gb, in_bank = (inside(n) for n in ("csr", "cmdq", "scratch", "gb", "bank"))
-        stride = bank_stride(p)
-        burst_bytes = p.burst_bits // 8
-        boff = a - self.windows["bank"].base
-        w_bank = Signal(8)
-        w_burst = Signal(32)
-        m.d.comb += [w_bank.eq(boff // stride),
-                     w_burst.eq(Mux(in_gb, (a - self.windows["gb"].base) // burst_bytes,
-                                    (boff % stride) // burst_bytes))]
+        in_csr, in_cmdq, in_sc = (inside(n) for n in ("csr", "cmdq", "scratch"))
+        in_gb, win_ok, w_bank, w_burst = self._decode(m, a, "bus")
         w_word = (a // 4) % words_per_burst
-        bank_ok = (boff % stride) < p.bank_bursts * burst_bytes
         sc_addr = (a - self.windows["scratch"].base) // 4
         m.d.comb += [self.csr.addr.eq(a - self.windows["csr"].base), self.csr.wdata.eq(bus.wdata),
-                     self.cmdq.payload.eq(bus.wdata), self.bus_error_addr.eq(a)]
+                     self.cmdq.payload.eq(bus.wdata)]
 
-        # One staged burst for writes, one cached burst for reads.
+        # One staged burst for writes (either port), one cached burst for 32-bit reads.
         stg_valid, stg_gb, stg_bank, stg_burst = Signal(), Signal(), Signal(8), Signal(32)
         stg_mask = Signal(words_per_burst)
         stg_data = Array(Signal(32, name=f"stg{i}") for i in range(words_per_burst))
@@ -99,14 +118,18 @@ class HubWindows(wiring.Component):
         cache_data = Signal(p.burst_bits)
         same_stage = stg_valid & (stg_gb == in_gb) & (in_gb | (stg_bank == w_bank)) & (stg_burst == w_burst)
         cache_hit = cache_valid & (cache_gb == in_gb) & (in_gb | (cache_bank == w_bank)) & (cache_burst == w_burst)
-        with m.If(self.cache.valid):
-            m.d.sync += [cache_data.eq(self.cache.payload), cache_valid.eq(1)]
-        with m.If(self.invalidate):
-            m.d.sync += cache_valid.eq(0)
 
         def burst_command(op, bank, burst, is_gb):
             return [cmd.op.eq(op), cmd.count.eq(1), cmd.bank.eq(Mux(is_gb, 0, bank)),
                     cmd.row.eq(burst // p.bursts_per_row), cmd.col.eq(burst % p.bursts_per_row), cmd.gb.eq(burst)]
+
+        # Who holds the array: the 32-bit port's FSM (b_owns) or the burst port (e_owns), in turn when both
+        # want it (turn: the burst port goes first).
+        b_owns, e_owns, turn = Signal(), Signal(), Signal()
+        b_wants, e_wants = Signal(), Signal()
+        m.d.comb += self.owns.eq(b_owns | e_owns)
+        b_err, e_err = Signal(), Signal()
+        m.d.comb += [self.bus_error.eq(b_err | e_err), self.bus_error_addr.eq(Mux(b_err, a, self.wide.addr))]
 
         fire = self.array.valid & self.array.ready
         with m.FSM(name="bus"):
@@ -132,9 +155,10 @@ class HubWindows(wiring.Component):
                                          self.scratch_wr.data.eq(bus.wdata), bus.ready.eq(~self.scratch_busy)]
                         with m.Else():
                             m.next = "SC_READ"
-                    with m.Elif(in_gb | (in_bank & bank_ok)):
-                        with m.If(self.may_take):
-                            m.d.sync += self.owns.eq(1)
+                    with m.Elif(win_ok):
+                        m.d.comb += b_wants.eq(1)
+                        with m.If(self.may_take & ~e_owns & ~(e_wants & turn)):
+                            m.d.sync += [b_owns.eq(1), turn.eq(1)]
                             m.next = "WIN"
                     with m.Else():
                         m.next = "ERR"
@@ -142,24 +166,24 @@ class HubWindows(wiring.Component):
                 m.d.comb += [bus.ready.eq(1), bus.rdata.eq(self.scratch_rd.data)]
                 m.next = "IDLE"
             with m.State("ERR"):
-                m.d.comb += [bus.ready.eq(1), bus.err.eq(1), self.bus_error.eq(1)]
+                m.d.comb += [bus.ready.eq(1), bus.err.eq(1), b_err.eq(1)]
                 m.next = "IDLE"
             with m.State("WIN"):
                 with m.If(bus.we):
-                    m.d.comb += self.bus_error.eq(stg_valid & ~same_stage)      # a partial burst is dropped
+                    m.d.comb += b_err.eq(stg_valid & ~same_stage)      # a partial burst is dropped
                     mask = Mux(same_stage, stg_mask, 0) | (1 << w_word)
                     m.d.sync += [stg_valid.eq(1), stg_gb.eq(in_gb), stg_bank.eq(w_bank), stg_burst.eq(w_burst),
                                  stg_mask.eq(mask), stg_data[w_word].eq(bus.wdata), cache_valid.eq(0)]
-                    with m.If(mask == (1 << words_per_burst) - 1):
+                    with m.If(mask == full_mask):
                         m.next = "WIN_WRITE"
                     with m.Else():
                         m.d.comb += bus.ready.eq(1)
-                        m.d.sync += self.owns.eq(0)
+                        m.d.sync += b_owns.eq(0)
                         m.next = "IDLE"
                 with m.Elif(cache_hit):
                     m.d.comb += [bus.ready.eq(1), bus.rdata.eq(Array(cache_data[32 * i:32 * i + 32]
                                                                      for i in range(words_per_burst))[w_word])]
-                    m.d.sync += self.owns.eq(0)
+                    m.d.sync += b_owns.eq(0)
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += burst_command(Mux(in_gb, Op.RD_GB, Op.RD_SBK), w_bank, w_burst, in_gb)
@@ -172,10 +196,95 @@ class HubWindows(wiring.Component):
                 m.d.comb += burst_command(Mux(stg_gb, Op.WR_GB, Op.WR_SBK), stg_bank, stg_burst, stg_gb)
                 m.d.comb += [cmd.data.eq(Cat(*stg_data)), self.array.valid.eq(1)]
                 with m.If(fire):
-                    m.d.sync += [stg_valid.eq(0), stg_mask.eq(0), self.owns.eq(0)]
+                    m.d.sync += [stg_valid.eq(0), stg_mask.eq(0), b_owns.eq(0)]
                     m.d.comb += bus.ready.eq(1)
                     m.next = "IDLE"
             with m.State("WIN_READ"):
                 with m.If(self.cache.valid):
+                    m.d.sync += [cache_data.eq(self.cache.payload), cache_valid.eq(1)]
                     m.next = "WIN"                   # now a cache hit
+        with m.If(self.invalidate):
+            m.d.sync += cache_valid.eq(0)
+
+        # ---- the burst port ------------------------------------------------------------------------------
+        wb = self.wide
+        burst_bytes = p.burst_bits // 8
+        e_gb, e_ok, e_bank, e_burst = self._decode(m, wb.addr, "wide")
+        e_ok = e_ok & (wb.addr[:(burst_bytes - 1).bit_length()] == 0)
+        # Reads ahead: bursts from pf_addr on (pf_left of them) are issued while there is room for their
+        # answers in `ahead_q`; head_addr is the address of the burst at the head of the queue.
+        flush = Signal()
+        m.submodules.ahead_q = ahead_q = ResetInserter(flush)(fifo.SyncFIFOBuffered(width=p.burst_bits,
+                                                                                     depth=READ_AHEAD))
+        pf_addr, head_addr = Signal(32), Signal(32)
+        pf_left = Signal(BurstBusSignature.AHEAD_BITS + 1)
+        in_flight = Signal(range(READ_AHEAD + 1))
+        pf_gb, pf_ok, pf_bank, pf_burst = self._decode(m, pf_addr, "ahead")
+        issue = Signal()
+        m.d.comb += [ahead_q.w_en.eq(e_owns & self.cache.valid), ahead_q.w_data.eq(self.cache.payload)]
+        m.d.sync += in_flight.eq(in_flight + issue - (e_owns & self.cache.valid))
+
+        e_same = stg_valid & (stg_gb == e_gb) & (e_gb | (stg_bank == e_bank)) & (stg_burst == e_burst)
+        e_mask = Mux(e_same, stg_mask, 0) | wb.wmask
+        e_data = Cat(*(Mux(wb.wmask[i], wb.wdata[32 * i:32 * i + 32], stg_data[i]) for i in range(words_per_burst)))
+        e_drop = stg_valid & ~e_same & (wb.wmask != 0)       # a partial burst of the 32-bit port is dropped
+        with m.FSM(name="wide"):
+            with m.State("IDLE"):
+                with m.If(wb.valid & ~e_ok):
+                    m.d.comb += [wb.ready.eq(1), wb.err.eq(1), e_err.eq(1)]
+                with m.Elif(wb.valid):
+                    m.d.comb += e_wants.eq(1)
+                    with m.If(self.may_take & ~b_owns & ~(b_wants & ~turn)):
+                        m.d.sync += [e_owns.eq(1), turn.eq(0)]
+                        m.next = "SERVE"
+            with m.State("SERVE"):
+                answered = Signal()
+                with m.If(wb.valid & ~e_ok):
+                    m.d.comb += [wb.ready.eq(1), wb.err.eq(1), e_err.eq(1), answered.eq(1)]
+                with m.Elif(wb.valid & wb.we):
+                    with m.If(wb.wmask == 0):
+                        m.d.comb += [wb.ready.eq(1), answered.eq(1)]
+                    with m.Elif(e_mask == full_mask):
+                        m.d.comb += burst_command(Mux(e_gb, Op.WR_GB, Op.WR_SBK), e_bank, e_burst, e_gb)
+                        m.d.comb += [cmd.data.eq(e_data), self.array.valid.eq(1)]
+                        with m.If(fire):
+                            m.d.comb += [wb.ready.eq(1), answered.eq(1), e_err.eq(e_drop)]
+                            m.d.sync += [stg_valid.eq(0), stg_mask.eq(0), cache_valid.eq(0)]
+                    with m.Else():
+                        m.d.comb += [wb.ready.eq(1), answered.eq(1), e_err.eq(e_drop)]
+                        m.d.sync += [stg_valid.eq(1), stg_gb.eq(e_gb), stg_bank.eq(e_bank), stg_burst.eq(e_burst),
+                                     stg_mask.eq(e_mask), cache_valid.eq(0)]
+                        m.d.sync += [stg_data[i].eq(e_data[32 * i:32 * i + 32]) for i in range(words_per_burst)]
+                with m.Elif(wb.valid):
+                    with m.If(ahead_q.r_rdy & (head_addr == wb.addr)):
+                        m.d.comb += [wb.ready.eq(1), wb.rdata.eq(ahead_q.r_data), ahead_q.r_en.eq(1),
+                                     answered.eq(1)]
+                        m.d.sync += head_addr.eq(head_addr + burst_bytes)
+                    with m.Elif(~ahead_q.r_rdy & (in_flight == 0) & (pf_left == 0)):
+                        m.d.sync += [pf_addr.eq(wb.addr), head_addr.eq(wb.addr),
+                                     pf_left.eq(1 + Mux(wb.incr, wb.ahead, 0))]
+                    with m.Elif(head_addr != wb.addr):
+                        # Not the burst read ahead (FIXED bursts repeat one address): drop what was read.
+                        m.d.sync += pf_left.eq(0)
+                        with m.If(in_flight == 0):
+                            m.d.comb += flush.eq(1)
+                # Read ahead while the answers have room; never past the end of a window.
+                with m.If(~(wb.valid & wb.we) & (pf_left != 0)):
+                    with m.If(~pf_ok):
+                        m.d.sync += pf_left.eq(0)
+                    with m.Elif(ahead_q.r_level + in_flight < READ_AHEAD):
+                        m.d.comb += burst_command(Mux(pf_gb, Op.RD_GB, Op.RD_SBK), pf_bank, pf_burst, pf_gb)
+                        m.d.comb += self.array.valid.eq(self.read_room)
+                        with m.If(fire):
+                            m.d.comb += [issue.eq(1), self.read_issued.eq(1)]
+                            m.d.sync += [pf_addr.eq(pf_addr + burst_bytes), pf_left.eq(pf_left - 1)]
+                with m.If(answered & (wb.ahead == 0)):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                # The transfer is over: reads still in flight land, then everything read ahead is dropped.
+                m.d.sync += pf_left.eq(0)
+                with m.If(in_flight == 0):
+                    m.d.comb += flush.eq(1)
+                    m.d.sync += e_owns.eq(0)
+                    m.next = "IDLE"
         return m

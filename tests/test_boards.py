@@ -115,10 +115,11 @@ def test_xdma_tcl_configures_the_core_the_driver_expects():
     assert "create_ip -name xdma -vendor xilinx.com -library ip -version 4.1 -module_name xdma_0" in tcl
     for prop in ("CONFIG.xdma_axi_intf_mm {AXI_Memory_Mapped}", "CONFIG.axilite_master_en {true}",
                  "CONFIG.axilite_master_size {32}", "CONFIG.pl_link_cap_max_link_width {X4}",
-                 "CONFIG.axi_data_width {128_bit}", "CONFIG.MI_DATA_WIDTH {32}", "CONFIG.PROTOCOL {AXI4LITE}"):
+                 "CONFIG.axi_data_width {128_bit}", "CONFIG.DATA_WIDTH {128}", "CONFIG.PROTOCOL {AXI4LITE}"):
         assert prop in tcl
-    for name in ("xdma_0", "axil_cdc", "axi_dwc", "axi_cdc"):
+    for name in ("xdma_0", "axil_cdc", "axi_cdc"):
         assert f"generate_target all [get_ips {name}]" in tcl
+    assert "axi_dwidth_converter" not in tcl         # the device's AXI4 port is as wide as XDMA's
 
 
 def test_stubs_have_the_widths_of_the_chosen_configuration():
@@ -128,10 +129,10 @@ def test_stubs_have_the_widths_of_the_chosen_configuration():
                  "input  wire [3:0] pci_exp_rxp", "output wire [31:0] m_axil_awaddr", "input  wire [0:0] usr_irq_req"):
         assert decl in xdma
     assert not re.search(r"wire .*\b(cfg_mgmt|m_axib)_", xdma)         # not enabled in this configuration
-    assert "input  wire [3:0] s_axi_awid" in files["axi_dwc.v"]
-    assert "output wire [31:0] m_axi_wdata" in files["axi_dwc.v"]
-    assert "awid" not in files["axi_cdc.v"]
-    assert "output wire m_axi_awlock" in xdma and "input  wire [0:0] s_axi_awlock" in files["axi_dwc.v"]
+    assert "input  wire [3:0] s_axi_awid" in files["axi_cdc.v"]
+    assert "output wire [127:0] m_axi_wdata" in files["axi_cdc.v"]
+    assert "axi_dwc.v" not in files
+    assert "output wire m_axi_awlock" in xdma and "input  wire [0:0] s_axi_awlock" in files["axi_cdc.v"]
     assert all(t.startswith("// GENERATED") for t in files.values())
 
 

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, fields
 
 __all__ = [
-    "CONTRACT_VERSION", "MAGIC", "DeviceParams", "PRESETS", "preset",
+    "CONTRACT_VERSION", "MAGIC", "AXI_DATA_BITS", "DeviceParams", "PRESETS", "preset",
     "Op", "Flag", "ErrorCode", "ARRAY_OPS", "COUNTED_OPS", "SINGLE_BANK_OPS",
     "Command", "CommandError", "ParamError",
     "cmd_fields", "resp_fields", "pack_fields", "unpack_fields",
@@ -74,6 +74,10 @@ def _is_pow2(v: int) -> bool:
     return v > 0 and (v & (v - 1)) == 0
 
 
+# XDMA's AXI memory-mapped widths (PG195) the device's AXI4 port can take: 64, 128 or 256 bits.
+AXI_DATA_BITS = (64, 128, 256)
+
+
 @dataclass(frozen=True)
 class DeviceParams:
     """Shape of one PIM channel.
@@ -88,6 +92,7 @@ class DeviceParams:
     score_words: attention score buffer, FP32 words: the most tokens one ATTN_TILE handles.
     cmdq_words: command-queue depth in 32-bit words.
     clk_hz: the device clock the identity registers report, Hz.
+    axi_data_bits: data width of the AXI4 (DMA) port, bits: as wide as the XDMA core that drives it.
     """
 
     banks: int
@@ -100,6 +105,7 @@ class DeviceParams:
     score_words: int = 2048
     cmdq_words: int = 1024
     clk_hz: int = 100_000_000
+    axi_data_bits: int = 256
 
     def __post_init__(self):
         for f in fields(self):
@@ -124,6 +130,8 @@ class DeviceParams:
                 raise ParamError(f"{name}={v} must be a power of two")
         if not 1_000_000 <= self.clk_hz <= 1_000_000_000:
             raise ParamError(f"clk_hz={self.clk_hz} is out of range [1 MHz, 1 GHz]")
+        if self.axi_data_bits not in AXI_DATA_BITS:
+            raise ParamError(f"axi_data_bits={self.axi_data_bits} is not one of {AXI_DATA_BITS}")
         if self.gb_words % self.lanes:
             raise ParamError(f"gb_words={self.gb_words} is not a multiple of lanes={self.lanes}")
         if self.banks < self.lanes:
@@ -158,12 +166,15 @@ class DeviceParams:
 
 PRESETS = {
     # One full AiM channel: 16 banks x 16 lanes, 1024-word GB, 64 rows of 1024 words per bank (128 KiB/bank).
-    "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32),
+    # 256-bit AXI4 (XDMA's widest): one beat is one 16-lane burst.
+    "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32,
+                        axi_data_bits=256),
     # Reduced so that the datapath fits an ECP5-85F with room for the hub and links (69 % of its LUTs).
     # 15 MHz: below the ULX3S build's fmax with margin (docs/bringup.md), and 15 MHz / 3 Mbaud is a whole
     # UART divisor (5), so the link runs at the FT231X's top rate.
     "board": DeviceParams(banks=4, lanes=4, rows=64, bursts_per_row=64, gb_words=256, accs=8,
-                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=15_000_000),
+                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=15_000_000,
+                          axi_data_bits=128),     # the width hw/boards/xdma.py configures XDMA with
 }
 
 
@@ -401,6 +412,7 @@ class Reg(enum.IntEnum):
     SCORE_WORDS = 0x024
     CMDQ_WORDS = 0x028
     CLK_HZ = 0x02C
+    AXI_DATA_BITS = 0x030
     STATUS = 0x040          # bit 0 busy, 1 error latched, 2 queue empty, 3 done (idle, queue empty), 4 partial
     CONTROL = 0x044         # write 1s: bit 0 clear error, bit 1 clear performance counters, bit 2 abort
     ERROR_CODE = 0x048      # first error since the last clear (ErrorCode / HubError)
@@ -456,7 +468,8 @@ def uart_confirm_cycles(params) -> int:
 IDENTITY_REGS = ((Reg.BANKS, "banks"), (Reg.LANES, "lanes"), (Reg.ROWS, "rows"),
                  (Reg.BURSTS_PER_ROW, "bursts_per_row"), (Reg.GB_WORDS, "gb_words"), (Reg.ACCS, "accs"),
                  (Reg.SCRATCH_WORDS, "scratch_words"), (Reg.SCORE_WORDS, "score_words"),
-                 (Reg.CMDQ_WORDS, "cmdq_words"), (Reg.CLK_HZ, "clk_hz"))
+                 (Reg.CMDQ_WORDS, "cmdq_words"), (Reg.CLK_HZ, "clk_hz"),
+                 (Reg.AXI_DATA_BITS, "axi_data_bits"))
 # The UART link's counters: the name of the link's counter output and the CSR that shows it.
 LINK_COUNTERS = (("frames_ok", Reg.UART_FRAMES_OK), ("crc_errors", Reg.UART_CRC_ERRORS),
                  ("framing_errors", Reg.UART_FRAMING_ERRORS), ("timeouts", Reg.UART_TIMEOUTS),
