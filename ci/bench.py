@@ -28,6 +28,10 @@ uart_bypass_bytes_per_cycle   payload bytes per device cycle over the UART byte 
 demo_uart_wall_s / demo_pcie_wall_s   `python -m ci.demo` (what `make demo` runs, its model already built):
                         the wall seconds of each link's runs (their pimctl total_wall_s), and demo_wall_s the
                         whole demo
+pcie_load_bytes_per_cycle   payload bytes per device cycle over the PCIe path (sim-pcie server, sim preset): a 1 MiB
+                        bulk write into the bank window and its read-back through the XDMA transport, device cycles
+                        from PERF_CYCLES read over the BAR around each (both directions together; _write and _read
+                        separately); the read-back is checked byte for byte
 model_compile_s         Verilator compile of the sim-preset device model (rtl/pim_device_sim.v) from scratch in
                         a temporary build directory, wall seconds
 campaign_smoke_golden_cases_per_s   `pimctl campaign run campaigns/smoke.toml --target golden` into a fresh
@@ -246,6 +250,34 @@ def model_compile():
         return {"model_compile_s": time.perf_counter() - t}
 
 
+def pcie_load(nbytes=1 << 20):
+    """Bulk write and read-back over the PCIe path (a sim-pcie server): payload bytes per PERF_CYCLES cycle."""
+    from pimhil.contract import CSR_BASE, Reg, bank_address
+    from pimhil.sim_launch import SimServer
+    from pimhil.transport.sim_pcie import SimPcieTransport
+
+    p = preset("sim")
+    words = np.random.default_rng(7).integers(0, 1 << 32, nbytes // 4, dtype=np.uint64).astype(np.uint32)
+    addr = bank_address(p, 0, 0)
+    with SimServer("pcie", "sim", log=str(OUT / "pcie_load_server.log")) as srv:
+        t = SimPcieTransport(f"{srv.host}:{srv.port}")
+        try:
+            def cycles():
+                return t.read(CSR_BASE + Reg.PERF_CYCLES, 1)[0]
+            c0 = cycles()
+            t.write(addr, words.tolist())
+            c1 = cycles()
+            back = t.read(addr, len(words))
+            c2 = cycles()
+        finally:
+            t.close()
+    if not np.array_equal(np.asarray(back, np.uint32), words):
+        raise RuntimeError("pcie_load: the read-back differs from what was written")
+    cw, cr = (c1 - c0) & 0xFFFFFFFF, (c2 - c1) & 0xFFFFFFFF
+    return {"pcie_load_bytes_per_cycle": 2 * nbytes / (cw + cr), "pcie_load_bytes_per_cycle_write": nbytes / cw,
+            "pcie_load_bytes_per_cycle_read": nbytes / cr}
+
+
 ARRAY_SHAPE = (256, 1024)       # the array testbench's GEMV on the sim preset; the golden figures use it too
 
 
@@ -269,6 +301,7 @@ GROUPS = [
     ("device", device_runs, "BENCH_DEVICE"),
     ("uart_bypass", uart_bypass_runs, "BENCH_DEVICE"),
     ("driver", driver_runs, "BENCH_DRIVER"),
+    ("pcie_load", pcie_load, "BENCH_PCIE_LOAD"),
     ("demo", demo_runs, "BENCH_DEMO"),
     ("model_compile", model_compile, "BENCH_COMPILE"),
     ("campaign", campaign_runs, None),

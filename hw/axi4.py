@@ -24,7 +24,6 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import AXI_DATA_BITS
 
-from .axi_lite import SLVERR
 from .bus import BurstBusSignature, BusSignature
 
 __all__ = ["AXI4Signature", "AXI4Slave", "FIXED", "INCR"]
@@ -128,14 +127,15 @@ class AXI4Slave(wiring.Component):
         w_units = Array(s.wdata.word_select(i, W // units) for i in range(units))
         w_masks = Array(word_on.word_select(i, words // units) for i in range(units))
         w_words = Array(s.wdata.word_select(i, 32) for i in range(words))
-        beat_done, beat_err = Signal(), Signal()
+        beat_done, beat_err = Signal(name="beat_done"), Signal(name="beat_err")
 
         # ---- read beats: assembled in rbuf, then into RDATA or, while RDATA waits, the beat behind it ------
         rbuf = Signal(W)
         rerr = Signal()
-        p_full, p_data, p_err, p_last = Signal(), Signal(W), Signal(), Signal()
+        p_full, p_data = Signal(name="p_full"), Signal(W, name="p_data")
+        p_err, p_last = Signal(name="p_err"), Signal(name="p_last")
         r_free = ~s.rvalid | s.rready
-        r_done, r_data, r_err = Signal(), Signal(W), Signal()
+        r_done, r_data, r_err = Signal(name="r_done"), Signal(W, name="r_data"), Signal(name="r_err")
 
         with m.FSM():
             with m.State("IDLE"):
@@ -159,7 +159,7 @@ class AXI4Slave(wiring.Component):
                             with m.If(sub == units - 1):
                                 m.d.comb += beat_done.eq(1)
                             with m.Else():
-                                m.d.sync += [sub.eq(sub + 1), err.eq(err | wb.err | strobe_bad)]
+                                m.d.sync += [sub.eq(sub + 1), err.eq(err | wb.err)]
                     with m.Else():
                         on = word_on.bit_select(sub, 1)
                         with m.If(on):

@@ -30,7 +30,8 @@ __all__ = ["ControlHub"]
 
 
 class ControlHub(wiring.Component):
-    """Ports: `bus` (slave), `wide` (burst-wide slave of the bank and GB windows), `uart_baud_div` (the BAUD_DIV register, reset value `uart_default_div`),
+    """Ports: `bus` (slave), `wide` (burst-wide slave of the bank and GB windows),
+    `uart_baud_div` (the BAUD_DIV register, reset value `uart_default_div`),
     the UART link's counters `uart_<counter>` (inputs shown in the CSR window), `irq_error` (error latched),
     `busy` (what PERF_BUSY counts: the sequencer or the array at work)."""
 

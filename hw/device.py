@@ -83,7 +83,7 @@ class Device(wiring.Component):
                      phy.rx_data.ready.eq(1)]
         self._connect_link(m, link=link, phy=phy, rx_fifo=rx_fifo)
         wiring.connect(m, wiring.flipped(self.axil), axil.axil)
-        wiring.connect(m, wiring.flipped(self.axi), axi.axi)
+        self._connect_axi(m, slave=axi)
         connect(m, link.bus, arb.m0)
         connect(m, axil.bus, arb.m1)
         connect(m, axi.bus, arb.m2)
@@ -100,6 +100,10 @@ class Device(wiring.Component):
             return AXI4Slave(data_width=p.axi_data_bits)
         ranges = [(w.base, w.size) for w in windows(p) if w.name in ("gb", "bank")]
         return AXI4Slave(data_width=p.axi_data_bits, burst_bits=p.burst_bits, wide_ranges=ranges)
+
+    def _connect_axi(self, m, *, slave):
+        """The AXI4 port's pins drive the slave."""
+        wiring.connect(m, wiring.flipped(self.axi), slave.axi)
 
     def _connect_link(self, m, *, link, phy, rx_fifo):
         """The link reads the receive FIFO and answers through the PHY."""

@@ -8,8 +8,10 @@ Links (PIM_SIM_LINK):
   `rfc2217://`) so that the rate and breaks it sets reach the simulated adapter (tb/sim_server/line.py); the
   device starts at PIM_SIM_BAUD_DIV cycles per bit (0: its reset divisor), the client at the matching rate
   (`baud` in the ready file).
-- `pcie`: transport.sim_pcie.SimPcie requests served by cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA)
-  ports.
+- `pcie`: transport.sim_pcie.SimPcie requests: registers by the cocotbext-axi master on the AXI4-Lite (BAR)
+  port, DMA requests by the device's SimDmaFeeder on the AXI4 port (whole beats at full rate, Python woken once
+  per chunk; the words before the first and after the last beat boundary by the cocotbext-axi AXI4 master).
+  PIM_SIM_PCIE_DMA=axi serves all of a DMA request with the cocotbext-axi master instead (Python on every beat).
 
 Python is not woken every cycle while idle: with nothing to feed or collect, the server either blocks in
 select() (simulation paused, the device is idle) or lets the simulator run a long Timer while the device is
@@ -67,6 +69,9 @@ class Server:
         self.dut = dut
         self.p = preset(os.environ.get("PIM_PRESET", "sim"))
         self.link = os.environ.get("PIM_SIM_LINK", "uart")
+        self.pcie_dma = os.environ.get("PIM_SIM_PCIE_DMA", "feeder")
+        if self.pcie_dma not in ("feeder", "axi"):
+            raise ValueError(f"PIM_SIM_PCIE_DMA={self.pcie_dma!r}: use feeder or axi")
         self.deadline = time.monotonic() + float(os.environ.get("PIM_SIM_DEADLINE_S", "3600"))
         self.accept_s = float(os.environ.get("PIM_SIM_ACCEPT_S", "120"))
         self.idle_s = float(os.environ.get("PIM_SIM_IDLE_S", str(IDLE_DEFAULT_S)))
@@ -404,6 +409,12 @@ class Server:
                or nbytes > SimPcie.MAX_BYTES or (chan == SimPcie.CHAN_USER and nbytes != 4))
         if bad:
             return SimPcie.BAD_REQUEST, b""
+        if chan == SimPcie.CHAN_DMA and self.pcie_dma == "feeder":
+            if op == SimPcie.OP_READ:
+                data, resp = await self.h.dma.read(addr, nbytes)
+                return (SimPcie.OK if resp == 0 else SimPcie.SLVERR), data
+            resp = await self.h.dma.write(addr, data)
+            return (SimPcie.OK if resp == 0 else SimPcie.SLVERR), b""
         master = axil if chan == SimPcie.CHAN_USER else axi
         if op == SimPcie.OP_READ:
             res = await master.read(addr, nbytes)

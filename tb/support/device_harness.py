@@ -6,6 +6,8 @@ input; `await reset()` resets the device. What drives the device then:
 
 - `axil`, `axi`: cocotbext-axi masters on the AXI4-Lite (BAR) and AXI4 (DMA) ports, made on first use so that
   a session that never touches the AXI ports runs no AXI tasks; `axil_read` / `axil_write` for one register.
+- `dma`: bulk transfers on the AXI4 port through the device's SimDmaFeeder (whole beats at full rate, a chunk
+  of them per Python wake-up), the unaligned words at either end through `axi`.
 - Link feeders, chosen with `select_link`:
   `bypass`  the link's byte streams `ub_in`/`ub_out`, skipping the PHY: `BypassFeeder` (stream models, for
             testbenches) or `BypassPort` (cycle by cycle, for a caller that watches every cycle itself);
@@ -23,7 +25,7 @@ from functools import cached_property
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge, Timer, with_timeout
+from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge, Timer, ValueChange, with_timeout
 
 from pimhil.contract import STATUS_BUSY, STATUS_DONE, Frame, Reg, preset
 from pimhil.frame import Response, decode_response, response_length
@@ -68,6 +70,10 @@ class DeviceHarness:
         dut.ub_out__ready.value = 0      # the bypass holds its answer until someone is there to take it
         dut.sb_in_load.value = 0
         dut.sb_out_take.value = 0
+        dut.df_select.value = 0          # the AXI4 pins (cocotbext-axi) drive the DMA port
+        dut.df_cmd_start.value = 0
+        dut.df_in_load.value = 0
+        dut.df_out_take.value = 0
 
     def select_link(self, link: str) -> None:
         """Feed the UART link from `link` (bypass, bridge or phy); the other two are ignored by the device."""
@@ -97,6 +103,11 @@ class DeviceHarness:
         from cocotbext.axi import AxiBus, AxiMaster
 
         return funcov.watch_axi(AxiMaster(AxiBus.from_prefix(self.dut, "axi_"), self.clk, self.dut.rst), self)
+
+    @cached_property
+    def dma(self) -> DmaFeeder:
+        """Bulk transfers through the SimDmaFeeder (edges through `axi`)."""
+        return DmaFeeder(self.dut, self.clk, lambda: self.axi)
 
     async def axil_read(self, addr: int) -> tuple[int, int]:
         """One 32-bit register read: (value, AXI resp)."""
@@ -143,6 +154,94 @@ class DeviceHarness:
         baud = 1e9 / (CLK_NS * div)
         return (UartSource(self.dut.uart_rx, baud=baud, bits=8, stop_bits=1),
                 UartSink(self.dut.uart_tx, baud=baud, bits=8, stop_bits=1))
+
+
+class DmaFeeder:
+    """The device's SimDmaFeeder (hw/sim_dma_feeder.py): `write` and `read` move the whole AXI4 beats of a
+    transfer through it, a chunk per handshake, and the words before the first beat boundary and after the
+    last one through the cocotbext-axi master (`axi_master()`). Both return the AXI response (0 OKAY, 2
+    SLVERR if any part failed). Start them right after a clock edge, with no other AXI4 transfer running."""
+
+    def __init__(self, dut, clk, axi_master):
+        self.dut, self.clk, self.axi_master = dut, clk, axi_master
+        self.beat = len(dut.axi_wdata) // 8
+        self.chunk = len(dut.df_in_data) // 8
+
+    def _split(self, addr: int, n: int) -> tuple[int, int]:
+        """(head bytes before the first beat boundary, whole-beat bytes after them)."""
+        head = min((-addr) % self.beat, n)
+        return head, (n - head) // self.beat * self.beat
+
+    async def write(self, addr: int, data: bytes) -> int:
+        head, mid = self._split(addr, len(data))
+        resp = 0
+        if head:
+            resp |= int((await self.axi_master().write(addr, data[:head])).resp)
+        if mid:
+            resp |= await self._transfer(addr + head, mid, data[head:head + mid])
+        if head + mid < len(data):
+            resp |= int((await self.axi_master().write(addr + head + mid, data[head + mid:])).resp)
+        return resp
+
+    async def read(self, addr: int, n: int) -> tuple[bytes, int]:
+        head, mid = self._split(addr, n)
+        out, resp = bytearray(), 0
+        for a, k, direct in ((addr, head, True), (addr + head, mid, False), (addr + head + mid, n - head - mid, True)):
+            if not k:
+                continue
+            if direct:
+                r = await self.axi_master().read(a, k)
+                out += r.data
+                resp |= int(r.resp)
+            else:
+                got = bytearray()
+                resp |= await self._transfer(a, k, None, got)
+                out += got
+        return bytes(out), resp
+
+    async def _transfer(self, addr: int, n: int, data: bytes | None, out: bytearray | None = None) -> int:
+        dut, clk = self.dut, self.clk
+        await RisingEdge(clk)
+        dut.df_select.value = 1
+        dut.df_cmd_addr.value = addr
+        dut.df_cmd_beats.value = n // self.beat
+        dut.df_cmd_write.value = int(data is not None)
+        dut.df_cmd_start.value = 1
+        await RisingEdge(clk)
+        dut.df_cmd_start.value = 0
+        pos = 0
+        while pos < n:
+            await ReadOnly()
+            if data is not None:
+                if int(dut.df_in_room.value):
+                    await RisingEdge(clk)
+                else:
+                    await RisingEdge(dut.df_in_room)       # registered: this is right after an edge
+                piece = data[pos:pos + self.chunk]
+                dut.df_in_data.value = int.from_bytes(piece.ljust(self.chunk, b"\0"), "little")
+                dut.df_in_load.value = 1
+                await RisingEdge(clk)
+                dut.df_in_load.value = 0
+                pos += len(piece)
+            else:
+                k = int(dut.df_out_beats.value)
+                if not k:
+                    await ValueChange(dut.df_out_beats)     # registered: this is right after an edge
+                    continue
+                out += int(dut.df_out_data.value).to_bytes(self.chunk, "little")[:k * self.beat]
+                pos += k * self.beat
+                await RisingEdge(clk)
+                dut.df_out_take.value = 1
+                await RisingEdge(clk)
+                dut.df_out_take.value = 0
+        await ReadOnly()
+        if not int(dut.df_idle.value):
+            await RisingEdge(dut.df_idle)
+        else:
+            await RisingEdge(clk)
+        err = int(dut.df_err.value)
+        dut.df_select.value = 0
+        return 2 if err else 0
 
 
 class BypassPort:
