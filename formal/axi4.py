@@ -91,9 +91,9 @@ def build(self, W, B):
         return (req["size"] == lsb) & ((req["burst"] == INCR) | (req["burst"] == FIXED))
 
     def beat_addr(req, i):
-        """Address of beat i of a burst: its own for the first (and every FIXED) beat, then aligned."""
+        """Address of beat i of a burst: its own for the first (and every FIXED, or refused) beat, then aligned."""
         aligned = Cat(Const(0, lsb), req["addr"][lsb:])
-        return Mux((i == 0) | (req["burst"] == FIXED), req["addr"], (aligned + i * beat_bytes)[:32])
+        return Mux((i == 0) | (req["burst"] != INCR), req["addr"], (aligned + i * beat_bytes)[:32])
 
     def block(a):
         return Cat(Const(0, lsb), a[lsb:])
@@ -146,8 +146,8 @@ def build(self, W, B):
     props.assert_("bus_read_is_a_word_of_the_beat",
                   ~(bus.valid & ~bus.we) | (r_pend & r_ok & ~p_full & (r_fetch <= ar["len"])
                                             & ~in_range(block(r_addr)) & (block(bus.addr) == block(r_addr))
-                                            & (bus.addr[:2] == 0) & (bus.addr >= r_addr)),
-                  "the bus reads only words of the beat being fetched, outside the range, from its address on")
+                                            & (bus.addr[:2] == 0) & (bus.addr >= Cat(Const(0, 2), r_addr[2:]))),
+                  "the bus reads only words of the beat being fetched, outside the range, from its address's word on")
     unit_i = wb.addr[(unit_bytes - 1).bit_length():lsb] if units > 1 else Const(0, 1)
     word_on = Cat(*(n == 0xF for n in nibbles))
     props.assert_("wide_write_is_a_burst_of_the_beat",
@@ -180,24 +180,26 @@ def build(self, W, B):
     sub, unit_addr = probe.sig("sub"), probe.sig("unit_addr")
     p_last, p_data, p_err = probe.sig("p_last"), probe.sig("p_data"), probe.sig("p_err")
     fetching = st["R_BEAT"] & (left != 0)
-    props.assert_("helper_state",
-                  (st["IDLE"] == (~w_pend & ~r_pend)) & ((st["W_BEAT"] | st["B"]) == w_pend)
-                  & (st["B"] == s.bvalid) & (st["R_BEAT"] == r_pend) & (~p_full | s.rvalid)
-                  & (~st["W_BEAT"] | ((left == aw["len"] + 1 - w_beats) & (probe.sig("addr") == w_addr)
-                                      & (probe.sig("ok") == w_ok) & (probe.sig("err") == w_err)
-                                      & (probe.sig("burst") == aw["burst"]) & (w_beats <= aw["len"])))
-                  & (~st["R_BEAT"] | ((left == ar["len"] + 1 - r_fetch) & (probe.sig("addr") == r_addr)
-                                      & (probe.sig("ok") == r_ok) & (probe.sig("burst") == ar["burst"])
-                                      & (r_fetch <= ar["len"] + 1)))
-                  & (~s.rvalid | (s.rlast == (r_beats == ar["len"])))
-                  & (~p_full | ((p_last == (r_beats + 1 == ar["len"])) & (r_ok | ((p_data == 0) & p_err))))
-                  & (~(st["W_BEAT"] | st["B"]) | (s.bid == aw["id"])) & (~st["R_BEAT"] | (s.rid == ar["id"]))
-                  & (st["W_BEAT"] | fetching | (sub == 0)) & (sub < max(words, units))
-                  & (~wide_i | (sub < units))
-                  & ((pend == 0) | ((st["W_BEAT"] | fetching) & wide_i & probe.sig("ok") & (ahead_i == pend - 1)
-                                    & (~pend_incr | (unit_addr == pend_addr + unit_bytes))
-                                    & (probe.sig("burst") == Mux(pend_incr, INCR, FIXED)))),
-                  "helper: the FSM state and its registers match the accepted burst and the beats done")
+    helpers = {
+        "helper_states": (st["IDLE"] == (~w_pend & ~r_pend)) & ((st["W_BEAT"] | st["B"]) == w_pend)
+        & (st["B"] == s.bvalid) & (st["R_BEAT"] == r_pend) & (~p_full | s.rvalid),
+        "helper_write": ~st["W_BEAT"] | ((left == aw["len"] + 1 - w_beats) & (probe.sig("addr") == w_addr)
+                                         & (probe.sig("ok") == w_ok) & (probe.sig("err") == w_err)
+                                         & (probe.sig("burst") == aw["burst"]) & (w_beats <= aw["len"])),
+        "helper_read": ~st["R_BEAT"] | ((left == ar["len"] + 1 - r_fetch) & (probe.sig("addr") == r_addr)
+                                        & (probe.sig("ok") == r_ok) & (probe.sig("burst") == ar["burst"])
+                                        & (r_fetch <= ar["len"] + 1)),
+        "helper_rlast": ~s.rvalid | (s.rlast == (r_beats == ar["len"])),
+        "helper_behind": ~p_full | ((p_last == (r_beats + 1 == ar["len"])) & (r_ok | ((p_data == 0) & p_err))),
+        "helper_ids": (~(st["W_BEAT"] | st["B"]) | (s.bid == aw["id"])) & (~st["R_BEAT"] | (s.rid == ar["id"])),
+        "helper_sub": (st["W_BEAT"] | fetching | (sub == 0)) & (sub < max(words, units)) & (~wide_i | (sub < units)),
+        "helper_ahead": (pend == 0) | ((st["W_BEAT"] | fetching) & wide_i & probe.sig("ok") & (ahead_i == pend - 1)
+                                       & (~pend_incr | (unit_addr == pend_addr + unit_bytes))
+                                       & (probe.sig("burst") == Mux(pend_incr, INCR, FIXED))),
+    }
+    for name, test in helpers.items():
+        props.assert_(name, test, "helper: the FSM state and its registers match the accepted burst and the beats "
+                                  "done")
 
     props.cover("write_burst_okay", b_hs & (s.bresp == OKAY) & (aw["len"] >= 2) & (aw["burst"] == INCR),
                 "an INCR write burst of 3 or more beats completes OKAY")

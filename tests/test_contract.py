@@ -27,13 +27,19 @@ def test_sim_preset_is_one_aim_channel_with_room_for_a_2k_key_cache():
 @pytest.mark.parametrize("field,value,needle", [
     ("banks", 3, "banks=3"), ("banks", 0, "banks=0"), ("lanes", 2, "lanes=2"), ("rows", 1 << 17, "rows=131072"),
     ("gb_words", 8, "gb_words=8"), ("accs", 6, "accs=6"), ("accs", 512, "accs=512"),
-    ("bursts_per_row", 1.5, "bursts_per_row"),
+    ("bursts_per_row", 1.5, "bursts_per_row"), ("axi_data_bits", 32, "axi_data_bits=32 is not one of"),
 ])
 def test_bad_params_name_the_value(field, value, needle):
     kw = SIM.as_dict()
     kw[field] = value
     with pytest.raises(ParamError, match=needle.replace("(", r"\(")):
         DeviceParams(**kw)
+
+
+def test_presets_declare_their_dma_width():
+    # One beat of the sim preset's AXI4 port is one burst; the board preset's is XDMA's 128 bits.
+    assert SIM.axi_data_bits == SIM.burst_bits == 256
+    assert preset("board").axi_data_bits == 128
 
 
 def test_unknown_preset():

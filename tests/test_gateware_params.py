@@ -8,6 +8,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 from hw.activation import ActivationUnit
+from hw.axi4 import AXI4Slave
 from hw.bank_array import BankArray
 from hw.bank_pu import BankPU
 from hw.burst_memory import BurstMemory
@@ -20,6 +21,7 @@ from hw.lane_reduce import LaneReduce
 from hw.sequencer import Sequencer
 from hw.sim_byte_bridge import SimByteBridge
 from hw.sim_device import SimDevice
+from hw.sim_dma_feeder import SimDmaFeeder
 from hw.softmax_datapath import SoftmaxDatapath
 from pimhil.contract import IDENTITY_REGS, PRESETS, Reg
 
@@ -38,6 +40,15 @@ HUB_ROOMS = (HubCSR, HubWindows, ResponseRouter, Sequencer, SoftmaxDatapath)
     (lambda: SimDevice(params=PRESETS["board"], sb_width=0), ValueError, "sb_width must be an int in [1, 256], not 0"),
     (lambda: Device(params="board"), TypeError, "params must be a DeviceParams"),
     (lambda: SimByteBridge(width=0), ValueError, "width must be an int in [1, 256], not 0"),
+    (lambda: AXI4Slave(data_width=32), ValueError, "data_width must be one of (64, 128, 256), not 32"),
+    (lambda: AXI4Slave(data_width=128, burst_bits=256, wide_ranges=[(0, 0x100)]), ValueError,
+     "burst_bits must divide data_width=128 (and be >= 64), not 256"),
+    (lambda: AXI4Slave(data_width=256, burst_bits=64, wide_ranges=[(0x10, 0x100)]), ValueError,
+     "wide range (0x10, 0x100) is not aligned to 32 bytes"),
+    (lambda: SimDmaFeeder(data_width=512), ValueError, "data_width must be one of (64, 128, 256), not 512"),
+    (lambda: SimDmaFeeder(chunk_beats=0), ValueError, "chunk_beats must be an int in [1, 256], not 0"),
+    (lambda: SimDevice(params=PRESETS["board"], df_chunk_bytes=100), ValueError,
+     "df_chunk_bytes must be a multiple of the AXI4 beat (16 bytes) up to 256 beats, not 100"),
     (lambda: ControlHub(params=PRESETS["board"], uart_default_div=3), ValueError,
      "uart_default_div must be an int in [4, 65535], not 3"),
     (lambda: HubCSR(params=PRESETS["board"], uart_default_div=1 << 16), ValueError,

@@ -62,7 +62,7 @@ def test_generation_is_reproducible(top):
     assert manifest == (RTL / f"{top}.json").read_text()
 
 
-SIM_ONLY = re.compile(r"\b(sb_\w*|ub_in\w*|ub_out\w*|uart_bypass|sim_bridge\w*)")
+SIM_ONLY = re.compile(r"\b(sb_\w*|ub_in\w*|ub_out\w*|uart_bypass|sim_bridge\w*|df_\w*|sim_dma\w*)")
 
 
 def test_hardware_top_has_no_simulation_logic():

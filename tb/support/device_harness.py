@@ -164,7 +164,7 @@ class DmaFeeder:
 
     def __init__(self, dut, clk, axi_master):
         self.dut, self.clk, self.axi_master = dut, clk, axi_master
-        self.beat = len(dut.axi_wdata) // 8
+        self.beat = len(dut.axi__wdata) // 8
         self.chunk = len(dut.df_in_data) // 8
 
     def _split(self, addr: int, n: int) -> tuple[int, int]:
