@@ -220,7 +220,8 @@ _ASSUMES = {"master_*_held": "AXI4 master rules (IHI 0022, A3.2.1): the slave ma
 _MUTATIONS = {"rlast_early": "RLAST is raised one beat early",
               "rdata_changes": "RDATA changes while RVALID waits for RREADY",
               "ahead_overpromised": "the burst bus is told of one more access after the last one"}
-_EXPECTS = {"rlast_early": "rlast_on_last_beat", "rdata_changes": "rvalid_held", "ahead_overpromised": "ahead_counts_down"}
+_EXPECTS = {"rlast_early": "rlast_on_last_beat", "rdata_changes": "rvalid_held",
+            "ahead_overpromised": "ahead_counts_down"}
 
 PROOFS = [
     Proof(name="axi4", block="hw/axi4.py", build=harness(256, 256), mode="prove", depth=6, cover_depth=12,
