@@ -6,7 +6,7 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from pimhil.contract import (LINK_COUNTERS, AF_SEGMENTS, BANK_BASE, CMDQ_BASE, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS,
                              CONTROL_CLEAR_ERROR, GB_BASE, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
@@ -489,6 +489,34 @@ async def test_differential_command_streams(dut):
             await tb.read(bank_address(p, b, 0) + 4 * i)
     for i in range(p.gb_words // 2):
         await tb.read(GB_BASE + 4 * i)
+
+
+@cocotb.test()
+async def test_queue_overflow(dut):
+    """A word pushed into the full command queue is refused on the bus, dropped, and latched as QUEUE_OVERFLOW with
+    op 0; the queue reads full. A timed refusal the golden device cannot follow, so checked here on its own."""
+    tb = TB(dut)
+    await tb.reset()
+    p = tb.p
+    # A long tile keeps the sequencer busy while the queue fills with NOP words (a NOP's header is all zeros).
+    await tb.command(Command(HubOp.GEMV_TILE, row=0, col=p.accs, count=2, bank=0, gb=0, imm=0))
+    level = None
+    for _ in range(p.cmdq_words + 8):
+        try:
+            await tb.bus.write(CMDQ_BASE, 0)
+        except BusError:
+            level = int(await tb.bus.read(Reg.CMDQ_LEVEL))
+            break
+    assert level == p.cmdq_words, f"refused a push with CMDQ_LEVEL {level}, expected the queue full"
+    assert int(await tb.bus.read(Reg.ERROR_CODE)) == HubError.QUEUE_OVERFLOW
+    assert int(await tb.bus.read(Reg.ERROR_OP)) == 0
+    assert int(await tb.bus.read(Reg.STATUS)) & STATUS_ERROR
+    await tb.bus.write(Reg.CONTROL, CONTROL_CLEAR_ERROR | CONTROL_ABORT)
+    for _ in range(10000):
+        if not int(await tb.bus.read(Reg.STATUS)) & STATUS_BUSY:
+            break
+        await ClockCycles(dut.clk, 50)
+    assert int(await tb.bus.read(Reg.ERROR_CODE)) == 0 and int(await tb.bus.read(Reg.CMDQ_LEVEL)) == 0
 
 
 @cocotb.test()
