@@ -35,23 +35,26 @@ def check_registers_by_name(dev: Device, rng):
         dev.read_reg("NOT_A_REG")
 
 
-def check_memory_round_trip(dev: Device, rng):
+def check_memory_round_trip(dev: Device, rng, *, words: int | None = None):
+    """words: instead of three rows of the first and last bank, the whole GB and 100 scratch words, that many
+    words in every bank, the GB and the scratch memory (a slow target, e.g. the gate-level simulation)."""
     p = dev.params
-    for bank in (0, p.banks - 1):
-        bits = rng.integers(0, 1 << 16, 3 * p.row_words, dtype=np.uint16)
+    for bank in (0, p.banks - 1) if words is None else range(p.banks):
+        bits = rng.integers(0, 1 << 16, 3 * p.row_words if words is None else words, dtype=np.uint16)
         dev.write_bank(bank, 1, bits)
         assert np.array_equal(dev.read_bank(bank, 1, bits.size), bits)
-    gb = rng.integers(0, 1 << 16, p.gb_words, dtype=np.uint16)
+    gb = rng.integers(0, 1 << 16, p.gb_words if words is None else words, dtype=np.uint16)
     dev.write_gb(gb)
-    assert np.array_equal(dev.read_gb(p.gb_words), gb)
-    words = rng.integers(0, 1 << 32, 100, dtype=np.uint64).astype(np.uint32)
-    dev.write_words(0x10000 + 4 * 7, words)
-    assert np.array_equal(dev.read_scratch(7, 100), words)
+    assert np.array_equal(dev.read_gb(gb.size), gb)
+    scratch = rng.integers(0, 1 << 32, 100 if words is None else words, dtype=np.uint64).astype(np.uint32)
+    dev.write_words(0x10000 + 4 * 7, scratch)
+    assert np.array_equal(dev.read_scratch(7, scratch.size), scratch)
 
 
-def check_gemv_padded(dev: Device, rng):
+def check_gemv_padded(dev: Device, rng, *, m: int | None = None, k: int | None = None):
+    """m, k: another padded shape than (3 banks + 5, a row + 7), e.g. a smaller one for a slow target."""
     p = dev.params
-    m, k = 3 * p.banks + 5, p.row_words + 7              # both dimensions padded
+    m, k = m or 3 * p.banks + 5, k or p.row_words + 7    # both dimensions padded
     w, x = rng.standard_normal((m, k)) * 0.1, rng.standard_normal(k)
     r = dev.gemv(w, x)
     assert r.out.shape == (m,) and r.tiles == 1

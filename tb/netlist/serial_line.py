@@ -17,7 +17,9 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
 
-__all__ = ["SerialLine", "SimSerialPort"]
+__all__ = ["RATE_CHANGE_S", "SerialLine", "SimSerialPort"]
+
+RATE_CHANGE_S = 100e-6      # simulated seconds between a host rate change and the first byte at the new rate
 
 
 class SerialLine:
@@ -30,6 +32,8 @@ class SerialLine:
         self.tx_queue: deque[int] = deque()
         self.rx_bytes: deque[int] = deque()
         self.framing_errors = 0
+        self.received = 0
+        self._hold_until = 0                # no byte goes out before this cycle (a rate change in progress)
         self.cycle = 0
         self._tx_break_cycles = 0
         dut.uart_rx.value = 1
@@ -60,7 +64,7 @@ class SerialLine:
                 dut.uart_rx.value = 1
                 await ClockCycles(dut.clk, int(2 * self.bit_cycles()) + 1)
                 continue
-            if not self.tx_queue:
+            if not self.tx_queue or self.cycle < self._hold_until:
                 await RisingEdge(dut.clk)
                 continue
             byte = self.tx_queue.popleft()
@@ -84,6 +88,7 @@ class SerialLine:
             await self._wait_until(t0 + 9.5 * bit)
             if int(dut.uart_tx.value):
                 self.rx_bytes.append(value)
+                self.received += 1
             else:
                 self.framing_errors += 1                   # what a real adapter drops
                 if not int(dut.uart_tx.value):
@@ -91,6 +96,14 @@ class SerialLine:
 
     def send_break(self, seconds: float) -> None:
         self._tx_break_cycles = max(1, int(seconds * self.clk_hz))
+
+    def set_baud(self, baud: int) -> None:
+        """A new host rate, in effect RATE_CHANGE_S of simulated time later: an adapter changes its rate by a
+        USB control transfer (a millisecond or so), so the device's answer at the old rate has long ended when
+        the first byte at the new rate leaves. Without it the host's next frame would start while the device
+        still sends that answer's stop bit and has not yet switched."""
+        self.baud = int(baud)
+        self._hold_until = self.cycle + int(RATE_CHANGE_S * self.clk_hz)
 
 
 class SimSerialPort:
@@ -118,7 +131,7 @@ class SimSerialPort:
 
     @baudrate.setter
     def baudrate(self, value: int) -> None:
-        self.line.baud = int(value)
+        self.line.set_baud(int(value))
 
     def write(self, data: bytes) -> int:
         self.line.tx_queue.extend(bytes(data))
