@@ -14,8 +14,10 @@ gemv_tile_mac_utilization   512x1024 GEMV tile (the largest single tile with K >
 attention_tile_cycles / attention_mac_utilization   one decode-attention head, d=128, T=512 and T=2048:
                         PERF_BUSY cycles, and the MAC-only ideal 2*T*d/(B*L) over them
 uart_write_efficiency / uart_read_efficiency   payload bytes over wire bytes, 256-word frames
-demo_wall_s_uart / demo_wall_s_pcie   the demo's GEMV 512x2048 + attention T=512 d=128 through pimctl on a sim
-                        server, per link, wall seconds (server start, loads and read-back included)
+demo_wall_s_uart / demo_wall_s_pcie   the demo's GEMV 512x2048 + attention T=512 d=128 through pimctl on a
+                        sim-preset server (both links on the 16-bank channel, unlike `make demo`, whose UART leg
+                        runs on the board preset), per link, wall seconds (server start, loads and read-back
+                        included)
 sim_speed_ratio         simulated cycles per wall second while the pimctl GEMV's tiles run with the driver in the
                         loop (PERF_CYCLES advance from before clearing the counters to after reading them, over
                         that wall time, UART link) over raw Verilator speed on the same 256x2048 tile (testbench
