@@ -45,10 +45,12 @@ campaign_smoke_sim_cases_per_s_w1 / _w2   the same spec on sim-pcie, serial and 
 `make bench BASELINE=<git rev>` (`--baseline REV`) measures that revision too, in a git worktree under
 build/bench/baseline/<sha>/ with its own build/ (and its own venv unless its requirements.txt and
 host/pyproject.toml equal this one's): this file and the testbenches it alone needs (MEASURING) are copied
-over it, so both revisions are measured by the same instruments; the baseline runs first, then this revision,
-and every figure is printed side by side with the ratio this / baseline (a figure one revision lacks shows as
-missing). results.json keeps both: this revision's figures at the top level as without a baseline, the
-baseline's under "baseline". BENCH_ONLY=group,group runs only those groups of figures (GROUPS).
+over it, so both revisions are measured by the same instruments (groups those cannot measure on an older tree
+are measured there by that revision's own ci/bench.py, and the side-by-side marks those figures with *); the
+baseline runs first, then this revision, and every figure is printed side by side with the ratio this /
+baseline (a figure one revision lacks shows as missing). results.json keeps both: this revision's figures at
+the top level as without a baseline, the baseline's under "baseline". BENCH_ONLY=group,group runs only those
+groups of figures (GROUPS).
 
 A group that fails is recorded under "errors" and the others still run; `make bench` then exits 1 (a
 baseline's failures are only reported).
@@ -369,13 +371,35 @@ def baseline_run(rev: str) -> dict:
     out = tree / "build" / "bench" / "results.json"
     if not out.exists():
         return {"rev": rev, "sha": sha, "errors": {"baseline": f"ci.bench exited {p.returncode}, no results"}}
-    return {"rev": rev, "sha": sha, **json.loads(out.read_text())}
+    res = json.loads(out.read_text())
+    if res.get("errors"):
+        # Groups this revision's instruments cannot measure there (the older tree lacks a testbench or API they
+        # use): run the revision's own ci/bench.py and take the figures it has under the same names.
+        own = tree / "ci" / "bench_own.py"
+        own.write_text(_git("show", f"{sha}:ci/bench.py"))
+        print(f"bench: baseline groups {', '.join(res['errors'])} failed with this revision's instruments; "
+              f"running {rev}'s own ci/bench.py for them", file=sys.stderr, flush=True)
+        saved = out.read_text()
+        q = subprocess.run([str(venv / "bin" / "python"), "-m", "ci.bench_own"], cwd=tree, env=env, check=False)
+        own_res = json.loads(out.read_text()) if out.exists() and out.read_text() != saved else {}
+        out.write_text(saved)
+        if not own_res:
+            res["errors"]["own_bench"] = f"{rev}'s own ci/bench.py exited {q.returncode} without results"
+        res = merge_own_figures(res, own_res)
+    return {"rev": rev, "sha": sha, **res}
+
+
+def merge_own_figures(res: dict, own: dict) -> dict:
+    """res with the figures only the baseline's own bench produced added (top-level keys res lacks) and listed
+    under "own_instrument", so the side-by-side can mark them: same name, that revision's definition."""
+    added = sorted(k for k in own if k not in res and k not in ("meta", "errors"))
+    return {**res, **{k: own[k] for k in added}, "own_instrument": added} if added else dict(res)
 
 
 def _flat(d: dict, prefix="") -> dict:
     out = {}
     for k, v in d.items():
-        if k in ("meta", "baseline", "errors", "rev", "sha"):
+        if k in ("meta", "baseline", "errors", "rev", "sha", "own_instrument"):
             continue
         if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
@@ -393,11 +417,15 @@ def side_by_side(base: dict, cur: dict) -> str:
             return "missing"
         return f"{v:.6g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
+    own = tuple(base.get("own_instrument", ()))
     rows = [("figure", f"baseline {base.get('sha', '?')}", f"this {cur['meta']['git']}", "this/baseline")]
     for key in sorted(set(b) | set(c)):
         bv, cv = b.get(key), c.get(key)
         num = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (bv, cv))
-        rows.append((key, fmt(bv), fmt(cv), f"{cv / bv:.3f}" if num and bv else ""))
+        mark = " *" if key in own or key.split(".")[0] in own else ""
+        rows.append((key + mark, fmt(bv), fmt(cv), f"{cv / bv:.3f}" if num and bv else ""))
+    if own:
+        rows.append(("* measured by the baseline's own ci/bench.py (its definition of the figure)", "", "", ""))
     for rev_name, res in (("baseline", base), ("this", cur)):
         for group, msg in res.get("errors", {}).items():
             rows.append((f"[{rev_name} {group} failed]", msg[:60], "", ""))
