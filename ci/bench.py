@@ -424,13 +424,12 @@ def side_by_side(base: dict, cur: dict) -> str:
         num = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (bv, cv))
         mark = " *" if key in own or key.split(".")[0] in own else ""
         rows.append((key + mark, fmt(bv), fmt(cv), f"{cv / bv:.3f}" if num and bv else ""))
-    if own:
-        rows.append(("* measured by the baseline's own ci/bench.py (its definition of the figure)", "", "", ""))
     for rev_name, res in (("baseline", base), ("this", cur)):
         for group, msg in res.get("errors", {}).items():
             rows.append((f"[{rev_name} {group} failed]", msg[:60], "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    return table + ("\n* measured by the baseline's own ci/bench.py (its definition of the figure)" if own else "")
 
 
 def main():
