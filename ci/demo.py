@@ -47,8 +47,10 @@ def pimctl_json(args) -> tuple[dict, int]:
 
 
 def presets() -> list[str]:
-    """The presets the runs' targets use ("sim", "sim-pcie" -> sim; "sim:board" -> board)."""
-    return sorted({target.partition(":")[2] or "sim" for _, target, _ in RUNS})
+    """The presets of the runs' simulated targets ("sim", "sim-pcie" -> sim; "sim:board" -> board); a board
+    target (DEMO_UART_TARGET=uart:/dev/ttyUSB0) needs no model."""
+    kinds = (target.partition(":") for _, target, _ in RUNS)
+    return sorted({rest or "sim" for kind, _, rest in kinds if kind.startswith("sim")})
 
 
 def build_models():
