@@ -380,8 +380,9 @@ def baseline_run(rev: str) -> dict:
         print(f"bench: baseline groups {', '.join(res['errors'])} failed with this revision's instruments; "
               f"running {rev}'s own ci/bench.py for them", file=sys.stderr, flush=True)
         saved = out.read_text()
+        out.unlink()
         q = subprocess.run([str(venv / "bin" / "python"), "-m", "ci.bench_own"], cwd=tree, env=env, check=False)
-        own_res = json.loads(out.read_text()) if out.exists() and out.read_text() != saved else {}
+        own_res = json.loads(out.read_text()) if out.exists() else {}
         out.write_text(saved)
         if not own_res:
             res["errors"]["own_bench"] = f"{rev}'s own ci/bench.py exited {q.returncode} without results"
@@ -422,7 +423,7 @@ def side_by_side(base: dict, cur: dict) -> str:
     for key in sorted(set(b) | set(c)):
         bv, cv = b.get(key), c.get(key)
         num = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (bv, cv))
-        mark = " *" if key in own or key.split(".")[0] in own else ""
+        mark = " *" if key.split(".")[0] in own else ""      # a nested figure by its top-level key
         rows.append((key + mark, fmt(bv), fmt(cv), f"{cv / bv:.3f}" if num and bv else ""))
     for rev_name, res in (("baseline", base), ("this", cur)):
         for group, msg in res.get("errors", {}).items():

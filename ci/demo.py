@@ -47,10 +47,13 @@ def pimctl_json(args) -> tuple[dict, int]:
 
 
 def presets() -> list[str]:
-    """The presets of the runs' simulated targets ("sim", "sim-pcie" -> sim; "sim:board" -> board); a board
-    target (DEMO_UART_TARGET=uart:/dev/ttyUSB0) needs no model."""
+    """The presets of the runs' sim-server targets (pimhil.sim_launch's table: "sim", "sim-pcie" -> sim;
+    "sim:board" -> board, the default open_target also takes); other targets (DEMO_UART_TARGET=uart:/dev/ttyUSB0,
+    golden) need no model."""
+    from pimhil.sim_launch import LINK_OF_TARGET
+
     kinds = (target.partition(":") for _, target, _ in RUNS)
-    return sorted({rest or "sim" for kind, _, rest in kinds if kind.startswith("sim")})
+    return sorted({rest or "sim" for kind, _, rest in kinds if kind in LINK_OF_TARGET})
 
 
 def build_models():

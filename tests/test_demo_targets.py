@@ -10,6 +10,8 @@ import pytest
     ("sim", ["sim"]),
     ("sim:board", ["board", "sim"]),
     ("uart:/dev/ttyUSB0", ["sim"]),              # a real board: only the PCIe leg's model
+    ("golden:board", ["sim"]),                   # in-process golden model: no sim server
+    ("sim-phy:board", ["board", "sim"]),
 ])
 def test_models_follow_the_targets(monkeypatch, uart_target, presets):
     if uart_target is None:
