@@ -50,12 +50,16 @@ def test_server_killed_mid_transfer_then_a_new_one_works(link):
     t = connect(server, 5.0)
     assert t.read_word(Reg.MAGIC) == MAGIC
     outcome = {}
+    writing = threading.Event()
 
+    # Writes until the link breaks: a fixed amount finished before the kill once PCIe loads got fast (CI red on
+    # c87c17e), so the kill follows the first completed write instead of a fixed sleep.
     def transfer():
         t0 = time.monotonic()
         try:
-            for _ in range(50):
+            while time.monotonic() - t0 < 60:
                 t.write(SCRATCH_BASE, list(range(1024)))
+                writing.set()
             outcome["result"] = "finished"
         except (DeviceGone, LinkTimeout) as e:
             outcome["result"] = e
@@ -63,9 +67,11 @@ def test_server_killed_mid_transfer_then_a_new_one_works(link):
 
     th = threading.Thread(target=transfer)
     th.start()
-    time.sleep(1.0)
+    started = writing.wait(30)
+    time.sleep(0.2)
     server.kill()
     th.join(30)
+    assert started, "no write completed before the kill"
     assert not th.is_alive(), "the driver hung after the server died"
     assert isinstance(outcome["result"], (DeviceGone, LinkTimeout)), outcome
     t.close()
