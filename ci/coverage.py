@@ -47,7 +47,8 @@ PYTEST_SELECTION = ["tb", "tests/test_driver.py", "--ignore=tb/runner_selftest",
 # The sim-preset device configurations run only with COVERAGE_SIM=1: their coverage model is 64 MB of C++ with
 # line coverage alone (130 MB with toggle; the normal model 19 MB), which does not fit CI's time beside the
 # ULX3S build. The board preset runs the same hw/ lines.
-SIM_CONFIGS = ["tb/device/test_links.py::test_device_links[sim]", "tb/device/test_tiles.py::test_device_tiles[sim]"]
+SIM_CONFIGS = ["tb/device/test_links.py::test_device_links[sim]", "tb/device/test_tiles.py::test_device_tiles[sim]",
+               "tb/device/test_uart_throughput.py::test_device_uart_throughput[sim]"]
 WITH_SIM = os.environ.get("COVERAGE_SIM") == "1"
 DEVICE_TOPS = ("pim_device_sim", "pim_device_board") if WITH_SIM else ("pim_device_board",)
 
