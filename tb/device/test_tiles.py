@@ -17,10 +17,11 @@ import pytest
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from pimhil.contract import (CMDQ_BASE, CONTROL_CLEAR_COUNTERS, GB_BASE, SCRATCH_BASE, Command, Flag, HubOp, Op,
-                             Reg, bank_address)
+from pimhil.contract import (AF_SEGMENTS, CMDQ_BASE, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR,
+                             GB_BASE, SCRATCH_BASE, Command, Flag, HubOp, Op, Reg, bank_address)
 from pimhil.golden import bf16_to_bits, f32_to_bits, gemv
 from pimhil.golden.attention import attention
+from pimhil.golden.device import GoldenDevice
 from pimhil.golden.elementwise import ewadd, ewmul
 from pimhil.golden.fpbits import fp32_to_bf16
 from tb.support.device_harness import CLK_NS, DeviceHarness, preset_from_env
@@ -249,6 +250,57 @@ async def test_corner_operands(dut):
     assert finite[0] == d, f"finite operands at scale 1/sqrt(d) gave {d - finite[0]} non-finite outputs"
     dut._log.info("corner operands: 2 GEMV tiles %dx%d, EWMUL and EWADD of %d, %d attention heads T=%d d=%d "
                   "bit-exact (finite outputs per head: %s)", m, k, n, len(trials), T, d, finite)
+
+
+@cocotb.test()
+async def test_refusals_over_axi(dut):
+    """Malformed hub and array commands pushed over AXI4-Lite (the PCIe path), each followed by the error
+    registers compared with the golden device's and the error cleared; a command held in part is aborted; then a
+    GEMV tile still runs bit-exact: the device refuses, counts and keeps serving."""
+    tb = TileTB(dut)
+    await tb.h.reset()
+    p, h = tb.p, tb.h
+    gold = GoldenDevice(p)
+    regs = (Reg.ERROR_CODE, Reg.ERROR_OP, Reg.ERROR_COUNT, Reg.STATUS)
+    bad = [
+        Command(HubOp.GEMV_TILE, flags=Flag.ZERO, row=0, col=1, count=1, gb=1),         # flags a tile lacks
+        Command(HubOp.ATTN_TILE, flags=Flag.BF16, count=p.banks, acc=1, imm=0x3F800000),
+        Command(HubOp.GEMV_TILE, row=0, col=1, count=1, gb=1, imm=p.scratch_words - 1),  # y past scratch
+        Command(HubOp.GEMV_TILE, row=p.rows - 1, col=2, count=1, gb=0),                  # rows past the bank
+        Command(HubOp.ATTN_TILE, count=2 * p.score_words, acc=1, imm=0x3F800000),         # T past scores
+        Command(Op.EWMUL, row=0, col=0, gb=p.scratch_words - 1, count=2),
+        Command(Op.EWADD, row=p.scratch_words - 1, col=0, gb=0, count=4),
+        Command(Op.MAC_ABK, flags=Flag.READ, acc=0, count=1, imm=p.scratch_words - 1),   # answer past scratch
+        Command(Op.RD_SBK, bank=p.banks, count=1),
+        Command(Op.WR_AFLUT, imm=AF_SEGMENTS, data=(0, 0)),
+        Command(Op.MAC_SBK, flags=0x40, count=1),                                         # undefined flag
+        Command(0x7E),
+    ]
+    for cmd in bad:
+        for w in cmd.queue_words(p):
+            assert await h.axil_write(CMDQ_BASE, w) == 0
+            gold.write(CMDQ_BASE, w)
+        await h.wait_idle()
+        got = [(await h.axil_read(r))[0] for r in regs]
+        want = [gold.read(r) for r in regs]
+        assert got == want, f"{cmd}: {dict(zip((r.name for r in regs), got))} != golden {want}"
+        assert got[0] != 0, f"{cmd} was not refused"
+        assert await h.axil_write(Reg.CONTROL, CONTROL_CLEAR_ERROR) == 0
+        gold.write(Reg.CONTROL, CONTROL_CLEAR_ERROR)
+    # A command held in part (its data words missing) is dropped by CONTROL_ABORT.
+    words = Command(Op.WR_GB, gb=0, data=tuple(range(p.lanes))).queue_words(p)
+    for w in words[:-1]:
+        assert await h.axil_write(CMDQ_BASE, w) == 0
+    assert await h.axil_write(Reg.CONTROL, CONTROL_ABORT) == 0
+    assert (await h.axil_read(Reg.ERROR_COUNT))[0] == len(bad)
+    m, k = p.banks, p.row_words
+    w = bf16_to_bits(tb.rng.standard_normal((m, k)))
+    x = bf16_to_bits(tb.rng.standard_normal(k))
+    for b in range(p.banks):
+        await h.axi.write(bank_address(p, b, 0), np.ascontiguousarray(w[b::p.banks]).tobytes())
+    await h.axi.write(bank_address(p, 0, 1), x.tobytes())
+    await run_tile(tb, Command(HubOp.GEMV_TILE, row=0, col=1, count=1, bank=0, gb=1, imm=0))
+    assert np.array_equal(await read_scratch(tb, 0, m), gemv(w, x, lanes=p.lanes)), "GEMV after the refusals"
 
 
 @pytest.mark.parametrize("preset_name", ["board", pytest.param("sim", marks=pytest.mark.slow)])
