@@ -121,6 +121,12 @@ async def test_axi4_backpressure(dut):
             f"AXI4 round trip of {n} bytes at +{off:#x}: resp {int(back.resp)}, bytes {bad[:8]}... differ"
     assert (await h.axi.read(base, len(image))).data == bytes(image), "bytes outside a write changed"
     assert int((await h.axi.write(base + 64 + 1, b"\xa5" * 8)).resp) == 2, "a part-word write must be refused"
+    # A burst that runs off the end of the GB window: the beats inside land, the burst answers SLVERR.
+    end = GB_BASE + tb.p.gb_words * 2
+    tail = bytes(tb.rng.integers(0, 256, 64, dtype=np.uint8))
+    assert int((await h.axi.write(end - 32, tail)).resp) == 2, "a write past the GB window must answer SLVERR"
+    assert int((await h.axi.read(end - 32, 64)).resp) == 2, "a read past the GB window must answer SLVERR"
+    assert (await h.axi.read(end - 32, 32)).data == tail[:32], "the beats inside the GB window were not written"
     assert (await h.axi.read(base, len(image))).data == bytes(image), "a refused part-word write changed memory"
     for ch in (h.axi.write_if.aw_channel, h.axi.write_if.w_channel, h.axi.write_if.b_channel,
                h.axi.read_if.ar_channel, h.axi.read_if.r_channel):
