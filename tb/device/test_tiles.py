@@ -274,12 +274,14 @@ async def test_activation_and_bias_over_axi(dut):
         cmds += [Command(Op.RD_MAC, flags=flags, acc=a, imm=base + (2 * a + i) * p.banks)
                  for a in range(p.accs) for i, flags in enumerate((0, Flag.BF16))]
     data = bf16_operands(tb.rng, (4, p.lanes))
-    cmds += [Command(Op.WR_GB, gb=1, data=tuple(int(v) for v in data[0])),
-             Command(Op.COPY_GBBK, bank=p.banks - 1, row=p.rows - 1, col=p.bursts_per_row - 2, gb=0, count=2),
-             Command(Op.COPY_BKGB, bank=p.banks - 1, row=p.rows - 1, col=p.bursts_per_row - 2, gb=2, count=2),
+    # Memories keep their contents across reset (earlier tests wrote the GB): both GB bursts copied are written.
+    cmds += [Command(Op.WR_GB, gb=g, data=tuple(int(v) for v in data[g])) for g in range(2)]
+    row, col = p.rows - 1, p.bursts_per_row - 2
+    cmds += [Command(Op.COPY_GBBK, bank=p.banks - 1, row=row, col=col, gb=0, count=2),
+             Command(Op.COPY_BKGB, bank=p.banks - 1, row=row, col=col, gb=2, count=2),
              Command(Op.RD_GB, gb=0, count=4, imm=4 * p.banks * p.accs),
-             Command(Op.RD_SBK, bank=p.banks - 1, row=p.rows - 1, col=p.bursts_per_row - 2, count=2,
-                     imm=4 * p.banks * p.accs + 2 * p.lanes), Command(Op.SYNC)]
+             Command(Op.RD_SBK, bank=p.banks - 1, row=row, col=col, count=2, imm=4 * p.banks * p.accs + 2 * p.lanes),
+             Command(Op.SYNC)]
     for cmd in cmds:
         for w in cmd.queue_words(p):
             assert await h.axil_write(CMDQ_BASE, w) == 0
