@@ -104,8 +104,9 @@ async def test_axi4_backpressure(dut):
         while True:
             yield r.random() < 0.4
 
-    for ch in (h.axi.write_if.aw_channel, h.axi.write_if.w_channel, h.axi.write_if.b_channel,
-               h.axi.read_if.ar_channel, h.axi.read_if.r_channel):
+    channels = (h.axi.write_if.aw_channel, h.axi.write_if.w_channel, h.axi.write_if.b_channel,
+                h.axi.read_if.ar_channel, h.axi.read_if.r_channel)
+    for ch in channels:
         ch.set_pause_generator(pauses())
     base = SCRATCH_BASE
     image = bytearray(tb.rng.integers(0, 256, 2048, dtype=np.uint8).tobytes())
@@ -128,8 +129,7 @@ async def test_axi4_backpressure(dut):
     assert int((await h.axi.read(end - 32, 64)).resp) == 2, "a read past the GB window must answer SLVERR"
     assert (await h.axi.read(end - 32, 32)).data == tail[:32], "the beats inside the GB window were not written"
     assert (await h.axi.read(base, len(image))).data == bytes(image), "a refused part-word write changed memory"
-    for ch in (h.axi.write_if.aw_channel, h.axi.write_if.w_channel, h.axi.write_if.b_channel,
-               h.axi.read_if.ar_channel, h.axi.read_if.r_channel):
+    for ch in channels:
         ch.clear_pause_generator()
 
 

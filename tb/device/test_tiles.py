@@ -65,9 +65,24 @@ class BusyCounter:
         self._task.cancel()
 
 
-async def push(tb, cmd):
+async def push(tb, cmd, golden=None):
+    """Push `cmd` into the command queue over AXI4-Lite (each word accepted), and into `golden` (a GoldenDevice
+    the test compares with) word for word as well."""
     for w in cmd.queue_words(tb.p):
         assert await tb.h.axil_write(CMDQ_BASE, w) == 0
+        if golden is not None:
+            golden.write(CMDQ_BASE, w)
+
+
+async def load_gemv(tb, w, x, *, flags=0) -> Command:
+    """W (M x K, BF16 bits) into every bank from row 0 (bank b holds rows b, b+B, ...: one contiguous region), x
+    into bank 0 right after; returns the GEMV_TILE command that multiplies them into scratch from word 0."""
+    p = tb.p
+    groups, chunks = w.shape[0] // p.banks, w.shape[1] // p.row_words
+    for b in range(p.banks):
+        await tb.h.axi.write(bank_address(p, b, 0), np.ascontiguousarray(w[b::p.banks]).tobytes())
+    await tb.h.axi.write(bank_address(p, 0, groups * chunks), x.tobytes())
+    return Command(HubOp.GEMV_TILE, flags=flags, row=0, col=groups, count=chunks, bank=0, gb=groups * chunks, imm=0)
 
 
 async def run_tile(tb, cmd):
@@ -115,14 +130,9 @@ async def test_gemv_tile(dut):
     p = tb.p
     m = int(os.environ.get("TILE_M", str(min(512, p.banks * p.accs))))
     k = int(os.environ.get("TILE_K", str(max(1024, p.row_words))))
-    groups, chunks = m // p.banks, k // p.row_words
     w = bf16_to_bits(tb.rng.standard_normal((m, k)) * 0.05)
     x = bf16_to_bits(tb.rng.standard_normal(k))
-    row0, xbank, xrow = 0, 0, groups * chunks
-    for b in range(p.banks):                 # bank b holds rows b, b+B, ...: one contiguous region
-        await tb.h.axi.write(bank_address(p, b, row0), np.ascontiguousarray(w[b::p.banks]).tobytes())
-    await tb.h.axi.write(bank_address(p, xbank, xrow), x.tobytes())
-    cmd = Command(HubOp.GEMV_TILE, row=row0, col=groups, count=chunks, bank=xbank, gb=xrow, imm=0)
+    cmd = await load_gemv(tb, w, x)
     busy, mac, counted = await run_tile(tb, cmd)
     y = await read_scratch(tb, 0, m)
     assert np.array_equal(y, gemv(w, x, lanes=p.lanes)), "GEMV tile differs from golden.gemv"
@@ -203,15 +213,10 @@ async def test_corner_operands(dut):
     p = tb.p
     # GEMV: two row groups by two chunks, FP32 and then BF16 results (Flag.BF16 rounds in the hub's read-out).
     m, k = 2 * p.banks, 2 * p.row_words
-    groups, chunks = m // p.banks, k // p.row_words
     for trial, flags in enumerate((0, Flag.BF16)):
         w = bf16_operands(tb.rng, (m, k), special_rate=0.01)
         x = bf16_operands(tb.rng, k, special_rate=0.01)
-        for b in range(p.banks):
-            await tb.h.axi.write(bank_address(p, b, 0), np.ascontiguousarray(w[b::p.banks]).tobytes())
-        await tb.h.axi.write(bank_address(p, 0, groups * chunks), x.tobytes())
-        await run_tile(tb, Command(HubOp.GEMV_TILE, flags=flags, row=0, col=groups, count=chunks, bank=0,
-                                   gb=groups * chunks, imm=0))
+        await run_tile(tb, await load_gemv(tb, w, x, flags=flags))
         want = gemv(w, x, lanes=p.lanes)
         got = await read_scratch(tb, 0, m)
         if flags & Flag.BF16:
@@ -283,9 +288,7 @@ async def test_activation_and_bias_over_axi(dut):
              Command(Op.RD_SBK, bank=p.banks - 1, row=row, col=col, count=2, imm=4 * p.banks * p.accs + 2 * p.lanes),
              Command(Op.SYNC)]
     for cmd in cmds:
-        for w in cmd.queue_words(p):
-            assert await h.axil_write(CMDQ_BASE, w) == 0
-            gold.write(CMDQ_BASE, w)
+        await push(tb, cmd, gold)
     await h.wait_idle()
     regs = (Reg.ERROR_CODE, Reg.ERROR_COUNT)
     assert [(await h.axil_read(g))[0] for g in regs] == [gold.read(g) for g in regs] == [0, 0]
@@ -323,9 +326,7 @@ async def test_refusals_over_axi(dut):
         Command(0x7E),
     ]
     for cmd in bad:
-        for w in cmd.queue_words(p):
-            assert await h.axil_write(CMDQ_BASE, w) == 0
-            gold.write(CMDQ_BASE, w)
+        await push(tb, cmd, gold)
         await h.wait_idle()
         got = [(await h.axil_read(r))[0] for r in regs]
         want = [gold.read(r) for r in regs]
@@ -342,10 +343,7 @@ async def test_refusals_over_axi(dut):
     m, k = p.banks, p.row_words
     w = bf16_to_bits(tb.rng.standard_normal((m, k)))
     x = bf16_to_bits(tb.rng.standard_normal(k))
-    for b in range(p.banks):
-        await h.axi.write(bank_address(p, b, 0), np.ascontiguousarray(w[b::p.banks]).tobytes())
-    await h.axi.write(bank_address(p, 0, 1), x.tobytes())
-    await run_tile(tb, Command(HubOp.GEMV_TILE, row=0, col=1, count=1, bank=0, gb=1, imm=0))
+    await run_tile(tb, await load_gemv(tb, w, x))
     assert np.array_equal(await read_scratch(tb, 0, m), gemv(w, x, lanes=p.lanes)), "GEMV after the refusals"
 
 
