@@ -47,13 +47,11 @@ def pimctl_json(args) -> tuple[dict, int]:
 
 
 def presets() -> list[str]:
-    """The presets of the runs' sim-server targets (pimhil.sim_launch's table: "sim", "sim-pcie" -> sim;
-    "sim:board" -> board, the default open_target also takes); other targets (DEMO_UART_TARGET=uart:/dev/ttyUSB0,
-    golden) need no model."""
-    from pimhil.sim_launch import LINK_OF_TARGET
+    """The presets of the runs' sim-server targets (pimhil.sim_launch.sim_target: "sim", "sim-pcie" -> sim;
+    "sim:board" -> board); other targets (DEMO_UART_TARGET=uart:/dev/ttyUSB0, golden) need no model."""
+    from pimhil.sim_launch import sim_target
 
-    kinds = (target.partition(":") for _, target, _ in RUNS)
-    return sorted({rest or "sim" for kind, _, rest in kinds if kind in LINK_OF_TARGET})
+    return sorted({sim[1] for _, target, _ in RUNS if (sim := sim_target(target))})
 
 
 def build_models():

@@ -33,8 +33,8 @@ SIM_IDLE_S = 3600.0
 
 def open_kw(target: str) -> dict:
     """open_target keyword arguments for a campaign on `target`."""
-    from .sim_launch import LINK_OF_TARGET
-    return {"idle": SIM_IDLE_S} if target.partition(":")[0] in LINK_OF_TARGET else {}
+    from .sim_launch import sim_target
+    return {"idle": SIM_IDLE_S} if sim_target(target) else {}
 
 
 def add_parser(sub, count, seconds) -> None:

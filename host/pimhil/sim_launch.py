@@ -30,6 +30,13 @@ LINKS = tuple(link for link, _, _ in SIM_LINKS)
 LINK_OF_TARGET = {target: link for link, target, _ in SIM_LINKS}
 
 
+def sim_target(target: str) -> tuple[str, str] | None:
+    """(link, preset) of a sim-server target string (`sim-pcie:board` -> ("pcie", "board"); without a preset the
+    server runs the "sim" preset), None for any other target."""
+    kind, _, preset = target.partition(":")
+    return (LINK_OF_TARGET[kind], preset or "sim") if kind in LINK_OF_TARGET else None
+
+
 def find_repo() -> Path:
     here = [Path(os.environ["PIM_REPO"])] if os.environ.get("PIM_REPO") else []
     here += [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]

@@ -11,7 +11,7 @@ Targets (`open_target`):
 
 from __future__ import annotations
 
-from ..sim_launch import LINK_OF_TARGET, SIM_LINKS
+from ..sim_launch import SIM_LINKS, sim_target
 from .base import Transport
 
 __all__ = ["Transport", "open_target", "TARGET_HELP"]
@@ -29,10 +29,10 @@ def open_target(target: str, *, timeout: float | None = None, **kw) -> Transport
     if kind == "golden":
         from .golden import GoldenTransport
         return GoldenTransport(rest or "sim")
-    if kind in LINK_OF_TARGET:
+    if (sim := sim_target(target)) is not None:
         from ..sim_launch import SimServer
-        link = LINK_OF_TARGET[kind]
-        server = SimServer(link, rest or "sim", **kw)
+        link, preset = sim
+        server = SimServer(link, preset, **kw)
         try:
             if link == "pcie":
                 from .sim_pcie import SimPcieTransport
