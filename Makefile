@@ -143,5 +143,5 @@ soak: $(STAMP) $(RTL)
 # fails below line 95 % / toggle 90 % on a device top, or on a functional hole, not explained in
 # ci/coverage_exclusions.toml. Not part of `make test`; CI runs it in its second lane.
 .PHONY: coverage
-coverage: $(STAMP) $(RTL)
+coverage: $(STAMP) $(BOARD_STAMP) $(RTL)
 	$(PY) -m ci.coverage --jobs $(JOBS) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))

@@ -245,12 +245,20 @@ class Exclusion:
     hier: str = ""
     signal: str = ""
     unmeasured: bool = False   # the top is not measured for this kind at all (no points): the goal is waived
+    constant: bool = False     # toggle points of bits Yosys proves constant (ci/constant_bits.py)
     hits: int = 0
     _re: dict = field(default_factory=dict)
+    bits: dict = field(default_factory=dict)   # constant: {Verilog file: constant_bits() of its top}
 
     def matches(self, p: Point) -> bool:
         if self.unmeasured or not fnmatch.fnmatch(p.top, self.top) or self.kind not in ("any", p.kind):
             return False
+        if self.constant:
+            from ci.constant_bits import point_bit
+
+            where = point_bit(p.hier, p.comment) if p.kind == "toggle" else None
+            if where is None or where[1] not in self.bits.get(p.file, {}).get(where[0], {}):
+                return False
         for name in ("verilog", "hier", "signal"):
             pat = getattr(self, name)
             if pat:
@@ -342,6 +350,22 @@ def functional_report(exempt: dict[str, str]) -> dict:
                                        if not any(fnmatch.fnmatch(h["bin"], b) for h in holes))}
 
 
+def _prove_constants(code_ex, points) -> None:
+    """Run Yosys (ci/constant_bits.py) on the Verilog of every top a `constant` entry covers."""
+    from ci.constant_bits import constant_bits
+
+    for e in code_ex:
+        if not e.constant:
+            continue
+        files = sorted({p.file for p in points if p.kind == "toggle" and fnmatch.fnmatch(p.top, e.top)})
+        for f in files:
+            if Path(f).is_file():
+                t0 = time.monotonic()
+                e.bits[f] = constant_bits(Path(f), Path(f).stem)
+                print(f"coverage: constant bits of {Path(f).stem}: {sum(map(len, e.bits[f].values()))} "
+                      f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+
+
 def report(elapsed: float | None = None) -> int:
     dats = sorted(COVERAGE_DAT.glob("*.dat"))
     if not dats:
@@ -351,6 +375,7 @@ def report(elapsed: float | None = None) -> int:
     write_dat(merged, COVERAGE_ROOT / "merged.dat")
     points = load_points(merged)
     code_ex, func_ex, shortfalls = load_exclusions()
+    _prove_constants(code_ex, points)
     for p in points:
         for e in code_ex:
             if e.matches(p):
@@ -393,8 +418,10 @@ def report(elapsed: float | None = None) -> int:
         if top not in by_top:
             failures.append(f"{top}: no coverage data")
     summary["exclusions"] = [{"top": e.top, "kind": e.kind, "verilog": e.verilog, "src": e.src, "hier": e.hier,
-                              "signal": e.signal, "unmeasured": e.unmeasured, "reason": e.reason, "points": e.hits}
+                              "signal": e.signal, "unmeasured": e.unmeasured, "constant": e.constant,
+                              "reason": e.reason, "points": e.hits}
                              for e in code_ex]
+    write_excluded(points, COVERAGE_ROOT / "excluded.txt")
     func = functional_report(func_ex)
     summary["functional"] = func
     if func["unlisted_holes"]:
@@ -412,6 +439,13 @@ def report(elapsed: float | None = None) -> int:
 
 
 # ---- outputs ------------------------------------------------------------------------------------------------
+def write_excluded(points, path: Path) -> None:
+    """Every excluded point, one per line: top, kind, instance, point, hw/ source, the reason's first line."""
+    rows = sorted((p.top, p.kind, p.hier, p.comment, p.src, p.excluded.splitlines()[0])
+                  for p in points if p.excluded)
+    path.write_text("".join("\t".join(r) + "\n" for r in rows))
+
+
 def _per_source_line(points):
     """{hw file: {line: [line hit, line total, toggle hit, toggle total]}} over the points not excluded."""
     out: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0]))
