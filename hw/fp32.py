@@ -8,7 +8,8 @@ from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
 from pimhil.contract import BF16_QNAN, FP32_QNAN
 
-__all__ = ["leading_one", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16", "tree_reduce"]
+__all__ = ["leading_one", "leading_zeros", "shift_left", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16",
+           "tree_reduce"]
 
 
 def tree_reduce(values, fn):
@@ -34,6 +35,30 @@ def leading_one(m, value, *, name):
     return pos
 
 
+def leading_zeros(m, value, *, name):
+    """Number of zero bits above the most significant set bit of `value` (len(value) - 1 when value is 0, as
+    if bit 0 were set): each case drives its count as a constant, so no subtractor follows the priority mux."""
+    width = len(value)
+    lz = Signal(range(max(width, 2)), init=width - 1, name=name)
+    for i in range(width):
+        with m.If(value[i]):
+            m.d.comb += lz.eq(width - 1 - i)
+    return lz
+
+
+def shift_left(m, value, amount, *, name):
+    """`value << amount` truncated to len(value), as a barrel shifter whose stages keep that width (Amaranth's
+    `<<` forms a value len(value) + 2**len(amount) - 1 bits wide, whose top bits the truncation drops)."""
+    width = len(value)
+    x = value
+    for i, bit in enumerate(amount):
+        k = 1 << i
+        x = Mux(bit, Cat(Const(0, k), x[:width - k]) if k < width else Const(0, width), x)
+    out = Signal(width, name=name)
+    m.d.comb += out.eq(x)
+    return out
+
+
 def round_pack(m, sign, mag, exp2, *, name):
     """FP32 bits of (-1)**sign * mag * 2**exp2 with round-and-flush; mag == 0 gives zero of that sign.
 
@@ -45,11 +70,8 @@ def round_pack(m, sign, mag, exp2, *, name):
     mag_w = Signal(len(mag) + pad, name=f"{name}_mag")
     m.d.comb += mag_w.eq(mag << pad)
     width = len(mag_w)
-    p = leading_one(m, mag_w, name=f"{name}_lz")
-    lz = Signal(range(width), name=f"{name}_nlz")
-    m.d.comb += lz.eq(width - 1 - p)
-    norm = Signal(width, name=f"{name}_norm")
-    m.d.comb += norm.eq(mag_w << lz)
+    lz = leading_zeros(m, mag_w, name=f"{name}_nlz")
+    norm = shift_left(m, mag_w, lz, name=f"{name}_norm")
     q = norm[width - 24:]
     guard = norm[width - 25]
     sticky = norm[:width - 25].any()
@@ -60,11 +82,13 @@ def round_pack(m, sign, mag, exp2, *, name):
     # exponent fields are formed from e0 while the significand rounds, so the carry only selects.
     ew = max(len(exp2), 12) + 2
     e0 = Signal(signed(ew), name=f"{name}_e")
-    m.d.comb += e0.eq(exp2 - pad + p)
+    # exp2 - pad + (position of the leading one), the position being width - 1 - lz
+    m.d.comb += e0.eq(exp2 + (width - 1 - pad) - lz)
     carry = q1[24]
     flush = Mux(carry, e0 < -127, e0 < -126)
     sat = Mux(carry, e0 > 126, e0 > 127)
-    field = Mux(carry, (e0 + 128)[:8], (e0 + 127)[:8])
+    # Only the low 8 bits of the biased exponent are kept: add to e0's low byte (a 9-bit sum, not a 16-bit one).
+    field = Mux(carry, (e0[:8] + 128)[:8], (e0[:8] + 127)[:8])
     out = Signal(32, name=name)
     frac = Mux(carry, Const(0, 23), q1[:23])
     with m.If((mag_w == 0) | flush):
