@@ -8,7 +8,7 @@ from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
 from pimhil.contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNAN, RECIP_NEWTON_STEPS,
                              RECIP_SEGMENTS, RECIP_TABLE)
 
-from .fp32 import fp32_add, fp32_mul, round_pack
+from .fp32 import fp32_add, fp32_mul, round_pack, shift_left
 
 __all__ = ["EXP2_STAGES", "exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
 
@@ -57,9 +57,12 @@ def exp2_fixed(m, t, *, name, stage=None):
         m.d.comb += [mag.eq(0), inexact.eq(mant != 0)]
     with m.Elif(k > 0):
         ks = k[:5]
-        m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ((Const(1, 25) << ks) - 1)) != 0)]
+        # The bits shifted out are those under a mask of ks zeros (no 1 << ks, which Amaranth widens to 56 bits).
+        above = shift_left(m, Const(2 ** 24 - 1, 24), ks, name=f"{name}_above")
+        m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ~above) != 0)]
     with m.Else():
-        m.d.comb += mag.eq(mant << (-k)[:4])
+        # k >= -8 here (e < 127 + 8), so the product fits mag's 33 bits.
+        m.d.comb += mag.eq(shift_left(m, Cat(mant, Const(0, len(mag) - len(mant))), (-k)[:4], name=f"{name}_up"))
     fx = Signal(signed(35), name=f"{name}_fx")
     m.d.comb += fx.eq(Mux(sign, -(mag + inexact), mag))
     fx, cls = stage(fx), stage(cls)                                             # cut 1
@@ -68,10 +71,13 @@ def exp2_fixed(m, t, *, name, stage=None):
     m.d.comb += n.eq(fx >> EXP2_FRAC_BITS)
     frac = fx[:EXP2_FRAC_BITS]
     i = frac[_SEG_SHIFT:]
-    table = Array(Const(v, 25) for v in EXP2_TABLE)
+    table = Array(Const(v, 25) for v in EXP2_TABLE[:-1])
+    # The chords' rises, a table of their own: no subtractor, and an 18 x 18 product (one MULT18X18D).
+    rise = [b - a for a, b in zip(EXP2_TABLE, EXP2_TABLE[1:])]
+    rises = Array(Const(v, max(rise).bit_length()) for v in rise)
     lo = Signal(25, name=f"{name}_lo")
-    step = Signal(25, name=f"{name}_step")
-    m.d.comb += [lo.eq(table[i]), step.eq(table[i + 1] - table[i])]
+    step = Signal(max(rise).bit_length(), name=f"{name}_step")
+    m.d.comb += [lo.eq(table[i]), step.eq(rises[i])]
     lo, step, r, n, cls = (stage(x) for x in (lo, step, frac[:_SEG_SHIFT], n, cls))   # cut 2
 
     v = Signal(26, name=f"{name}_v")
