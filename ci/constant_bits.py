@@ -1,12 +1,18 @@
-"""Signal bits that can never toggle, proven by Yosys: what `make coverage` excludes from toggle coverage when the
-exclusions file asks for it (`constant = true` in a [[code]] entry, ci/coverage_exclusions.toml).
+"""Signal bits that can never toggle or that nothing reads, found by Yosys: what `make coverage` excludes from
+toggle coverage when the exclusions file asks for it (`constant = true` in a [[code]] entry,
+ci/coverage_exclusions.toml).
 
-Yosys reads the top's Verilog (the coverage build's, with source locations), runs `proc; flatten; opt -full`
-and writes the netlist as JSON, where a wire bit that constant propagation reduced to a constant is the string
-"0" or "1" instead of a net number. `opt` only applies equivalence-preserving rewrites: constant folding, and
-flip-flops whose next value equals their initial and reset values (so a register loaded only from a constant
-is one). Such a bit holds its value in every run of every test; Verilator still counts two toggle points for
-it. Bits Yosys gives as "x" (undefined) are not treated as constant.
+Yosys reads the top's Verilog (the coverage build's, with source locations), runs `proc; flatten; opt -full;
+wreduce; opt -full` and writes the netlist as JSON, where a wire bit is a net number, or a string when Yosys
+found it is not a signal:
+- "0" or "1": constant propagation reduced the bit to a constant. `opt` only applies equivalence-preserving
+  rewrites: constant folding, and flip-flops whose next value equals their initial and reset values (so a
+  register loaded only from a constant is one). Such a bit holds its value in every run of every test.
+- "x": `wreduce` removed the bit because no logic reads it (Amaranth's `a << b` is len(a) + 2**len(b) - 1 bits
+  wide, a sum one bit wider than its operands, and the code keeps only the low bits): whatever it does, it
+  cannot change anything the design does. Amaranth's Verilog has no undefined values of its own (every signal
+  has an initial value, `opt -full` turns undriven bits into 0), so "x" comes from this removal only.
+Verilator still counts two toggle points for every such bit.
 
 Amaranth's expression temporaries are escaped Verilog names starting with `$` (`\\$355`), which Yosys takes for
 its own internal names and removes when it optimises. They are renamed `_k$355` for Yosys (a public name it
@@ -31,23 +37,24 @@ __all__ = ["constant_bits", "point_bit", "verilator_name", "yosys_script"]
 
 
 def yosys_script(top: str) -> str:
-    return "\n".join(["read_verilog design.v", f"hierarchy -top {top}", "proc", "flatten", "opt -full",
-                      "write_json design.json", ""])
+    return "\n".join(["read_verilog design.v", f"hierarchy -top {top}", "proc", "flatten", "opt -full", "wreduce",
+                      "opt -full", "write_json design.json", ""])
 
 
 def _from_netlist(netlist: dict, top: str) -> dict[str, dict[int, str]]:
-    """{flattened wire name: {bit index: "0" or "1"}} for every wire with at least one constant bit."""
+    """{flattened wire name: {bit index: "0", "1" or "x"}} for every wire with at least one such bit."""
     out: dict[str, dict[int, str]] = {}
     for name, net in netlist["modules"][top]["netnames"].items():
         off = net.get("offset", 0)
-        const = {i + off: b for i, b in enumerate(net["bits"]) if b in ("0", "1")}
+        const = {i + off: b for i, b in enumerate(net["bits"]) if b in ("0", "1", "x")}
         if const:
             out[name.replace(_TMP, "$")] = const
     return out
 
 
 def constant_bits(verilog: Path, top: str) -> dict[str, dict[int, str]]:
-    """The constant bits of every wire of `top` in `verilog`, by flattened hierarchical name ("hub.array.s1").
+    """The constant ("0", "1") and never-read ("x") bits of every wire of `top` in `verilog`, by flattened
+    hierarchical name ("hub.array.s1").
 
     Raises RuntimeError when Yosys fails (its log is in build/coverage/constant/<top>-<hash>/yosys.log)."""
     text = verilog.read_text()

