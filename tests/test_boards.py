@@ -195,10 +195,10 @@ def test_lut_mapping_choices():
         ci_board.synth_script("top", "abc")
 
 
-def test_nextpnr_placement_is_timing_driven_only_when_asked():
-    assert ci_board.NO_TMDRIV in ci_board.nextpnr_opts().split()
-    assert ci_board.NO_TMDRIV not in ci_board.nextpnr_opts(timing_driven=True).split()
-    for opts in (ci_board.nextpnr_opts(), ci_board.nextpnr_opts(True)):
+def test_nextpnr_placement_is_timing_driven_unless_asked_not_to_be():
+    assert ci_board.NO_TMDRIV not in ci_board.nextpnr_opts().split()
+    assert ci_board.NO_TMDRIV in ci_board.nextpnr_opts(timing_driven=False).split()
+    for opts in (ci_board.nextpnr_opts(), ci_board.nextpnr_opts(False)):
         assert "--placer static --router router2" in opts and "--report top.report.json" in opts
 
 
