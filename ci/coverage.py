@@ -34,6 +34,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci.constant_bits import constant_bits, point_bit
 from tb.support.runner import COVERAGE_DAT, COVERAGE_ROOT, ROOT
 
 FUNCTIONAL = COVERAGE_ROOT / "functional"
@@ -254,8 +255,6 @@ class Exclusion:
         if self.unmeasured or not fnmatch.fnmatch(p.top, self.top) or self.kind not in ("any", p.kind):
             return False
         if self.constant:
-            from ci.constant_bits import point_bit
-
             where = point_bit(p.hier, p.comment) if p.kind == "toggle" else None
             if where is None or where[1] not in self.bits.get(p.file, {}).get(where[0], {}):
                 return False
@@ -352,8 +351,6 @@ def functional_report(exempt: dict[str, str]) -> dict:
 
 def _prove_constants(code_ex, points) -> None:
     """Run Yosys (ci/constant_bits.py) on the Verilog of every top a `constant` entry covers."""
-    from ci.constant_bits import constant_bits
-
     for e in code_ex:
         if not e.constant:
             continue

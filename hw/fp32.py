@@ -8,8 +8,7 @@ from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
 from pimhil.contract import BF16_QNAN, FP32_QNAN
 
-__all__ = ["leading_one", "leading_zeros", "shift_left", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16",
-           "tree_reduce"]
+__all__ = ["leading_zeros", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16", "tree_reduce"]
 
 
 def tree_reduce(values, fn):
@@ -25,16 +24,6 @@ def tree_reduce(values, fn):
     return values[0]
 
 
-def leading_one(m, value, *, name):
-    """Position of the most significant set bit of `value` (0 when value is 0)."""
-    width = len(value)
-    pos = Signal(range(max(width, 2)), name=name)
-    for i in range(width):
-        with m.If(value[i]):
-            m.d.comb += pos.eq(i)
-    return pos
-
-
 def leading_zeros(m, value, *, name):
     """Number of zero bits above the most significant set bit of `value` (len(value) - 1 when value is 0, as
     if bit 0 were set): each case drives its count as a constant, so no subtractor follows the priority mux."""
@@ -44,16 +33,6 @@ def leading_zeros(m, value, *, name):
         with m.If(value[i]):
             m.d.comb += lz.eq(width - 1 - i)
     return lz
-
-
-def shift_left(m, value, amount, *, name):
-    """`value << amount` truncated to len(value). (Amaranth forms `<<` len(value) + 2**len(amount) - 1 bits wide;
-    the bits above len(value) are never read, which ci/constant_bits.py finds. Two other forms were measured on
-    the board device, see docs/coverage.md: per-stage multiplexers mapped to 12 % more LUT4, a right shift of
-    the bit-reversed operand to 5 % fewer.)"""
-    out = Signal(len(value), name=name)
-    m.d.comb += out.eq(value << amount)
-    return out
 
 
 def round_pack(m, sign, mag, exp2, *, name):
@@ -68,7 +47,11 @@ def round_pack(m, sign, mag, exp2, *, name):
     m.d.comb += mag_w.eq(mag << pad)
     width = len(mag_w)
     lz = leading_zeros(m, mag_w, name=f"{name}_nlz")
-    norm = shift_left(m, mag_w, lz, name=f"{name}_norm")
+    norm = Signal(width, name=f"{name}_norm")
+    # Amaranth forms the shift len(mag_w) + 2**len(lz) - 1 bits wide; norm keeps the low bits (the others are
+    # never set). Two other forms were measured on the board device, see docs/coverage.md: per-stage
+    # multiplexers mapped to 12 % more LUT4, a right shift of the bit-reversed operand to 5 % fewer.
+    m.d.comb += norm.eq(mag_w << lz)
     q = norm[width - 24:]
     guard = norm[width - 25]
     sticky = norm[:width - 25].any()

@@ -8,7 +8,7 @@ from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
 from pimhil.contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNAN, RECIP_NEWTON_STEPS,
                              RECIP_SEGMENTS, RECIP_TABLE)
 
-from .fp32 import fp32_add, fp32_mul, round_pack, shift_left
+from .fp32 import fp32_add, fp32_mul, round_pack
 
 __all__ = ["EXP2_STAGES", "exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
 
@@ -57,12 +57,9 @@ def exp2_fixed(m, t, *, name, stage=None):
         m.d.comb += [mag.eq(0), inexact.eq(mant != 0)]
     with m.Elif(k > 0):
         ks = k[:5]
-        # The bits shifted out are those under a mask of ks zeros (no 1 << ks, which Amaranth widens to 56 bits).
-        above = shift_left(m, Const(2 ** 24 - 1, 24), ks, name=f"{name}_above")
-        m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ~above) != 0)]
+        m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ((Const(1, 25) << ks) - 1)) != 0)]
     with m.Else():
-        # k >= -8 here (e < 127 + 8), so the product fits mag's 33 bits.
-        m.d.comb += mag.eq(shift_left(m, Cat(mant, Const(0, len(mag) - len(mant))), (-k)[:4], name=f"{name}_up"))
+        m.d.comb += mag.eq(mant << (-k)[:4])
     fx = Signal(signed(35), name=f"{name}_fx")
     m.d.comb += fx.eq(Mux(sign, -(mag + inexact), mag))
     fx, cls = stage(fx), stage(cls)                                             # cut 1

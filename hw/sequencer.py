@@ -16,7 +16,7 @@ from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_O
                              HubError, HubOp, Op)
 
 from .bank_array import cmd_layout
-from .fp32 import fp32_add, fp32_mul, shift_left
+from .fp32 import fp32_add, fp32_mul
 from .hub_csr import ErrorEventSignature
 from .hub_responses import ResponseKind, response_descriptor
 from .softmax_datapath import SoftmaxControlSignature
@@ -247,9 +247,7 @@ class Sequencer(wiring.Component):
         rw_log = (p.row_words - 1).bit_length()
         m.d.comb += [a.kpr_log.eq(a.c_log - a.dl_log), a.d_words.eq(dl << a.l_log), a.groups.eq(a.d_words >> a.b_log),
                      a.ch.eq(Mux(big_t, p.row_words, T)), a.nch.eq(Mux(big_t, T >> rw_log, 1)),
-                     # dl_log <= log2(C), so the shifted count stays far inside key_rows' 32 bits
-                     key_rows.eq((shift_left(m, Cat(T >> a.b_log, Const(0, 32 - len(T >> a.b_log))), a.dl_log,
-                                             name="keys_dl") + C - 1) >> a.c_log)]
+                     key_rows.eq((((T >> a.b_log) << a.dl_log) + C - 1) >> a.c_log)]
         dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
         a.bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
                  | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((a.d_words & (B - 1)) != 0)
@@ -271,8 +269,7 @@ class Sequencer(wiring.Component):
             # B scores per MAC_ABK, each into one row of the score memory.
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(int(Flag.ZERO | Flag.READ)), cmd.bank.eq(0),
                          cmd.row.eq(c.row + (a.q >> a.kpr_log)),
-                         cmd.col.eq(shift_left(m, a.q & ~shift_left(m, Const(0xFFFF, 16), a.kpr_log, name="kpr_mask"),
-                                               a.dl_log, name="q_col")), cmd.count.eq(a.dl),
+                         cmd.col.eq((a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log), cmd.count.eq(a.dl),
                          cmd.gb.eq(0), cmd.acc.eq(a.q & (p.accs - 1)), self.array.valid.eq(self.expect.ready)]
             with m.If(fire):
                 self._push(m, ResponseKind.SCORES, a.q)
