@@ -99,9 +99,11 @@ program: $(STAMP)
 board-test: $(STAMP)
 	PIM_BOARD_TARGET="$(TARGET)" PIM_LG_ENV="$(LG_ENV)" $(PY) -m pytest -n 0 -rs -p no:cacheprovider tests/test_board.py $(PYTEST_ARGS)
 
-# Gate-level simulation (tb/netlist): Yosys synthesises the hardware device for the ECP5 as the ULX3S build does
-# (ci/netlist.py, build/netlist/board/netlist.v), and the netlist, with Yosys' ECP5 cell models, runs the driver
-# suite's identity, memory, GEMV and attention checks through its UART pins in Verilator.
+# Gate-level simulation (tb/netlist): the ULX3S build's own netlist (Yosys' synth_ecp5 output for the whole board
+# top, reused from `make board` when the source is unchanged, else synthesised; ci/netlist.py,
+# build/netlist/ulx3s-85f/netlist.v), with Yosys' ECP5 cell models and ci/cell_models.py's for the cells Yosys ships
+# as blackboxes, runs the driver suite's identity, memory, GEMV and attention checks through its UART pins in
+# Verilator; the DP16KD model is first checked against a reference of the block RAM (test_cell_models.py).
 .PHONY: gate-sim
 gate-sim: $(BOARD_STAMP)
 	YOWASP_CACHE_DIR=$(CURDIR)/build/yowasp-cache $(PY) -m ci.netlist --timeout $(BOARD_TIMEOUT)

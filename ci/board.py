@@ -16,12 +16,17 @@ Exits 1 when the lint fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +78,7 @@ DEFAULT_TIMEOUT_MIN = 45.0
 ECP5_85F_CELLS = 83640          # LUT4s and flip-flops of an LFE5U-85F
 
 __all__ = ["ecp5_figures", "main", "nextpnr_opts", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log",
-           "peak_gflops", "synth_script", "throughput_vs_sim"]
+           "peak_gflops", "synth_script", "synthesis", "synthesis_digest", "synthesis_lock", "throughput_vs_sim"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,6 +319,70 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
     }
 
 
+# Elaboration and Yosys write the build directory's top.il / top.json under this lock (fcntl, released when the
+# process ends however it ends), so that the gate-level simulation (ci/netlist.py) can take a board build's
+# netlist, or make one, without reading a half-written file. Place and route run outside it (they only read
+# top.json). synth.json records the digest of Yosys' inputs of the netlist in top.json.
+SYNTH_LOCK = ".synthesis.lock"
+SYNTH_RECORD = "synth.json"
+SYNTH_INPUTS = ("top.il", "top.ys", "abc9_fast.abc")
+_STALE = ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.config", "top.json", SYNTH_RECORD)
+
+
+@contextlib.contextmanager
+def synthesis_lock(build_dir: Path):
+    """Hold the build directory's synthesis lock (blocks while another process holds it)."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / SYNTH_LOCK, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def synthesis_digest(build_dir: Path) -> str:
+    """Digest of what Yosys reads in `build_dir` (the elaborated design and the scripts)."""
+    h = hashlib.sha256()
+    for name in SYNTH_INPUTS:
+        path = build_dir / name
+        h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _elaborate_ecp5(module, params, build_dir: Path, *, lut_map: str, timing_driven: bool):
+    """Write the board top's build plan (top.il, top.ys, build_top.*) into build_dir; returns the top."""
+    top = module.ULX3STop(params=params)
+    plan = module.platform().build(top, name="top", build_dir=str(build_dir), do_build=False,
+                                   nextpnr_opts=nextpnr_opts(timing_driven),
+                                   **_synth_overrides("top", lut_map))
+    plan.extract(str(build_dir))
+    for fname, ftext in synth_script("top", lut_map)[2].items():
+        (build_dir / fname).write_text(ftext)
+    return top
+
+
+def _synthesise_ecp5(module, params, build_dir: Path, *, timeout_s: float, lut_map: str,
+                     timing_driven: bool) -> tuple:
+    """Elaborate and run Yosys in build_dir (caller holds the lock): (steps, top, remaining commands)."""
+    for stale in _STALE:
+        (build_dir / stale).unlink(missing_ok=True)
+    t0 = time.monotonic()
+    top = _elaborate_ecp5(module, params, build_dir, lut_map=lut_map, timing_driven=timing_driven)
+    steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
+    print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
+    env = tool_env()
+    commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
+    if commands[0][0] != "yosys":
+        raise RuntimeError(f"the build plan starts with {commands[0][0]}, not yosys")
+    steps["yosys"] = run_step("yosys", [env["YOSYS"], *commands[0][1:]], cwd=build_dir, env=env,
+                              timeout_s=timeout_s)
+    if steps["yosys"]["status"] == "ok":
+        (build_dir / SYNTH_RECORD).write_text(json.dumps(
+            {"digest": synthesis_digest(build_dir), "seconds": steps["yosys"]["seconds"]}, indent=2) + "\n")
+    return steps, top, commands[1:]
+
+
 def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None,
                lut_map: str = DEFAULT_LUT_MAP, timing_driven: bool = True) -> dict:
     """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such).
@@ -325,30 +394,20 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
     params = dataclasses.replace(preset(module.PRESET), **(overrides or {}))
     clk_mhz = params.clk_hz / 1e6
     steps_file = build_dir / "steps.json"
+    extra = {"preset": module.PRESET, "params": params.as_dict(), "overrides": overrides or {}}
     if report_only:
         steps = json.loads(steps_file.read_text()) if steps_file.exists() else {}
         old = build_dir / "report.json"
         pll = json.loads(old.read_text()).get("pll") if old.exists() else None
-        return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
-                                                              "pll": pll, "overrides": overrides or {}})
-    for stale in ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.json", "top.config"):
-        (build_dir / stale).unlink(missing_ok=True)
-    steps = {}
-    t0 = time.monotonic()
-    top = module.ULX3STop(params=params)
-    plan = module.platform().build(top, name="top", build_dir=str(build_dir), do_build=False,
-                                   nextpnr_opts=nextpnr_opts(timing_driven),
-                                   **_synth_overrides("top", lut_map))
-    plan.extract(str(build_dir))
-    for fname, ftext in synth_script("top", lut_map)[2].items():
-        (build_dir / fname).write_text(ftext)
-    steps["elaborate"] = {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}
-    print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
+        return ecp5_report(board, build_dir, clk_mhz, steps, {**extra, "pll": pll})
+    with synthesis_lock(build_dir):
+        steps, top, rest = _synthesise_ecp5(module, params, build_dir, timeout_s=timeout_s, lut_map=lut_map,
+                                            timing_driven=timing_driven)
+    steps_file.write_text(json.dumps(steps, indent=2) + "\n")
     pll = {"clki_div": top.pll.clki_div, "clkfb_div": top.pll.clkfb_div, "clkop_div": top.pll.clkop_div,
            "vco_mhz": top.pll.vco_hz / 1e6, "out_mhz": top.pll.out_hz / 1e6}
     env = tool_env()
-    commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
-    for argv in commands:
+    for argv in rest if steps["yosys"]["status"] == "ok" else ():
         tool = argv[0]
         var = tool.upper().replace("-", "_")
         steps[tool] = run_step(tool, [env.get(var, YOWASP.get(tool, tool)), *argv[1:]], cwd=build_dir, env=env,
@@ -356,9 +415,48 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
         steps_file.write_text(json.dumps(steps, indent=2) + "\n")
         if steps[tool]["status"] != "ok":
             break
-    steps_file.write_text(json.dumps(steps, indent=2) + "\n")
-    return ecp5_report(board, build_dir, clk_mhz, steps, {"preset": module.PRESET, "params": params.as_dict(),
-                                                          "pll": pll, "overrides": overrides or {}})
+    return ecp5_report(board, build_dir, clk_mhz, steps, {**extra, "pll": pll})
+
+
+def synthesis(board_name: str, *, copy_to: Path, out: Path = OUT, timeout_s: float = DEFAULT_TIMEOUT_MIN * 60,
+              lut_map: str = DEFAULT_LUT_MAP) -> dict:
+    """The Yosys netlist of an ECP5 board's build for the current source, copied to `copy_to` (top.json):
+    the one a board build (`make board`) left in build/board/<name> when Yosys' inputs are unchanged, else
+    elaborate and Yosys are run there now (no place and route; a bitstream left from an older source is
+    removed). Returns {"status", "reused", "digest", "seconds", "build_dir"}; status is "ok" or why not."""
+    from pimhil.contract import preset
+
+    from hw.boards import BOARDS, board_module
+
+    board, module = BOARDS[board_name], board_module(board_name)
+    if board.flow != "ecp5":
+        raise ValueError(f"{board_name} is not an ECP5 board; its netlist comes from Vivado")
+    suffix = "" if lut_map == DEFAULT_LUT_MAP else f"-{lut_map}"
+    build_dir = (out / (board.name + suffix)).resolve()
+    params = preset(module.PRESET)
+    t0 = time.monotonic()
+    with synthesis_lock(build_dir):
+        with tempfile.TemporaryDirectory(prefix="elaborate-", dir=build_dir.parent) as tmp:
+            _elaborate_ecp5(module, params, Path(tmp), lut_map=lut_map, timing_driven=True)
+            digest = synthesis_digest(Path(tmp))
+        record = build_dir / SYNTH_RECORD
+        old = json.loads(record.read_text()) if record.exists() else {}
+        reused = old.get("digest") == digest and (build_dir / "top.json").exists()
+        status = "ok"
+        if reused:
+            print(f"  synthesis: reusing {build_dir / 'top.json'} (Yosys' inputs unchanged)", flush=True)
+        else:
+            for stale in ("report.json", "steps.json"):
+                (build_dir / stale).unlink(missing_ok=True)
+            steps, _, _ = _synthesise_ecp5(module, params, build_dir, timeout_s=timeout_s, lut_map=lut_map,
+                                           timing_driven=True)
+            status = steps["yosys"]["status"]
+            if status == "ok" and synthesis_digest(build_dir) != digest:
+                status = "elaboration is not reproducible (top.il differs between two runs)"
+        if status == "ok":
+            shutil.copyfile(build_dir / "top.json", copy_to)
+    return {"status": status, "reused": reused, "digest": digest, "seconds": round(time.monotonic() - t0, 1),
+            "build_dir": _rel(build_dir)}
 
 
 # ---------------------------------------------------------------------------------------------------------

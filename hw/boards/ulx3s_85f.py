@@ -16,11 +16,16 @@ from amaranth.lib.cdc import FFSynchronizer
 
 from .common import PCIE_PORTS, SIM_ONLY_PORTS, check_top_params, hardware_device, pin, tie_off
 
-__all__ = ["NAME", "PRESET", "REF_HZ", "PLLConfig", "ULX3STop", "ecp5_pll", "platform"]
+__all__ = ["LEDS", "NAME", "POR_CYCLES", "PRESET", "REF_HZ", "PLLConfig", "ULX3STop", "ecp5_pll", "platform"]
 
 NAME = "ulx3s-85f"
 PRESET = "board"
 REF_HZ = 25_000_000
+# Device clock cycles that reset is held after the PLL locks and after the button is let go (the FT231X and the
+# host need nothing from us earlier; 2**16 cycles is ~4.4 ms at 15 MHz).
+POR_CYCLES = 1 << 16
+# What each LED shows (led number -> meaning); the gate-level testbench names the pins after it.
+LEDS = {0: "busy", 1: "error", 2: "link", 7: "heartbeat"}
 
 # ECP5 EHXPLLL limits (Lattice TN1263 / FPGA-DS-02012: VCO 400..800 MHz, PFD 3.125..400 MHz, CLKOP
 # 3.125..400 MHz); the divider ranges are those of the primitive's parameters.
@@ -105,10 +110,10 @@ class ULX3STop(Elaboratable):
     """The board top: PLL, power-on/button reset, device, UART pins, LEDs.
 
     por_cycles: device clock cycles that reset is held after the PLL locks and after the button is let go
-    (the FT231X and the host need nothing from us earlier; 2**16 cycles is ~4.4 ms at 15 MHz).
+    (POR_CYCLES by default).
     """
 
-    def __init__(self, *, params, por_cycles=1 << 16):
+    def __init__(self, *, params, por_cycles=POR_CYCLES):
         check_top_params(params=params, por_cycles=por_cycles)
         self.params = params
         self.por_cycles = por_cycles
@@ -166,8 +171,9 @@ class ULX3STop(Elaboratable):
             m.d.sync += [heartbeat.eq(0), blink.eq(~blink)]
         with m.Else():
             m.d.sync += heartbeat.eq(heartbeat + 1)
-        leds = {0: dev.busy, 1: dev.irq_error, 2: dev.link_active, 7: blink}
-        for i, value in leds.items():
+        shown = {"busy": dev.busy, "error": dev.irq_error, "link": dev.link_active, "heartbeat": blink}
+        for i, meaning in LEDS.items():
+            value = shown[meaning]
             m.d.comb += pin(m, platform, "led", "o", number=i).eq(value)
         return m
 

@@ -1,21 +1,24 @@
-"""Gate-level simulation: the synthesised netlist of the device (ci/netlist.py) runs the driver suite's identity,
+"""Gate-level simulation: the ULX3S build's synthesised netlist (ci/netlist.py) runs the driver suite's identity,
 memory, GEMV and attention checks through its UART pins, bit-exact against the golden model.
 
-What is simulated is Yosys' output for the ECP5, not the Amaranth source: LUT4, CCU2C, PFUMX, L6MUX21 and
-TRELLIS_FF cells with Yosys' own models (share/lattice/cells_sim_ecp5.v), and MULT18X18D. Yosys ships some
-cells as blackboxes only, with no behaviour Verilator could run:
-- DP16KD and TRELLIS_DPR16X4 (RAM primitives): the netlist keeps memories as Yosys' inferred behavioural
-  memories (memory mapping skipped); everything around them goes through the same passes as the ULX3S build.
-- MULT18X18D: simulated by a model generated from the blackbox's port list (ci/netlist.py), for the
-  combinational configuration Yosys' DSP mapping uses; any other configuration stops the simulation.
-- EHXPLLL and the I/O buffers of the ULX3S top: the netlist's top is the device the board top instantiates;
-  the clock comes straight from the testbench at the device's clk_hz.
+What is simulated is the netlist the board build places and routes (Yosys' synth_ecp5 output for the whole
+ULX3S top: PLL, power-on and button reset, I/O buffers, the device), not the Amaranth source: LUT4, CCU2C,
+PFUMX, L6MUX21, TRELLIS_FF and TRELLIS_DPR16X4 cells with Yosys' own models (share/lattice/cells_sim_ecp5.v).
+Yosys ships three of its cells as blackboxes only, with no behaviour Verilator could run, and its I/O buffer's
+inout pad cannot meet a top-level input in Verilator; ci/cell_models.py generates models from Yosys'
+declarations, each refusing (a $fatal) any configuration it does not model:
+- DP16KD (block RAM): the configurations Yosys' block RAM mapping instantiates (same width on both ports).
+- MULT18X18D: the combinational multiplier of Yosys' DSP mapping.
+- EHXPLLL: no frequency synthesis; CLKOP is CLKI, so the testbench drives the oscillator pin at the device's
+  clock, and LOCK rises after a few cycles, so the top's reset logic runs as on the board.
+- TRELLIS_IO: renamed TRELLIS_IO_IN / TRELLIS_IO_OUT by its direction in the simulator's copy of the netlist;
+  input pads pass through, output pads are driven (never tristated on these tops).
 
 The driver talks to the pins through a simulated USB-serial adapter (tb/netlist/serial_line.py): first contact
 at the reset rate, then pimhil.uart_rate.raise_rate takes the link to 3 Mbaud as on a bench.
 
-Run with `make gate-sim` (synthesises the netlist with the board toolchain, then this test); `make test`
-skips it because the synthesis needs the board toolchain and several minutes.
+Run with `make gate-sim` (the board's synthesis, reused from `make board` when the source is unchanged, then this
+test); `make test` skips it because the synthesis needs the board toolchain and several minutes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from cocotb.clock import Clock
 from cocotb.task import bridge
 from cocotb.triggers import ClockCycles
 
+from hw.boards.ulx3s_85f import POR_CYCLES
 from pimhil.contract import UART_RESET_BAUD, preset
 from pimhil.transport.uart import UartTransport
 from pimhil.uart_rate import open_device, raise_rate
@@ -42,8 +46,8 @@ def checks(p):
     """The driver suite's checks, [(name, check)]; memory and GEMV smaller than on faster targets (the netlist
     simulates about a thousand cycles per second and every byte on the line is 50 cycles at 3 Mbaud), still
     every bank, lane and padding case: 2 bursts in every bank, the GB and the scratch memory; a GEMV of
-    banks + 1 rows (two row groups, the second padded) by a row - 3 (the last burst padded); attention as on
-    every target."""
+    banks + 1 rows (two row groups, the second padded) by a row - 3 (the last burst padded; the driver moves
+    whole rows, so a shorter k would cost as much); attention as on every target."""
     return [("check_identity", driver_suite.check_identity),
             ("check_memory_round_trip",
              functools.partial(driver_suite.check_memory_round_trip, words=2 * p.lanes)),
@@ -53,21 +57,6 @@ def checks(p):
 
 
 ENABLE_ENV = "PIM_GATE_SIM"
-
-
-def _idle_inputs(dut, params):
-    """Every input of the hardware device at its reset value (the AXI masters idle, the UART line high)."""
-    from amaranth.hdl import Value
-    from amaranth.lib import wiring
-
-    from hw.device import Device
-
-    dev = Device(params=params)
-    for path, member, port in dev.signature.flatten(dev):
-        if member.flow != wiring.In:
-            continue
-        name = "__".join(str(p) for p in path)
-        getattr(dut, name).value = getattr(port, "init", 0) if len(Value.cast(port)) else 0
 
 
 async def _progress(dut, line, every: int = 1 << 17):
@@ -82,13 +71,15 @@ async def _progress(dut, line, every: int = 1 << 17):
 @cocotb.test()
 async def test_driver_checks_on_netlist(dut):
     params = preset(os.environ.get("PIM_PRESET", "board"))
-    # An even number of picoseconds (cocotb halves it); the serial line counts cycles, not picoseconds.
+    # The oscillator pin at the device clock (the PLL model passes it through). An even number of picoseconds
+    # (cocotb halves it); the serial line counts cycles, not picoseconds.
     Clock(dut.clk, 2 * round(5e11 / params.clk_hz), unit="ps").start()
-    _idle_inputs(dut, params)
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 8)
-    dut.rst.value = 0
-    await ClockCycles(dut.clk, 8)
+    dut.uart_rx.value = 1
+    # The reset button, pressed and let go; then the top holds the device in reset for POR_CYCLES.
+    dut.btn.value = 1
+    await ClockCycles(dut.clk, 32)
+    dut.btn.value = 0
+    await ClockCycles(dut.clk, POR_CYCLES + 32)
     _, rng = rngs(dut._log)
     line = SerialLine(dut, clk_hz=params.clk_hz, baud=UART_RESET_BAUD)
     cocotb.start_soon(_progress(dut, line))
@@ -115,6 +106,7 @@ async def test_driver_checks_on_netlist(dut):
 
     done, steps, rate, seconds = await bridge(run)()
     assert line.framing_errors == 0, f"{line.framing_errors} framing errors on the line"
+    assert int(dut.led_error.value) == 0, "the error LED is lit after the checks"
     # steps: [simulated cycles, wall seconds] of the first contact (with the rate switch) and of each check
     record("gate_level", {"checks": done, "baud": rate.baud, "cycles": line.cycle, "wall_s": round(seconds, 1),
                           "cycles_per_s": round(line.cycle / seconds), "steps": steps})
@@ -128,13 +120,17 @@ def test_gate_level_netlist(monkeypatch):
     from ci.netlist import build_netlist, cells_sim_path
     from tb.support import runner
 
-    report = build_netlist("board")
-    assert report["status"] == "ok", f"netlist synthesis: {report['status']}"
+    report = build_netlist()
+    assert report["status"] == "ok", f"netlist: {report['status']}"
     cells = report["cells"]
+    # The board build's netlist: block RAM, DSP, PLL and I/O cells, and no behavioural memory left.
     assert cells.get("LUT4", 0) > 1000 and cells.get("TRELLIS_FF", 0) > 1000, cells
-    assert not any(k in cells for k in ("DP16KD", "TRELLIS_DPR16X4")), cells
+    assert all(cells.get(k, 0) > 0 for k in ("DP16KD", "MULT18X18D", "EHXPLLL", "TRELLIS_IO_IN", "TRELLIS_IO_OUT")), \
+        cells
+    assert "TRELLIS_IO" not in cells, cells       # every pad renamed by its direction (no BIDIR pad)
+    assert not any(k.startswith("$mem") for k in cells), cells
     sim = cells_sim_path()
-    sources = [sim, *report["models"], report["netlist"], report["sim_top_file"]]
+    sources = [*report["models"], report["netlist"], report["sim_top_file"]]
     build_args = [f"-I{sim.parent}", *NETLIST_WAIVERS, *NETLIST_BUILD]
     # The model's C++ is compiled with the optimisation levels below, for this model only (make variables of
     # Verilator's generated makefile, passed through MAKEFLAGS as the runner passes its own).
@@ -160,6 +156,7 @@ NETLIST_WAIVERS = [
     "-Wno-MODDUP",          # cells_sim_ecp5.v includes cells_ff.vh / cells_io.vh, which repeat a few modules
     "-Wno-GENUNNAMED",      # unnamed generate blocks in the cell models
     "-Wno-UNOPTFLAT",       # ABC9's LUT netlist reads a vector's bits in an order Verilator cannot split
+    "-Wno-INITIALDLY",      # TRELLIS_DPR16X4's model loads its INITVAL with <= in an initial block
 ]
 # ~40,000 LUT4 and their nets make a C++ model of a few hundred files: functions are kept small (the compiler's
 # cost grows faster than their size) and the evaluation code is compiled at -O1 instead of Verilator's -Os,
