@@ -148,7 +148,7 @@ def dp16kd_model(blackbox_text: str) -> str:
         "  wire sela = {CSA2, CSA1, CSA0} == 3'b000;",
         "  wire selb = {CSB2, CSB1, CSB0} == 3'b000;",
         "  localparam integer W = DATA_WIDTH_A;",
-        # The address bits below the word: x1 AD[13:0], x2 AD[13:1], x4 AD[13:2], x9 AD[13:3], x18 AD[13:4],
+        # The word address: x1 AD[13:0], x2 AD[13:1], x4 AD[13:2], x9 AD[13:3], x18 AD[13:4],
         # x36 AD[13:5].
         "  localparam integer SHIFT = W == 1 ? 0 : W == 2 ? 1 : W == 4 ? 2 : W == 9 ? 3 : W == 18 ? 4 : 5;",
         "  localparam integer WORDS = 1 << (14 - SHIFT);",
