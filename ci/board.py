@@ -326,7 +326,10 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
 SYNTH_LOCK = ".synthesis.lock"
 SYNTH_RECORD = "synth.json"
 SYNTH_INPUTS = ("top.il", "top.ys", "abc9_fast.abc")
-_STALE = ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.config", "top.json", SYNTH_RECORD)
+# What a synthesis makes stale: the netlist, everything made from it, and the report and step times of the build
+# that made them.
+_STALE = ("top.rpt", "top.tim", "top.report.json", "top.bit", "top.config", "top.json", SYNTH_RECORD, "report.json",
+          "steps.json")
 
 
 @contextlib.contextmanager
@@ -362,25 +365,23 @@ def _elaborate_ecp5(module, params, build_dir: Path, *, lut_map: str, timing_dri
     return top
 
 
-def _synthesise_ecp5(module, params, build_dir: Path, *, timeout_s: float, lut_map: str,
-                     timing_driven: bool) -> tuple:
-    """Elaborate and run Yosys in build_dir (caller holds the lock): (steps, top, remaining commands)."""
+def _synthesise_ecp5(build_dir: Path, *, timeout_s: float) -> dict:
+    """Run Yosys on the build plan in build_dir (elaborated; caller holds the lock) and record synth.json;
+    returns the step's {"seconds", "status"}."""
+    env = tool_env()
+    argv = json.loads((build_dir / "build_top.json").read_text())["commands"][0]
+    if argv[0] != "yosys":
+        raise RuntimeError(f"the build plan starts with {argv[0]}, not yosys")
+    step = run_step("yosys", [env["YOSYS"], *argv[1:]], cwd=build_dir, env=env, timeout_s=timeout_s)
+    if step["status"] == "ok":
+        (build_dir / SYNTH_RECORD).write_text(json.dumps(
+            {"digest": synthesis_digest(build_dir), "seconds": step["seconds"]}, indent=2) + "\n")
+    return step
+
+
+def _remove_stale(build_dir: Path) -> None:
     for stale in _STALE:
         (build_dir / stale).unlink(missing_ok=True)
-    t0 = time.monotonic()
-    top = _elaborate_ecp5(module, params, build_dir, lut_map=lut_map, timing_driven=timing_driven)
-    steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
-    print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
-    env = tool_env()
-    commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
-    if commands[0][0] != "yosys":
-        raise RuntimeError(f"the build plan starts with {commands[0][0]}, not yosys")
-    steps["yosys"] = run_step("yosys", [env["YOSYS"], *commands[0][1:]], cwd=build_dir, env=env,
-                              timeout_s=timeout_s)
-    if steps["yosys"]["status"] == "ok":
-        (build_dir / SYNTH_RECORD).write_text(json.dumps(
-            {"digest": synthesis_digest(build_dir), "seconds": steps["yosys"]["seconds"]}, indent=2) + "\n")
-    return steps, top, commands[1:]
 
 
 def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None,
@@ -401,9 +402,14 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
         pll = json.loads(old.read_text()).get("pll") if old.exists() else None
         return ecp5_report(board, build_dir, clk_mhz, steps, {**extra, "pll": pll})
     with synthesis_lock(build_dir):
-        steps, top, rest = _synthesise_ecp5(module, params, build_dir, timeout_s=timeout_s, lut_map=lut_map,
-                                            timing_driven=timing_driven)
+        _remove_stale(build_dir)
+        t0 = time.monotonic()
+        top = _elaborate_ecp5(module, params, build_dir, lut_map=lut_map, timing_driven=timing_driven)
+        steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
+        print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
+        steps["yosys"] = _synthesise_ecp5(build_dir, timeout_s=timeout_s)
     steps_file.write_text(json.dumps(steps, indent=2) + "\n")
+    rest = json.loads((build_dir / "build_top.json").read_text())["commands"][1:]
     pll = {"clki_div": top.pll.clki_div, "clkfb_div": top.pll.clkfb_div, "clkop_div": top.pll.clkop_div,
            "vco_mhz": top.pll.vco_hz / 1e6, "out_mhz": top.pll.out_hz / 1e6}
     env = tool_env()
@@ -439,20 +445,17 @@ def synthesis(board_name: str, *, copy_to: Path, out: Path = OUT, timeout_s: flo
         with tempfile.TemporaryDirectory(prefix="elaborate-", dir=build_dir.parent) as tmp:
             _elaborate_ecp5(module, params, Path(tmp), lut_map=lut_map, timing_driven=True)
             digest = synthesis_digest(Path(tmp))
-        record = build_dir / SYNTH_RECORD
-        old = json.loads(record.read_text()) if record.exists() else {}
-        reused = old.get("digest") == digest and (build_dir / "top.json").exists()
-        status = "ok"
-        if reused:
-            print(f"  synthesis: reusing {build_dir / 'top.json'} (Yosys' inputs unchanged)", flush=True)
-        else:
-            for stale in ("report.json", "steps.json"):
-                (build_dir / stale).unlink(missing_ok=True)
-            steps, _, _ = _synthesise_ecp5(module, params, build_dir, timeout_s=timeout_s, lut_map=lut_map,
-                                           timing_driven=True)
-            status = steps["yosys"]["status"]
-            if status == "ok" and synthesis_digest(build_dir) != digest:
-                status = "elaboration is not reproducible (top.il differs between two runs)"
+            record = build_dir / SYNTH_RECORD
+            old = json.loads(record.read_text()) if record.exists() else {}
+            reused = old.get("digest") == digest and (build_dir / "top.json").exists()
+            status = "ok"
+            if reused:
+                print(f"  synthesis: reusing {build_dir / 'top.json'} (Yosys' inputs unchanged)", flush=True)
+            else:
+                # The plan just elaborated becomes the build directory's (no second elaboration).
+                _remove_stale(build_dir)
+                shutil.copytree(tmp, build_dir, dirs_exist_ok=True)
+                status = _synthesise_ecp5(build_dir, timeout_s=timeout_s)["status"]
         if status == "ok":
             shutil.copyfile(build_dir / "top.json", copy_to)
     return {"status": status, "reused": reused, "digest": digest, "seconds": round(time.monotonic() - t0, 1),

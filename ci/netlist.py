@@ -17,7 +17,7 @@ they do not model.
 
 Writes build/netlist/<board>/{top.json, netlist.v, cells_sim.v, <cell>_model(s).v, top_netlist.v, netlist.json};
 top_netlist.v is the testbench's top, a wrapper that names the pins for the testbench (see `sim_wrapper`).
-The Verilog is rebuilt only when top.json or this script changes (a digest in netlist.json).
+The Verilog is rebuilt only when the synthesis' inputs or this script change (a digest in netlist.json).
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def build_netlist(board: str = BOARD, *, out: Path = OUT, timeout_s: float = 360
         report_path.write_text(json.dumps(report, indent=2) + "\n")
         return report
     script = yosys_script()
-    digest = hashlib.sha256((build_dir / "top.json").read_bytes() + script.encode()).hexdigest()[:16]
+    # top.json follows from Yosys' inputs, whose digest synthesis() already has.
+    digest = hashlib.sha256((synth["digest"] + script).encode()).hexdigest()[:16]
     if not force and report_path.exists() and (build_dir / "netlist.v").exists():
         old = json.loads(report_path.read_text())
         if old.get("hash") == digest and old.get("status") == "ok":
