@@ -465,13 +465,14 @@ def synthesis(board_name: str, *, copy_to: Path, out: Path = OUT, timeout_s: flo
 # ---------------------------------------------------------------------------------------------------------
 # Sub-block experiments on the ECP5 (`--block NAME`): LUTs and fmax of one piece of the device
 # ---------------------------------------------------------------------------------------------------------
-def _fp_op_block(kind):
-    """A registered FP32 operator (inputs and output in flip-flops, so fmax is the operator's own path)."""
+def _fp_op_block(kind, *, piped=False):
+    """A registered FP32 operator (inputs and output in flip-flops, so fmax is the operator's own path);
+    piped: a register at each of its cuts as well (hw/fp32.py pipeline_stage)."""
     from amaranth.hdl import Module, Signal
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
-    from hw.fp32 import fp32_add, fp32_mul
+    from hw.fp32 import fp32_add, fp32_mul, pipeline_stage
 
     class FPOp(wiring.Component):
         def __init__(self):
@@ -482,7 +483,8 @@ def _fp_op_block(kind):
             a, b = Signal(32), Signal(32)
             m.d.sync += [a.eq(self.a), b.eq(self.b)]
             fn = fp32_add if kind == "add" else fp32_mul
-            m.d.sync += self.y.eq(fn(m, a, b, name=f"fp_{kind}"))
+            stage = pipeline_stage(m, name="cut") if piped else None
+            m.d.sync += self.y.eq(fn(m, a, b, name=f"fp_{kind}", stage=stage))
             return m
 
     return FPOp()
@@ -498,6 +500,8 @@ def _blocks(params):
     return {
         "fp32_add": lambda: _fp_op_block("add"),
         "fp32_mul": lambda: _fp_op_block("mul"),
+        "fp32_add_piped": lambda: _fp_op_block("add", piped=True),
+        "fp32_mul_piped": lambda: _fp_op_block("mul", piped=True),
         "lane_reduce": lambda: LaneReduce(lanes=params.lanes),
         "bank_pu": lambda: BankPU(lanes=params.lanes, accs=params.accs),
         "bank_array": lambda: BankArray(params=params),
@@ -506,7 +510,8 @@ def _blocks(params):
     }
 
 
-BLOCK_NAMES = ("fp32_add", "fp32_mul", "lane_reduce", "bank_pu", "bank_array", "uart_link", "control_hub")
+BLOCK_NAMES = ("fp32_add", "fp32_mul", "fp32_add_piped", "fp32_mul_piped", "lane_reduce", "bank_pu", "bank_array",
+               "uart_link", "control_hub")
 
 
 def _synth_overrides(top: str, lut_map: str) -> dict:

@@ -3,13 +3,16 @@
 Every command enters through `cmd` (a stream in the layout of contract.cmd_fields) and is checked exactly as
 contract.check_command checks it; a refused command leaves no trace but an error beat on `resp`. Multi-burst
 commands issue one burst per cycle and the next command follows in the very next cycle, so MACs stream at
-one column burst per cycle across command boundaries.
+one column burst per cycle across command boundaries, as long as consecutive bursts go to different
+accumulators: the accumulate adder is pipelined, so a MAC burst that reads an accumulator waits until every
+MAC or WR_BIAS burst into that accumulator is BankPU.ACC_GAP stages ahead (the hub's walkers rotate over
+accumulators burst by burst; a command stream that does not is slower, never wrong).
 
 Pipeline (all stages freeze together while a response waits on `resp.ready`):
   s0  issue: memory addresses, writes of WR_* ops, LUT writes
   s1  memory data: PU tokens enter, COPY writes land
-  s2..s4  the PU's lane reduction; s4 is the accumulate stage
-  s5  responses form; accumulators are read here, after the accumulate of the token ahead has landed
+  s2..  the PU's lane reduction, then its accumulate adder; the last of them (LATENCY) writes accumulators
+  RESP_STAGE  responses form; accumulators are read here, after the write of the token ahead has landed
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -59,8 +62,8 @@ class BankArray(wiring.Component):
             "cmd_err": Out(8),
         })
 
-    LATENCY = 1 + BankPU.LATENCY   # s0 -> s4, the accumulate stage
-    RESP_STAGE = LATENCY + 1       # s5
+    LATENCY = 1 + BankPU.LATENCY   # s0 -> the stage that writes accumulators
+    RESP_STAGE = LATENCY + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -131,6 +134,14 @@ class BankArray(wiring.Component):
 
         issue = Signal()
         last = k + 1 == count
+        # BankPU's rule: a MAC burst that reads its accumulator (all but a ZERO command's first) waits while a
+        # MAC or WR_BIAS burst into the same accumulator is fewer than ACC_GAP stages ahead.
+        mac_ops = {Op.MAC_ABK, Op.MAC_SBK}
+        reads_acc = _in_set(op, mac_ops) & ~(c.flags[Flag.ZERO.bit_length() - 1] & (k == 0))
+        hazard = Signal()
+        m.d.comb += hazard.eq(reads_acc & Cat(*(
+            s[j].valid & (s[j].err == 0) & _in_set(s[j].op, mac_ops | {Op.WR_BIAS}) & (s[j].acc == c.acc)
+            for j in range(1, BankPU.ACC_GAP))).any())
         is_af = op == Op.AF
         with m.If(af_done):
             m.d.comb += self.cmd.ready.eq(1)
@@ -142,6 +153,8 @@ class BankArray(wiring.Component):
         with m.Elif(self.cmd.valid & ok & is_af):
             with m.If(pipe_empty):
                 m.d.sync += [af_run.eq(1), af_acc.eq(c.acc), af_i.eq(0), af_o.eq(0)]
+        with m.Elif(self.cmd.valid & ok & hazard):
+            pass
         with m.Elif(self.cmd.valid):
             m.d.comb += issue.eq(1)
             with m.If(~ok | last):

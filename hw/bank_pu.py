@@ -6,7 +6,7 @@ from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp32 import fp32_add
+from .fp32 import FP32_ADD_CUTS, fp32_add, pipeline_stage
 from .lane_reduce import LaneReduce
 
 __all__ = ["BankPU", "PUOp"]
@@ -22,13 +22,18 @@ class BankPU(wiring.Component):
     """One bank's MAC unit.
 
     A token (`in_op`, `in_acc`, `in_zero`, `in_value`) with its burst (`w`, `x`) enters when `en` is high and
-    takes effect LATENCY enabled cycles later, in order, so a SET behind a MAC never overtakes it.
+    its write (MAC: the accumulate adder's sum; SET: the value) lands LATENCY enabled cycles later, in order,
+    so a SET behind a MAC never overtakes it. The accumulate adder is a pipeline of FP32_ADD_CUTS stages, so
+    a MAC that reads its accumulator (one without `in_zero`) must enter at least ACC_GAP enabled cycles after
+    any MAC or SET token into the same accumulator: the caller keeps that distance (BankArray stalls issue);
+    closer tokens would read the accumulator before the earlier write landed.
     `rd_idx`/`rd_data` read an accumulator combinationally, as it was before this cycle's write (no
     forwarding: the accumulate adder's output reaches no other logic in its cycle); `wr_*` writes one directly
     (used only while no token is in flight).
     """
 
-    LATENCY = LaneReduce.LATENCY
+    LATENCY = LaneReduce.LATENCY + FP32_ADD_CUTS
+    ACC_GAP = FP32_ADD_CUTS + 1
 
     def __init__(self, *, lanes, accs):
         if not isinstance(accs, int) or accs < 1:
@@ -58,25 +63,29 @@ class BankPU(wiring.Component):
 
         # Token delay line matching the lane-reduction latency; line[-1] is the token whose lane sum is out.
         line = [(self.in_op, self.in_acc, self.in_zero, self.in_value)]
-        for s in range(self.LATENCY):
+        for s in range(LaneReduce.LATENCY):
             nop, nidx = Signal(2, name=f"op_{s}"), Signal(range(self.accs), name=f"acc_{s}")
             nzero, nvalue = Signal(name=f"zero_{s}"), Signal(32, name=f"value_{s}")
             with m.If(self.en):
                 m.d.sync += [nop.eq(line[-1][0]), nidx.eq(line[-1][1]), nzero.eq(line[-1][2]),
                              nvalue.eq(line[-1][3])]
             line.append((nop, nidx, nzero, nvalue))
-        op, idx, zero, value = line[-1]
 
         acc = Array(Signal(32, name=f"acc{i}") for i in range(self.accs))
         we, widx, wdata = Signal(), Signal(range(self.accs)), Signal(32)
         # The addend is selected a cycle early: `cur` holds the accumulator (or +0 under `zero`) of the token
-        # that is out next cycle, with this cycle's write forwarded into it. The accumulate loop is then the
-        # adder and one multiplexer, not an accs-way selection in front of the adder as well.
+        # that enters the adder next cycle, with this cycle's write forwarded into it. The adder's first stage
+        # then starts from a register, not from an accs-way selection.
         _, next_idx, next_zero, _ = (Mux(self.en, a, b) for a, b in zip(line[-2], line[-1]))
         cur = Signal(32, name="acc_cur")
         forwarded = Mux(we & (widx == next_idx), wdata, acc[next_idx])
         m.d.sync += cur.eq(Mux(next_zero, 0, forwarded))
-        total = fp32_add(m, cur, lr.result, name="acc_add")
+        stage = pipeline_stage(m, self.en, name="acc_add")
+        total = fp32_add(m, cur, lr.result, name="acc_add", stage=stage)
+        # The token rides beside the adder; SETs are delayed as much as MACs, so writes land in token order.
+        op, idx, _, value = line[-1]
+        for _ in range(FP32_ADD_CUTS):
+            op, idx, value = stage(op), stage(idx), stage(value)
         with m.If(self.en & (op == PUOp.MAC)):
             m.d.comb += [we.eq(1), widx.eq(idx), wdata.eq(total)]
         with m.Elif(self.en & (op == PUOp.SET)):

@@ -1,14 +1,44 @@
 """Combinational FP32 building blocks in the device's arithmetic (docs/numerics.md §1; used by §4-§8).
 
 These are functions that add logic to a Module and return the result signal, not Components: they are used
-inside pipeline stages of larger blocks, whose registers decide where the stage boundaries fall.
+inside pipeline stages of larger blocks, whose registers decide where the stage boundaries fall. Each takes an
+optional `stage` function (value -> value) that every signal crossing one of its cuts goes through: None
+leaves the operator combinational; `pipeline_stage(m, en)` registers every cut, which makes the operator a
+pipeline of `*_CUTS` cycles taking one input per cycle. The cuts change where registers go, never a result bit.
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed
 
 from pimhil.contract import BF16_QNAN, FP32_QNAN
 
-__all__ = ["leading_zeros", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16", "tree_reduce"]
+__all__ = ["leading_zeros", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16", "tree_reduce", "pipeline_stage",
+           "ROUND_PACK_CUTS", "FP32_ADD_CUTS", "FP32_MUL_CUTS"]
+
+# How many cuts each operator offers its `stage` function along its longest path.
+ROUND_PACK_CUTS = 2         # after the leading-zero count, after the normalising shift
+FP32_ADD_CUTS = 3 + ROUND_PACK_CUTS      # after compare/difference, after alignment, after the add
+FP32_MUL_CUTS = 1 + ROUND_PACK_CUTS      # after the significand product
+
+
+def pipeline_stage(m, en=None, *, name="pipe"):
+    """A `stage` function that registers every value passed through it, holding it while `en` is low."""
+    count = [0]
+
+    def stage(value):
+        value = Value.cast(value)
+        reg = Signal(value.shape(), name=f"{name}_{count[0]}")
+        count[0] += 1
+        if en is None:
+            m.d.sync += reg.eq(value)
+        else:
+            with m.If(en):
+                m.d.sync += reg.eq(value)
+        return reg
+    return stage
+
+
+def _through(stage, values):
+    return tuple(stage(v) for v in values)
 
 
 def tree_reduce(values, fn):
@@ -35,23 +65,32 @@ def leading_zeros(m, value, *, name):
     return lz
 
 
-def round_pack(m, sign, mag, exp2, *, name):
+def round_pack(m, sign, mag, exp2, *, name, stage=None):
     """FP32 bits of (-1)**sign * mag * 2**exp2 with round-and-flush; mag == 0 gives zero of that sign.
 
     mag: unsigned value; exp2: signed value. RNE to 24 bits with unbounded exponent, then flush below 2**-126
-    to signed zero and saturate above the FP32 range to signed Inf.
+    to signed zero and saturate above the FP32 range to signed Inf. stage: ROUND_PACK_CUTS cuts (module doc).
     """
+    stage = stage or (lambda v: v)
     # Widen so that 24 result bits, a guard bit and at least one sticky bit are always present.
     pad = max(0, 26 - len(mag))
     mag_w = Signal(len(mag) + pad, name=f"{name}_mag")
     m.d.comb += mag_w.eq(mag << pad)
     width = len(mag_w)
     lz = leading_zeros(m, mag_w, name=f"{name}_nlz")
+    ew = max(len(exp2), 12) + 2
+    e0 = Signal(signed(ew), name=f"{name}_e")
+    # exp2 - pad + (position of the leading one), the position being width - 1 - lz
+    m.d.comb += e0.eq(exp2 + (width - 1 - pad) - lz)
+    zero = Signal(name=f"{name}_zero")
+    m.d.comb += zero.eq(mag_w == 0)
+    mag_w, lz, e0, zero, sign = _through(stage, (mag_w, lz, e0, zero, sign))          # cut 1
     norm = Signal(width, name=f"{name}_norm")
     # Amaranth forms the shift len(mag_w) + 2**len(lz) - 1 bits wide; norm keeps the low bits (the others are
     # never set). Two other forms were measured on the board device, see docs/coverage.md: per-stage
     # multiplexers mapped to 12 % more LUT4, a right shift of the bit-reversed operand to 5 % fewer.
     m.d.comb += norm.eq(mag_w << lz)
+    norm, e0, zero, sign = _through(stage, (norm, e0, zero, sign))                     # cut 2
     q = norm[width - 24:]
     guard = norm[width - 25]
     sticky = norm[:width - 25].any()
@@ -60,10 +99,6 @@ def round_pack(m, sign, mag, exp2, *, name):
     m.d.comb += q1.eq(q + up)
     # The exponent is e0, or e0 + 1 when rounding carries out (q1[24]). Both outcomes' range checks and
     # exponent fields are formed from e0 while the significand rounds, so the carry only selects.
-    ew = max(len(exp2), 12) + 2
-    e0 = Signal(signed(ew), name=f"{name}_e")
-    # exp2 - pad + (position of the leading one), the position being width - 1 - lz
-    m.d.comb += e0.eq(exp2 + (width - 1 - pad) - lz)
     carry = q1[24]
     flush = Mux(carry, e0 < -127, e0 < -126)
     sat = Mux(carry, e0 > 126, e0 > 127)
@@ -71,7 +106,7 @@ def round_pack(m, sign, mag, exp2, *, name):
     field = Mux(carry, (e0[:8] + 128)[:8], (e0[:8] + 127)[:8])
     out = Signal(32, name=name)
     frac = Mux(carry, Const(0, 23), q1[:23])
-    with m.If((mag_w == 0) | flush):
+    with m.If(zero | flush):
         m.d.comb += out.eq(Cat(Const(0, 31), sign))
     with m.Elif(sat):
         m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
@@ -101,8 +136,11 @@ def _trailing_zeros(m, mant, name):
     return tz
 
 
-def fp32_add(m, a, b, *, name):
-    """a + b on FP32 bit patterns: DAZ, IEEE RNE with signed-zero rules, round-and-flush, canonical NaN."""
+def fp32_add(m, a, b, *, name, stage=None):
+    """a + b on FP32 bit patterns: DAZ, IEEE RNE with signed-zero rules, round-and-flush, canonical NaN.
+
+    stage: FP32_ADD_CUTS cuts (module doc)."""
+    stage = stage or (lambda v: v)
     sa, ea, ma, za, ia, na = _unpack(m, a, f"{name}_a")
     sb, eb, mb, zb, ib, nb = _unpack(m, b, f"{name}_b")
     # Order the operands so that |x| >= |y|; then x's exponent is the alignment reference. Both exponent
@@ -122,47 +160,68 @@ def fp32_add(m, a, b, *, name):
     # Both orders' sticky bits are formed from the inputs; the swap picks one.
     sticky_ab = d_ab > _trailing_zeros(m, mb, f"{name}_tzb") + 3        # y = b
     sticky_ba = d_ba > _trailing_zeros(m, ma, f"{name}_tza") + 3        # y = a
+    sticky = Mux(swap, sticky_ba, sticky_ab)
+    # Every result that is not a rounded sum is decided here, from the inputs, and rides along the cuts.
+    special = Signal(name=f"{name}_special")
+    special_val = Signal(32, name=f"{name}_sval")
+    m.d.comb += special.eq(1)
+    with m.If(na | nb | (ia & ib & (sa != sb))):
+        m.d.comb += special_val.eq(FP32_QNAN)
+    with m.Elif(ia):
+        m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), sa))
+    with m.Elif(ib):
+        m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), sb))
+    with m.Elif(za & zb):
+        m.d.comb += special_val.eq(Cat(Const(0, 31), sa & sb))      # -0 only for (-0) + (-0)
+    with m.Elif(za):
+        m.d.comb += special_val.eq(Cat(b[:23], b[23:31], sb))
+    with m.Elif(zb):
+        m.d.comb += special_val.eq(Cat(a[:23], a[23:31], sa))
+    with m.Else():
+        m.d.comb += special.eq(0)
+    sub = sx != sy
+    sx, ex, mx, my, d, sticky, sub, special, special_val = _through(
+        stage, (sx, ex, mx, my, d, sticky, sub, special, special_val))                   # cut 1
     shifted = Signal(27, name=f"{name}_ysh")
     # A shift by 27 or more leaves nothing: the range check zeroes the result beside the shifter.
     m.d.comb += shifted.eq(Mux(d > 26, 0, Cat(Const(0, 3), my) >> d[:5]))
     y_al = Signal(27, name=f"{name}_yal")
-    m.d.comb += y_al.eq(shifted | Mux(swap, sticky_ba, sticky_ab))
-    x_al = Cat(Const(0, 3), mx)
+    m.d.comb += y_al.eq(shifted | sticky)
+    x_al = Signal(27, name=f"{name}_xal")
+    m.d.comb += x_al.eq(Cat(Const(0, 3), mx))
+    x_al, y_al, sx, ex, sub, special, special_val = _through(
+        stage, (x_al, y_al, sx, ex, sub, special, special_val))                          # cut 2
     total = Signal(28, name=f"{name}_sum")
-    with m.If(sx == sy):
+    with m.If(~sub):
         m.d.comb += total.eq(x_al + y_al)
     with m.Else():
         m.d.comb += total.eq(x_al - y_al)
+    total, sx, ex, special, special_val = _through(stage, (total, sx, ex, special, special_val))   # cut 3
     e_ref = Signal(signed(12), name=f"{name}_eref")
     m.d.comb += e_ref.eq(ex)
-    rp = round_pack(m, sx, total, e_ref - (127 + 23 + 3), name=f"{name}_rp")
+    cancel = total == 0                                        # exact cancellation is +0 under RNE
+    rp = round_pack(m, sx, total, e_ref - (127 + 23 + 3), name=f"{name}_rp", stage=stage)
+    for _ in range(ROUND_PACK_CUTS):
+        cancel, special, special_val = _through(stage, (cancel, special, special_val))
 
     out = Signal(32, name=name)
-    with m.If(na | nb | (ia & ib & (sa != sb))):
-        m.d.comb += out.eq(FP32_QNAN)
-    with m.Elif(ia):
-        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sa))
-    with m.Elif(ib):
-        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), sb))
-    with m.Elif(za & zb):
-        m.d.comb += out.eq(Cat(Const(0, 31), sa & sb))      # -0 only for (-0) + (-0)
-    with m.Elif(za):
-        m.d.comb += out.eq(Cat(b[:23], b[23:31], sb))
-    with m.Elif(zb):
-        m.d.comb += out.eq(Cat(a[:23], a[23:31], sa))
-    with m.Elif(total == 0):
-        m.d.comb += out.eq(0)                                 # exact cancellation is +0 under RNE
+    with m.If(special):
+        m.d.comb += out.eq(special_val)
+    with m.Elif(cancel):
+        m.d.comb += out.eq(0)
     with m.Else():
         m.d.comb += out.eq(rp)
     return out
 
 
-def fp32_mul(m, a, b, *, name, zero_wins=False):
+def fp32_mul(m, a, b, *, name, zero_wins=False, stage=None):
     """a * b on FP32 bit patterns: DAZ, exact product rounded once (round-and-flush), canonical NaN.
 
     zero_wins: a zero operand gives signed zero even against Inf (the AF unit's rule, numerics.md §6), though
     a NaN operand still gives NaN; otherwise Inf x 0 is NaN. A zero product's sign is the xor (§1).
+    stage: FP32_MUL_CUTS cuts (module doc).
     """
+    stage = stage or (lambda v: v)
     sa, ea, ma, za, ia, na = _unpack(m, a, f"{name}_a")
     sb, eb, mb, zb, ib, nb = _unpack(m, b, f"{name}_b")
     s = sa ^ sb
@@ -170,16 +229,26 @@ def fp32_mul(m, a, b, *, name, zero_wins=False):
     m.d.comb += prod.eq(ma * mb)
     exp2 = Signal(signed(12), name=f"{name}_exp2")
     m.d.comb += exp2.eq(ea + eb - (2 * 127 + 46))
-    rp = round_pack(m, s, prod, exp2, name=f"{name}_rp")
-    out = Signal(32, name=name)
+    special = Signal(name=f"{name}_special")
+    special_val = Signal(32, name=f"{name}_sval")
     zero = za | zb
     inf = ia | ib
+    m.d.comb += special.eq(1)
     with m.If(na | nb | (Const(not zero_wins) & inf & zero)):
-        m.d.comb += out.eq(FP32_QNAN)
+        m.d.comb += special_val.eq(FP32_QNAN)
     with m.Elif(zero):
-        m.d.comb += out.eq(Cat(Const(0, 31), s))
+        m.d.comb += special_val.eq(Cat(Const(0, 31), s))
     with m.Elif(inf):
-        m.d.comb += out.eq(Cat(Const(0, 23), Const(0xFF, 8), s))
+        m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), s))
+    with m.Else():
+        m.d.comb += special.eq(0)
+    prod, exp2, s, special, special_val = _through(stage, (prod, exp2, s, special, special_val))   # cut 1
+    rp = round_pack(m, s, prod, exp2, name=f"{name}_rp", stage=stage)
+    for _ in range(ROUND_PACK_CUTS):
+        special, special_val = _through(stage, (special, special_val))
+    out = Signal(32, name=name)
+    with m.If(special):
+        m.d.comb += out.eq(special_val)
     with m.Else():
         m.d.comb += out.eq(rp)
     return out

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import FP32_QNAN, LANE_GUARD_BITS
 
-from .fp32 import round_pack, tree_reduce
+from .fp32 import ROUND_PACK_CUTS, pipeline_stage, round_pack, tree_reduce
 
 __all__ = ["LaneReduce"]
 
@@ -20,7 +20,8 @@ class LaneReduce(wiring.Component):
     sum of the burst presented LATENCY enabled cycles earlier. `en` freezes every stage when low.
     """
 
-    LATENCY = 3
+    # products; the largest exponent; the aligned terms; their sum; rounding (its own cuts, then the result)
+    LATENCY = 4 + ROUND_PACK_CUTS + 1
 
     def __init__(self, *, lanes):
         if not isinstance(lanes, int) or lanes < 2 or lanes & (lanes - 1):
@@ -64,10 +65,16 @@ class LaneReduce(wiring.Component):
                     nan1[i].eq(nan),
                 ]
 
-        # Stage 2: align to the largest exponent, truncate, sum as integers (balanced trees throughout).
+        # Stage 2: the largest exponent (a balanced tree of compares).
+        stage = pipeline_stage(m, self.en, name="lr")
         ez = [Mux(fin1[i], e1[i], 0) for i in range(L)]
         emax = Signal(9)
         m.d.comb += emax.eq(tree_reduce(ez, lambda a, b: Mux(a > b, a, b)))
+        emax, p1, e1, neg1, fin1, inf1, nan1 = (
+            stage(emax), [stage(v) for v in p1], [stage(v) for v in e1], stage(neg1), stage(fin1), stage(inf1),
+            stage(nan1))
+
+        # Stage 3: align to the largest exponent and truncate.
         terms = []
         for i in range(L):
             d = Signal(9, name=f"d_{i}")
@@ -76,33 +83,31 @@ class LaneReduce(wiring.Component):
             m.d.comb += a.eq(Mux(fin1[i] & (d < align_bits), Cat(Const(0, LANE_GUARD_BITS), p1[i]) >> d, 0))
             t = Signal(signed(sum_bits), name=f"t_{i}")
             m.d.comb += t.eq(Mux(neg1[i], -a, a))
-            terms.append(t)
-        s2 = Signal(signed(sum_bits))
-        emax2 = Signal(9)
-        pinf2, ninf2, nan2 = Signal(), Signal(), Signal()
-        with m.If(self.en):
-            m.d.sync += [
-                s2.eq(tree_reduce(terms, lambda a, b: a + b)),
-                emax2.eq(emax),
-                pinf2.eq((inf1 & ~neg1).any()),
-                ninf2.eq((inf1 & neg1).any()),
-                nan2.eq(nan1.any()),
-            ]
+            terms.append(stage(t))
+        emax = stage(emax)
+        pinf, ninf, nan = stage((inf1 & ~neg1).any()), stage((inf1 & neg1).any()), stage(nan1.any())
 
-        # Stage 3: one normalisation and rounding to FP32.
+        # Stage 4: sum as integers (a balanced tree).
+        s2 = stage(tree_reduce(terms, lambda a, b: a + b))
+        emax2, pinf2, ninf2, nan2 = stage(emax), stage(pinf), stage(ninf), stage(nan)
+
+        # Stage 5 on: one normalisation and rounding to FP32 (ROUND_PACK_CUTS stages), then the result.
         mag = Signal(sum_bits)
         m.d.comb += mag.eq(Mux(s2 < 0, -s2, s2))
         exp2 = Signal(signed(12))
         m.d.comb += exp2.eq(emax2 - (_PROD_EXP_OFFSET + LANE_GUARD_BITS))
-        rounded = round_pack(m, s2 < 0, mag, exp2, name="ls_rp")
+        rounded = round_pack(m, s2 < 0, mag, exp2, name="ls_rp", stage=stage)
+        cls = Cat(nan2 | (pinf2 & ninf2), pinf2, ninf2, s2 == 0)
+        for _ in range(ROUND_PACK_CUTS):
+            cls = stage(cls)
         with m.If(self.en):
-            with m.If(nan2 | (pinf2 & ninf2)):
+            with m.If(cls[0]):
                 m.d.sync += self.result.eq(FP32_QNAN)
-            with m.Elif(pinf2):
+            with m.Elif(cls[1]):
                 m.d.sync += self.result.eq(0x7F800000)
-            with m.Elif(ninf2):
+            with m.Elif(cls[2]):
                 m.d.sync += self.result.eq(0xFF800000)
-            with m.Elif(s2 == 0):
+            with m.Elif(cls[3]):
                 m.d.sync += self.result.eq(0)
             with m.Else():
                 m.d.sync += self.result.eq(rounded)

@@ -106,7 +106,7 @@ class Sequencer(wiring.Component):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
                         m.d.comb += self.softmax.clear_max.eq(1)
-                        m.d.sync += attn.q.eq(0)
+                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0)]
                         m.next = "ATTN_S"
                 with m.Elif((c.op == Op.SYNC) | (c.op == Op.EOC)):
                     with m.If(settled):
@@ -181,6 +181,7 @@ class Sequencer(wiring.Component):
         g = SimpleNamespace(groups=groups, chunks=chunks,
                             pass_=Signal(16, name="t_pass"),     # first group of this pass
                             c=Signal(16, name="t_c"),            # chunk
+                            k=Signal(16, name="t_k"),            # column burst within the chunk
                             g=Signal(16, name="t_g"),            # group (absolute)
                             copy=Signal(name="t_copy"),          # next command is the chunk's COPY_BKGB
                             last=Signal(name="t_last"),          # every command of the tile has been issued
@@ -192,9 +193,13 @@ class Sequencer(wiring.Component):
         return g
 
     def _gemv_states(self, m, fire, settled, g):
+        # Per chunk: the COPY_BKGB, then one-burst MACs column by column, each column over the pass's groups,
+        # so that consecutive bursts go to different accumulators (pimhil.schedule.interleave_macs's order).
         p, c, cmd = self.params, self.cmd, self.array.payload
+        C = p.bursts_per_row
         with m.State("GEMV"):
-            read = g.c + 1 == g.chunks
+            last_col = g.k + 1 == C
+            read = (g.c + 1 == g.chunks) & last_col
             with m.If(g.last):
                 with m.If(settled):
                     self._finish(m)
@@ -203,18 +208,21 @@ class Sequencer(wiring.Component):
                              cmd.col.eq(0), cmd.count.eq(p.bursts_per_row), cmd.gb.eq(0), cmd.acc.eq(0),
                              self.array.valid.eq(1)]
                 with m.If(fire):
-                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_)]
+                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_), g.k.eq(0)]
             with m.Else():
-                flags = (Mux(g.c == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0) | (c.flags & int(Flag.BF16)))
+                flags = (Mux((g.c == 0) & (g.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
+                         | (c.flags & int(Flag.BF16)))
                 m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
-                             cmd.row.eq(c.row + g.g * g.chunks + g.c), cmd.col.eq(0), cmd.count.eq(p.bursts_per_row),
-                             cmd.gb.eq(0), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(~read | self.expect.ready)]
+                             cmd.row.eq(c.row + g.g * g.chunks + g.c), cmd.col.eq(g.k), cmd.count.eq(1),
+                             cmd.gb.eq(g.k), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(~read | self.expect.ready)]
                 with m.If(fire):
                     with m.If(read):
                         self._push(m, ResponseKind.SCRATCH_BANKS, c.imm + g.g * p.banks)
                     with m.If(g.g + 1 < g.pass_end):
                         m.d.sync += g.g.eq(g.g + 1)
-                    with m.Elif(~read):
+                    with m.Elif(~last_col):
+                        m.d.sync += [g.k.eq(g.k + 1), g.g.eq(g.pass_)]
+                    with m.Elif(g.c + 1 < g.chunks):
                         m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1)]
                     with m.Elif(g.pass_end < g.groups):
                         m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1)]
@@ -254,6 +262,7 @@ class Sequencer(wiring.Component):
                  | (a.groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + a.groups * a.nch > p.rows))
         a.scratch_bad = c.gb + a.d_words > p.scratch_words
         a.q = Signal(16, name="a_q")       # score MAC / row index
+        a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
         a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
         a.c = Signal(17, name="a_c")       # chunk
         a.k = Signal(16, name="a_k")       # burst within the chunk
@@ -266,15 +275,27 @@ class Sequencer(wiring.Component):
         p, c, cmd, sm = self.params, self.cmd, self.array.payload, self.softmax
         rows = a.T >> a.b_log
         with m.State("ATTN_S"):
-            # B scores per MAC_ABK, each into one row of the score memory.
-            m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(int(Flag.ZERO | Flag.READ)), cmd.bank.eq(0),
-                         cmd.row.eq(c.row + (a.q >> a.kpr_log)),
-                         cmd.col.eq((a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log), cmd.count.eq(a.dl),
-                         cmd.gb.eq(0), cmd.acc.eq(a.q & (p.accs - 1)), self.array.valid.eq(self.expect.ready)]
+            # B scores per MAC_ABK, each into one row of the score memory. The key slots' MACs go burst by burst
+            # over groups of up to `accs` consecutive slots (slot q into accumulator q % accs), so that
+            # consecutive bursts go to different accumulators.
+            q_end = Mux(a.q0 + p.accs < rows, a.q0 + p.accs, rows)
+            read = a.k + 1 == a.dl
+            slot_col = (a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log
+            flags = Mux(a.k == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
+            m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
+                         cmd.row.eq(c.row + (a.q >> a.kpr_log)), cmd.col.eq(slot_col + a.k), cmd.count.eq(1),
+                         cmd.gb.eq(a.k), cmd.acc.eq(a.q & (p.accs - 1)),
+                         self.array.valid.eq(~read | self.expect.ready)]
             with m.If(fire):
-                self._push(m, ResponseKind.SCORES, a.q)
-                m.d.sync += a.q.eq(a.q + 1)
-                with m.If(a.q + 1 == rows):
+                with m.If(read):
+                    self._push(m, ResponseKind.SCORES, a.q)
+                with m.If(a.q + 1 < q_end):
+                    m.d.sync += a.q.eq(a.q + 1)
+                with m.Elif(~read):
+                    m.d.sync += [a.k.eq(a.k + 1), a.q.eq(a.q0)]
+                with m.Elif(q_end < rows):
+                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end), a.k.eq(0)]
+                with m.Else():
                     m.next = "ATTN_MAX"
         with m.State("ATTN_MAX"):
             with m.If(settled):
@@ -315,16 +336,20 @@ class Sequencer(wiring.Component):
                     m.d.sync += a.k.eq(a.k + 1)
                     m.next = "ATTN_PREAD"
         with m.State("ATTN_V"):
+            # The chunk's V-transpose MACs, burst by burst over the output groups' accumulators.
             last_chunk = a.c + 1 == a.nch
-            flags = Mux(a.c == 0, int(Flag.ZERO), 0) | Mux(last_chunk, int(Flag.READ), 0)
+            read = last_chunk & (a.k + 1 == (a.ch >> a.l_log))
+            flags = Mux((a.c == 0) & (a.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
-                         cmd.row.eq(c.col + a.g * a.nch + a.c), cmd.col.eq(0), cmd.count.eq(a.ch >> a.l_log),
-                         cmd.gb.eq(0), cmd.acc.eq(a.g), self.array.valid.eq(~last_chunk | self.expect.ready)]
+                         cmd.row.eq(c.col + a.g * a.nch + a.c), cmd.col.eq(a.k), cmd.count.eq(1),
+                         cmd.gb.eq(a.k), cmd.acc.eq(a.g), self.array.valid.eq(~read | self.expect.ready)]
             with m.If(fire):
-                with m.If(last_chunk):
+                with m.If(read):
                     self._push(m, ResponseKind.SCRATCH_BANKS, c.gb + (a.g << a.b_log))
                 with m.If(a.g + 1 < a.groups):
                     m.d.sync += a.g.eq(a.g + 1)
+                with m.Elif(a.k + 1 < (a.ch >> a.l_log)):
+                    m.d.sync += [a.k.eq(a.k + 1), a.g.eq(0)]
                 with m.Elif(~last_chunk):
                     m.d.sync += [a.c.eq(a.c + 1), a.k.eq(0)]
                     m.next = "ATTN_PREAD"

@@ -24,6 +24,7 @@ from .contract import (CMDQ_BASE, CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR
 from .errors import DeviceError, DeviceMismatch, DeviceTimeout
 from .layout import attention_layout, attention_plan, attention_problem, gemv_plan, pad_gemv, to_bf16_bits
 from .reference import scale_bits
+from .schedule import interleave_macs
 
 # Words per transport call in bulk transfers: the granularity of progress reports.
 BULK_WORDS = 8192
@@ -349,8 +350,9 @@ class Device:
         sums = np.zeros((plan.tiles, len(qb)), np.uint32)
         busy = mac = run_cycles = 0
         phases = {"load_s": 0.0, "run_s": 0.0, "read_s": 0.0}
-        score_cmds = [Command(Op.MAC_ABK, flags=Flag.ZERO | Flag.READ, row=lay.k_row + i // kpr, col=(i % kpr) * dl,
-                              count=dl, acc=i % p.accs, imm=i * B) for i in range(Tt // B)]
+        score_cmds = interleave_macs([Command(Op.MAC_ABK, flags=Flag.ZERO | Flag.READ, row=lay.k_row + i // kpr,
+                                             col=(i % kpr) * dl, count=dl, acc=i % p.accs, imm=i * B)
+                                     for i in range(Tt // B)])
 
         def run(cmds):
             nonlocal busy, mac, run_cycles
@@ -385,9 +387,10 @@ class Device:
                         block = range(g0, min(d // B, g0 + p.accs))
                         for c in range(nch):
                             self.write_gb(pb[c * ch:(c + 1) * ch])
-                            run([Command(Op.MAC_ABK, flags=(Flag.ZERO if c == 0 else 0)
-                                         | (Flag.READ if c == nch - 1 else 0), row=lay.v_row + gi * nch + c,
-                                         count=ch // L, acc=gi - g0, imm=gi * B) for gi in block])
+                            run(interleave_macs([Command(Op.MAC_ABK, flags=(Flag.ZERO if c == 0 else 0)
+                                                         | (Flag.READ if c == nch - 1 else 0),
+                                                         row=lay.v_row + gi * nch + c, count=ch // L, acc=gi - g0,
+                                                         imm=gi * B) for gi in block]))
                 outs[t, g] = self.read_scratch(0, d)
         if plan.tiles == 1:
             bits = outs[0]

@@ -1,5 +1,7 @@
 """BankPU: lane sums accumulate into the right accumulator, in order, across random stalls (`en` low);
-SET tokens, direct writes and the (unforwarded) read all behave as the golden model says."""
+SET tokens, direct writes and the (unforwarded) read all behave as the golden model says. Tokens keep the
+PU's rule (a MAC that reads its accumulator enters ACC_GAP enabled cycles after any token into it), as
+BankArray's issue stage does; the model applies each write when it lands, LATENCY enabled cycles in."""
 
 import cocotb
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from hw.bank_pu import BankPU
 from pimhil.golden.fpbits import fp32_add
 from pimhil.golden.mac import lane_sum
 from tb.support.seed import rngs
@@ -46,14 +49,24 @@ async def test_accumulate_with_stalls(dut):
     ws, xs = pack_rows(w, 16), pack_rows(x, 16)
     values = fp32_operands(tb.rng, n)
     acc = np.zeros(tb.accs, np.uint32)
-    pipe = [None, None, None]               # tokens in the PU's three stages, newest first
+    pipe = [None] * BankPU.LATENCY          # tokens in the PU's stages, newest first
     mism = 0
     for i in range(n):
         await RisingEdge(dut.clk)
         en = r.random() < 0.8
         op = r.choice([MAC, MAC, MAC, SET, NONE])
-        tok = (op, r.randrange(tb.accs), r.random() < 0.2, int(values[i]), int(ls[i]))
-        direct = (not en or pipe[-1] is None or pipe[-1][0] == NONE) and r.random() < 0.1
+        zero = r.random() < 0.2
+        # Accumulators a reading MAC may not use yet: tokens fewer than ACC_GAP enabled cycles ahead.
+        recent = {t[1] for t in pipe[:BankPU.ACC_GAP - 1] if t is not None and t[0] != NONE}
+        free = [a for a in range(tb.accs) if a not in recent]
+        if op == MAC and not zero and not free:
+            zero = True
+        idx = r.choice(free) if op == MAC and not zero else r.randrange(tb.accs)
+        tok = (op, idx, zero, int(values[i]), int(ls[i]))
+        # A direct write may not hit an accumulator between a token's read and its write.
+        adder = pipe[BankPU.LATENCY - BankPU.ACC_GAP + 1:]
+        quiet = all(t is None or t[0] == NONE for t in adder)
+        direct = quiet and (not en or pipe[-1] is None or pipe[-1][0] == NONE) and r.random() < 0.1
         rd = r.randrange(tb.accs)
         dut.en.value = int(en)
         dut.in_op.value, dut.in_acc.value, dut.in_zero.value, dut.in_value.value = tok[0], tok[1], int(tok[2]), tok[3]
@@ -87,7 +100,6 @@ async def test_accumulate_with_stalls(dut):
 
 @pytest.mark.parametrize("lanes,accs", [(16, 8), (4, 8)])
 def test_bank_pu(lanes, accs):
-    from hw.bank_pu import BankPU
     from tb.support import runner
 
     config = f"bank_pu_l{lanes}_a{accs}"

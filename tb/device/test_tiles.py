@@ -88,6 +88,10 @@ async def load_gemv(tb, w, x, *, flags=0) -> Command:
 async def run_tile(tb, cmd):
     """Clear the counters, push one tile command, wait for it; returns (PERF_BUSY, PERF_MAC, counted busy)."""
     h = tb.h
+    # Bank writes over AXI are posted: the array may still be executing the last of them. Counting starts
+    # once it is idle, or the counters' clear and the testbench's count start in different cycles of it.
+    while int(tb.dut.busy.value):
+        await RisingEdge(tb.dut.clk)
     assert await h.axil_write(Reg.CONTROL, CONTROL_CLEAR_COUNTERS) == 0
     counter = BusyCounter(tb.dut)
     counter.start()

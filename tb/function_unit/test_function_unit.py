@@ -27,15 +27,21 @@ OPS = {
     "mul": fp32_mul,
     "mulz": lambda x, y: fp32_mul(x, y, zero_wins=True),
     "bf16": lambda x, y: fp32_to_bf16(x).astype(np.uint32),
+    # the same operators with a register at every cut (hw/fp32.py: pipeline_stage)
+    "add_p": fp32_add,
+    "mul_p": fp32_mul,
+    "mulz_p": lambda x, y: fp32_mul(x, y, zero_wins=True),
 }
 
 
 def wrapper():
-    """LANES pairs (x, y) registered in, every operation of each pair combinational out: latency 1."""
+    """LANES pairs (x, y) registered in, every operation of each pair out `latency()` cycles later: the
+    combinational ones and the pipelined ones delayed to the same cycle."""
     from amaranth.hdl import Module, Signal
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
+    from hw.fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, pipeline_stage
     from hw.fp32 import fp32_add as hw_add
     from hw.fp32 import fp32_mul as hw_mul
     from hw.fp32 import fp32_to_bf16 as hw_bf16
@@ -51,6 +57,9 @@ def wrapper():
         mul: Out(32 * LANES)
         mulz: Out(32 * LANES)
         bf16: Out(32 * LANES)
+        add_p: Out(32 * LANES)
+        mul_p: Out(32 * LANES)
+        mulz_p: Out(32 * LANES)
 
         def elaborate(self, platform):
             m = Module()
@@ -65,11 +74,25 @@ def wrapper():
                     "mulz": hw_mul(m, x, y, name=f"z{i}", zero_wins=True),
                     "bf16": hw_bf16(m, x, name=f"b{i}"),
                 }
+                cuts = {key: 0 for key in outs}
+                piped = {"add_p": (hw_add, {}, FP32_ADD_CUTS), "mul_p": (hw_mul, {}, FP32_MUL_CUTS),
+                         "mulz_p": (hw_mul, {"zero_wins": True}, FP32_MUL_CUTS)}
+                for key, (fn, kw, n) in piped.items():
+                    outs[key] = fn(m, x, y, name=f"{key}{i}", stage=pipeline_stage(m, name=f"{key}{i}_s"), **kw)
+                    cuts[key] = n
                 for key, sig in outs.items():
+                    for _ in range(max(cuts.values()) - cuts[key]):
+                        sig = pipeline_stage(m, name=f"{key}{i}_d")(sig)
                     m.d.comb += getattr(self, key)[32 * i:32 * i + 32].eq(sig)
             return m
 
     return FunctionUnitProbe()
+
+
+def latency() -> int:
+    """Cycles from an operand pair on x, y to its results on every output."""
+    from hw.fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS
+    return 1 + max(FP32_ADD_CUTS, FP32_MUL_CUTS)
 
 
 def _pack(v: np.ndarray) -> list[int]:
@@ -87,13 +110,14 @@ async def run(dut, xs, ys):
     pad = (-len(xs)) % LANES
     xw, yw = _pack(np.pad(xs, (0, pad))), _pack(np.pad(ys, (0, pad)))
     got = {k: [] for k in OPS}
-    for i in range(len(xw) + 1):
+    lat = latency()
+    for i in range(len(xw) + lat):
         await RisingEdge(dut.clk)
         if i < len(xw):
             dut.x.value = xw[i]
             dut.y.value = yw[i]
         await ReadOnly()
-        if i >= 1:
+        if i >= lat:
             for k in OPS:
                 got[k].append(int(getattr(dut, k).value))
     return {k: _unpack(v)[:len(xs)] for k, v in got.items()}
