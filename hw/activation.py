@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import AF_DOMAIN_LOG2, AF_SEGMENTS, FP32_QNAN
 
-from .fp32 import fp32_add, fp32_mul
+from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, pipeline_stage
 
 __all__ = ["ActivationUnit"]
 
@@ -21,7 +21,8 @@ class ActivationUnit(wiring.Component):
     The LUT is written through `lut_wr_en`, `lut_idx`, `lut_a` (slope) and `lut_b` (intercept), FP32 bits.
     """
 
-    LATENCY = 4
+    # x registered; the LUT read; the multiply (its cuts and a register); the add (its cuts, the output register)
+    LATENCY = 4 + FP32_MUL_CUTS + FP32_ADD_CUTS
 
     def __init__(self):
         super().__init__({
@@ -74,16 +75,22 @@ class ActivationUnit(wiring.Component):
             m.d.comb += seg.eq(half + int_part)
         m.d.comb += [rd.addr.eq(seg), rd.en.eq(1)]
 
-        # Stage 1: LUT data arrives; multiply.
+        # Stage 1: LUT data arrives; multiply (pipelined: its cuts, then a register), the intercept, the input
+        # and the valid bit riding beside it.
+        stage = pipeline_stage(m, name="af")
         x1, v1 = Signal(32), Signal()
         m.d.sync += [x1.eq(daz), v1.eq(v0)]
         a1, b1 = rd.data[:32], rd.data[32:]
-        prod = fp32_mul(m, a1, x1, name="af_mul", zero_wins=True)
-        t2, b2, x2, v2 = Signal(32), Signal(32), Signal(32), Signal()
-        m.d.sync += [t2.eq(prod), b2.eq(b1), x2.eq(x1), v2.eq(v1)]
+        prod = fp32_mul(m, a1, x1, name="af_mul", zero_wins=True, stage=stage)
+        b2, x2, v2 = b1, x1, v1
+        for _ in range(FP32_MUL_CUTS + 1):
+            b2, x2, v2 = stage(b2), stage(x2), stage(v2)
+        t2 = stage(prod)
 
-        # Stage 2: add intercept.
-        total = fp32_add(m, t2, b2, name="af_add")
-        is_nan = (x2[23:31] == 0xFF) & (x2[:23] != 0)
-        m.d.sync += [self.y.eq(Mux(is_nan, FP32_QNAN, total)), self.out_valid.eq(v2)]
+        # Stage 2: add the intercept (pipelined), NaN input wins.
+        total = fp32_add(m, t2, b2, name="af_add", stage=stage)
+        nan = (x2[23:31] == 0xFF) & (x2[:23] != 0)
+        for _ in range(FP32_ADD_CUTS):
+            nan, v2 = stage(nan), stage(v2)
+        m.d.sync += [self.y.eq(Mux(nan, FP32_QNAN, total)), self.out_valid.eq(v2)]
         return m

@@ -22,7 +22,7 @@ from .bank_array import BankArray
 from .bus import BurstBusSignature, BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .hub_responses import ResponseKind, ResponseRouter
-from .hub_windows import HubWindows
+from .hub_windows import READ_AHEAD, HubWindows
 from .sequencer import Sequencer
 from .softmax_datapath import SoftmaxDatapath
 
@@ -58,7 +58,9 @@ class ControlHub(wiring.Component):
         m.submodules.csr = csr = self.csr
         m.submodules.windows = win = HubWindows(params=p)
         m.submodules.sequencer = seq = Sequencer(params=p)
-        m.submodules.responses = router = ResponseRouter(params=p)
+        # As many answers may be expected as the array holds commands between issue and response, and then
+        # some: the windows' read-ahead and the walkers' READ MACs stream instead of waiting for descriptors.
+        m.submodules.responses = router = ResponseRouter(params=p, depth=READ_AHEAD)
         m.submodules.softmax = softmax = SoftmaxDatapath(params=p)
         # CONTROL.abort empties the queue in one cycle (words the fetch has not taken are dropped).
         m.submodules.cmdq = cmdq = ResetInserter(csr.abort)(fifo.SyncFIFOBuffered(width=32, depth=p.cmdq_words))

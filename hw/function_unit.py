@@ -8,17 +8,17 @@ from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
 from pimhil.contract import (EXP2_FRAC_BITS, EXP2_SEGMENTS, EXP2_TABLE, FP32_QNAN, RECIP_NEWTON_STEPS,
                              RECIP_SEGMENTS, RECIP_TABLE)
 
-from .fp32 import fp32_add, fp32_mul, round_pack
+from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, ROUND_PACK_CUTS, fp32_add, fp32_mul, round_pack
 
 __all__ = ["EXP2_STAGES", "exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
 
-EXP2_STAGES = 3     # the cuts exp2_fixed() offers to its `stage` function
+EXP2_STAGES = 3 + ROUND_PACK_CUTS     # the cuts exp2_fixed() offers to its `stage` function
 
 
 def reciprocal_depth():
-    """How many `stage`s of reciprocal() lie on its longest path (the seed lookup, then three FP32 operations
-    per Newton step)."""
-    return 1 + 3 * RECIP_NEWTON_STEPS
+    """How many `stage`s of reciprocal() lie on its longest path (the seed lookup, then per Newton step three
+    FP32 operations, each with its own cuts and a `stage` after it)."""
+    return 1 + RECIP_NEWTON_STEPS * (2 * (FP32_MUL_CUTS + 1) + FP32_ADD_CUTS + 1)
 
 _SEG_BITS = (EXP2_SEGMENTS - 1).bit_length()
 _SEG_SHIFT = EXP2_FRAC_BITS - _SEG_BITS
@@ -39,8 +39,8 @@ def exp2_fixed(m, t, *, name, stage=None):
     """2**t, bit-exact with golden.softmax.exp2_fixed.
 
     stage: None (all combinational) or a function value -> value applied to every signal that crosses one of
-    the EXP2_STAGES cuts (after the fixed-point conversion, after the table lookup, after the interpolation):
-    a register there makes exp2 a pipeline of that many cycles, one input per cycle.
+    the EXP2_STAGES cuts (after the fixed-point conversion, after the table lookup, after the interpolation,
+    then round_pack's own): a register there makes exp2 a pipeline of that many cycles, one input per cycle.
     """
     stage = stage or (lambda v: v)
     sign, e = t[31], t[23:31]
@@ -83,7 +83,9 @@ def exp2_fixed(m, t, *, name, stage=None):
 
     exp2 = Signal(signed(12), name=f"{name}_exp2")
     m.d.comb += exp2.eq(n - 23)
-    packed = round_pack(m, Const(0, 1), v, exp2, name=f"{name}_rp")
+    packed = round_pack(m, Const(0, 1), v, exp2, name=f"{name}_rp", stage=stage)
+    for _ in range(ROUND_PACK_CUTS):
+        cls = stage(cls)
     out = Signal(32, name=name)
     nan, big, neg = cls[0], cls[1], cls[2]
     with m.If(nan):
@@ -104,9 +106,11 @@ def reciprocal(m, x, *, name, stage=None):
     near 1; sign and exponent are applied once at the end. Scaling the seed by the exponent instead let the
     Newton product flush to zero for x just below 2**126.
 
-    stage: None (all combinational) or a function value -> value that the result of every FP32 operation
-    goes through, e.g. a register (then the result follows a change of x `reciprocal_depth()` cycles later).
+    stage: None (all combinational) or a function value -> value that every FP32 operation's cuts and result
+    go through, e.g. a register: then the result is right `reciprocal_depth()` cycles after x stops changing
+    (the paths are not delay-matched, so this is not a one-input-per-cycle pipeline).
     """
+    stage_is_identity = stage is None
     stage = stage or (lambda v: v)
     seg_bits = (RECIP_SEGMENTS - 1).bit_length()
     table = Array(Const(v, 32) for v in RECIP_TABLE)
@@ -117,10 +121,12 @@ def reciprocal(m, x, *, name, stage=None):
     m.d.comb += y.eq(table[frac[23 - seg_bits:]])
     y = stage(y)                    # the seed lookup is not in the first product's cycle
     two = Const(0x40000000, 32)
+    inner = None if stage_is_identity else stage
     for step in range(RECIP_NEWTON_STEPS):
-        xy = stage(fp32_mul(m, xm, y, name=f"{name}_xy{step}"))
-        corr = stage(fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}"))
-        y = stage(fp32_mul(m, y, corr, name=f"{name}_y{step + 1}"))
+        xy = stage(fp32_mul(m, xm, y, name=f"{name}_xy{step}", stage=inner))
+        corr = stage(fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}", stage=inner))
+        # y is not delayed to meet corr: the result is meant to settle behind a held x (see `stage` above).
+        y = stage(fp32_mul(m, y, corr, name=f"{name}_y{step + 1}", stage=inner))
     # y is in [0.5, 1] for every significand, so the scaled exponent stays below 255; below 1 it flushes.
     e_out = Signal(signed(10), name=f"{name}_eout")
     m.d.comb += e_out.eq(y[23:31] + 127 - e)

@@ -20,12 +20,15 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import CSR_BYTES, DeviceParams, Op, bank_stride, cmd_fields, windows
 
+from .bank_array import BankArray
 from .bus import BurstBusSignature, BusSignature
 from .hub_csr import CSRAccessSignature
 
 __all__ = ["HubWindows", "burst_access_layout", "READ_AHEAD"]
 
-READ_AHEAD = 8     # bursts in flight or waiting on the burst port: the array's read latency, so reads stream
+# Bursts in flight or waiting on the burst port: at least the round trip from the array's issue stage to its
+# response register and through the router and the burst port (3 cycles beyond RESP_STAGE), so reads stream.
+READ_AHEAD = BankArray.RESP_STAGE + 4
 
 
 def burst_access_layout(params):

@@ -16,12 +16,17 @@ from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_O
                              HubError, HubOp, Op)
 
 from .bank_array import cmd_layout
-from .fp32 import fp32_add, fp32_mul
+from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, pipeline_stage
 from .hub_csr import ErrorEventSignature
 from .hub_responses import ResponseKind, response_descriptor
-from .softmax_datapath import SoftmaxControlSignature
+from .softmax_datapath import SoftmaxControlSignature, SoftmaxDatapath
 
-__all__ = ["Sequencer"]
+__all__ = ["Sequencer", "EW_STEP"]
+
+# Cycles per EWMUL/EWADD element: the operand read, the operator pipeline (the adder's cuts; the product is
+# delayed to match), the cycle whose result is written.
+EW_STEP = FP32_ADD_CUTS + 2
+assert FP32_ADD_CUTS >= FP32_MUL_CUTS
 
 # Array ops the sequencer issues (SYNC is the sequencer's own wait); which of them answer, and which answer
 # one burst per counted burst rather than one FP32 word per bank.
@@ -121,7 +126,7 @@ class Sequencer(wiring.Component):
                     with m.Elif(c.count == 0):
                         self._refuse(m, ErrorCode.BAD_COUNT)
                     with m.Else():
-                        m.d.sync += [ew.i.eq(0), ew.v.eq(0), ew.dst.eq(c.gb), ew.mul.eq(c.op == Op.EWMUL)]
+                        m.d.sync += [ew.i.eq(0), ew.t.eq(0), ew.dst.eq(c.gb), ew.mul.eq(c.op == Op.EWMUL)]
                         m.next = "EW"
                 with m.Else():
                     self._refuse(m, ErrorCode.BAD_OPCODE)
@@ -264,6 +269,7 @@ class Sequencer(wiring.Component):
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
         a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
+        a.w = Signal(8, name="a_w")        # cycles to wait (exp pass row gap, p pipeline)
         a.c = Signal(17, name="a_c")       # chunk
         a.k = Signal(16, name="a_k")       # burst within the chunk
         a.g = Signal(16, name="a_g")       # V output group
@@ -298,18 +304,21 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.next = "ATTN_MAX"
         with m.State("ATTN_MAX"):
-            with m.If(settled):
+            with m.If(settled & ~sm.busy):
                 m.d.comb += sm.load_max.eq(1)
-                m.d.sync += [a.q.eq(0), a.v.eq(0)]
+                m.d.sync += [a.q.eq(0), a.v.eq(0), a.w.eq(0)]
                 m.next = "ATTN_EXP"
         with m.State("ATTN_EXP"):
-            # Row a_q is read this cycle; the row read last cycle is exponentiated, summed and written back.
+            # Row a_q is read in a cycle with a_w = 0, and goes through the exp pass in the next (a_v); rows are
+            # ROW_GAP cycles apart, the lane sums' adder being a pipeline.
             m.d.comb += [sm.row.eq(a.q), sm.exp.eq(a.v)]
-            with m.If(a.q < rows):
-                m.d.sync += [a.q.eq(a.q + 1), a.v.eq(1)]
+            with m.If((a.w == 0) & (a.q < rows)):
+                m.d.sync += [a.q.eq(a.q + 1), a.v.eq(1), a.w.eq(SoftmaxDatapath.ROW_GAP - 1)]
             with m.Else():
                 m.d.sync += a.v.eq(0)
-                with m.If(~a.v):
+                with m.If(a.w != 0):
+                    m.d.sync += a.w.eq(a.w - 1)
+                with m.Elif(~a.v):
                     m.next = "ATTN_RECIP"
         with m.State("ATTN_RECIP"):
             # The exp pass's last results reach the lane sums, then S and 1/S follow through their stages.
@@ -321,9 +330,13 @@ class Sequencer(wiring.Component):
             m.d.comb += sm.row.eq(a.elem >> a.b_log)
             m.next = "ATTN_PMUL"
         with m.State("ATTN_PMUL"):
-            # The row's scores are out of the memory; p = e * r is formed and registered.
+            # The row's scores come out of the memory and p = e * r goes through its pipeline.
             m.d.comb += sm.row.eq(a.elem >> a.b_log)
-            m.next = "ATTN_PWRITE"
+            with m.If(a.w == SoftmaxDatapath.P_LATENCY - 2):
+                m.d.sync += a.w.eq(0)
+                m.next = "ATTN_PWRITE"
+            with m.Else():
+                m.d.sync += a.w.eq(a.w + 1)
         with m.State("ATTN_PWRITE"):
             m.d.comb += [sm.row.eq(a.elem >> a.b_log), sm.burst.eq(a.elem[a.l_log:a.b_log] if a.b_log > a.l_log else 0)]
             m.d.comb += [cmd.op.eq(Op.WR_GB), cmd.flags.eq(0), cmd.gb.eq(a.k), cmd.count.eq(1), cmd.row.eq(0),
@@ -362,27 +375,34 @@ class Sequencer(wiring.Component):
     # ---- element-wise ops -----------------------------------------------------------------------------------
     def _elementwise(self, m):
         p, c = self.params, self.cmd
-        e = SimpleNamespace(i=Signal(16, name="ew_i"),       # element being read
-                            v=Signal(name="ew_v"),           # a read issued last cycle, its result is written now
+        e = SimpleNamespace(i=Signal(16, name="ew_i"),       # element being computed
+                            t=Signal(range(EW_STEP), name="ew_t"),   # cycle within the element
                             dst=Signal(16, name="ew_dst"), mul=Signal(name="ew_mul"))
         e.ok = ((c.row + c.count <= p.scratch_words) & (c.col + c.count <= p.scratch_words)
                 & (c.gb + c.count <= p.scratch_words))
-        e.sum = fp32_add(m, self.ew_a.data, self.ew_b.data, name="ew_add")
-        e.prod = fp32_mul(m, self.ew_a.data, self.ew_b.data, name="ew_mul")
+        # Both operators run freely on the operands read for element i (stable for the element's EW_STEP
+        # cycles); the product is delayed to leave when the sum does.
+        stage = pipeline_stage(m, name="ew")
+        e.sum = fp32_add(m, self.ew_a.data, self.ew_b.data, name="ew_add", stage=stage)
+        prod = fp32_mul(m, self.ew_a.data, self.ew_b.data, name="ew_mul", stage=stage)
+        for _ in range(FP32_ADD_CUTS - FP32_MUL_CUTS):
+            prod = stage(prod)
+        e.prod = prod
         m.d.comb += [self.ew_a.en.eq(1), self.ew_b.en.eq(1), self.ew_a.addr.eq(c.row + e.i),
                      self.ew_b.addr.eq(c.col + e.i)]
         return e
 
     def _ew_state(self, m, e):
         with m.State("EW"):
-            # One element per cycle: operands read in cycle i arrive in cycle i+1 and are written then.
-            with m.If(e.v):
+            # One element every EW_STEP cycles: operands read in cycle 0 arrive in cycle 1, the result leaves
+            # the operator pipeline in cycle EW_STEP - 1 and is written then; the next element's operands are
+            # read after that write (docs/control_hub.md: each element's result is written before the next
+            # element's operands are read).
+            with m.If(e.t == EW_STEP - 1):
                 m.d.comb += [self.ew_wr.en.eq(1), self.ew_wr.addr.eq(e.dst),
                              self.ew_wr.data.eq(Mux(e.mul, e.prod, e.sum))]
-                m.d.sync += e.dst.eq(e.dst + 1)
-            with m.If(e.i < self.cmd.count):
-                m.d.sync += [e.i.eq(e.i + 1), e.v.eq(1)]
-            with m.Else():
-                m.d.sync += e.v.eq(0)
-                with m.If(~e.v):
+                m.d.sync += [e.dst.eq(e.dst + 1), e.i.eq(e.i + 1), e.t.eq(0)]
+                with m.If(e.i + 1 == self.cmd.count):
                     self._finish(m)
+            with m.Else():
+                m.d.sync += e.t.eq(e.t + 1)

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import FP32_QNAN, LOG2E_F32, DeviceParams
 
-from .fp32 import fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
+from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
 from .function_unit import EXP2_STAGES, exp2_fixed, is_nan, order_key, reciprocal, reciprocal_depth
 from .hub_responses import score_row
 
@@ -34,11 +34,13 @@ def _score_rows(params):
 
 class SoftmaxControlSignature(wiring.Signature):
     """The walker's side: `clear_max` (a tile starts: forget the running maxima), `load_max` (every score has
-    landed: latch the maximum m and c = `scale` * log2 e, zero the lane sums), `row` (the score row read this
-    cycle), `exp` (the row read last cycle goes through the exp pass), `busy` (in: exp pass results are still
-    on their way to the lane sums, or S and 1/S have not yet followed them), `load_recip` (latch r = 1/S; only
-    once `busy` is low), `burst` (which group of `lanes` scores `p_burst` shows), `p_burst` (in: p as BF16 for
-    the row that was read two cycles earlier, the row address held since)."""
+    landed and `busy` is low: latch the maximum m and c = `scale` * log2 e, zero the lane sums), `row` (the
+    score row read this cycle), `exp` (the row read last cycle goes through the exp pass; at most one row every
+    SoftmaxDatapath.ROW_GAP cycles, the lane sums' adder being a pipeline), `busy` (in: m and c have not yet
+    followed the last score, exp pass results are still on their way to the lane sums, or S and 1/S have not
+    yet followed them), `load_recip` (latch r = 1/S; only once `busy` is low), `burst` (which group of `lanes`
+    scores `p_burst` shows), `p_burst` (in: p as BF16 for the row that was read SoftmaxDatapath.P_LATENCY
+    cycles earlier, the row address held since)."""
 
     def __init__(self, params):
         super().__init__({
@@ -59,6 +61,9 @@ class SoftmaxDatapath(wiring.Component):
     hub_responses.score_row, always ready) from the response router; `score_wr`, `score_rd`: the score memory's
     ports (one write port, so that it maps to block RAM: scores land during the MAC pass and exponentials are
     written back during the exp pass, which starts only after every score has landed)."""
+
+    ROW_GAP = FP32_ADD_CUTS + 1          # cycles between exp-pass rows: the lane sums' adder latency + 1
+    P_LATENCY = 2 + FP32_MUL_CUTS        # score row read -> p_burst: the read, the multiply, the BF16 register
 
     def __init__(self, *, params):
         if not isinstance(params, DeviceParams):
@@ -96,54 +101,73 @@ class SoftmaxDatapath(wiring.Component):
 
         m_all, c_scale, r_reg = Signal(32), Signal(32), Signal(32)
         lane_sum = [Signal(32, name=f"lane_sum{i}") for i in range(B)]
-        m_tree = tree_reduce(list(run_max), lambda a, b: Mux(order_key(b) > order_key(a), b, a))
-        scale_c = fp32_mul(m, ctl.scale, Const(LOG2E_F32, 32), name="sm_c")
+
+        def reg(v):
+            return _reg(m, v)
+
+        # m (a compare tree over the lanes' maxima, a register per level) and c = scale * log2 e (a pipelined
+        # multiply) run freely; `max_settle` counts their depth down after the last change of their inputs.
+        m_tree = tree_reduce(list(run_max), lambda a, b: reg(Mux(order_key(b) > order_key(a), b, a)))
+        scale_c = reg(fp32_mul(m, ctl.scale, Const(LOG2E_F32, 32), name="sm_c", stage=reg))
+        max_depth = max((B - 1).bit_length(), FP32_MUL_CUTS + 1) + 1
+        max_settle = Signal(range(max_depth + 1))
+        with m.If(self.scores.valid | ctl.clear_max):
+            m.d.sync += max_settle.eq(max_depth)
+        with m.Elif(max_settle != 0):
+            m.d.sync += max_settle.eq(max_settle - 1)
         with m.If(ctl.load_max):
             m.d.sync += [m_all.eq(Mux(any_nan, FP32_QNAN, m_tree)), c_scale.eq(scale_c)]
             m.d.sync += [s.eq(0) for s in lane_sum]
 
-        # Exp pass, one FP32 operation per pipeline stage: the row read last cycle (at `exp_row`) gives
-        # d = s - m, then t = d * c, then e = exp2(t) (itself EXP2_STAGES deep), which is written back and
-        # added to the lane sums.
+        # Exp pass, a register after every FP32 operation and at each of its cuts: the row read last cycle (at
+        # `exp_row`) gives d = s - m, then t = d * c, then e = exp2(t) (itself EXP2_STAGES deep), which is
+        # written back and added to the lane sums.
         m.d.comb += [rd.addr.eq(ctl.row), rd.en.eq(1)]
         exp_row = Signal.like(ctl.row)
         m.d.sync += exp_row.eq(ctl.row)
-        depth = 3 + EXP2_STAGES                          # d, t, exp2's own cuts, e
+        depth = (FP32_ADD_CUTS + 1) + (FP32_MUL_CUTS + 1) + EXP2_STAGES + 1     # d, t, exp2's cuts, e
         valid = [Signal(name=f"sm_v{k}") for k in range(depth)]
         rows = [Signal.like(ctl.row, name=f"sm_row{k}") for k in range(depth)]
         m.d.sync += [valid[0].eq(ctl.exp), rows[0].eq(exp_row)]
         m.d.sync += [v.eq(u) for v, u in zip(valid[1:], valid)] + [r.eq(q) for r, q in zip(rows[1:], rows)]
         e_row = []
         for i in range(B):
-            diff = _reg(m, fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}"))
-            t = _reg(m, fp32_mul(m, diff, c_scale, name=f"sm_t{i}"))
-            e_row.append(_reg(m, exp2_fixed(m, t, name=f"sm_e{i}", stage=lambda v: _reg(m, v))))
-        lane_next = [fp32_add(m, s, e, name=f"sm_s{i}") for i, (s, e) in enumerate(zip(lane_sum, e_row))]
+            diff = reg(fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}", stage=reg))
+            t = reg(fp32_mul(m, diff, c_scale, name=f"sm_t{i}", stage=reg))
+            e_row.append(reg(exp2_fixed(m, t, name=f"sm_e{i}", stage=reg)))
         with m.If(valid[-1]):
             m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(rows[-1]), self.score_wr.data.eq(Cat(*e_row))]
+        # The lane sums' adder is a pipeline of FP32_ADD_CUTS cycles; rows come ROW_GAP apart, so each addition
+        # starts from the sum the previous row left.
+        lane_next = [fp32_add(m, s, e, name=f"sm_s{i}", stage=reg) for i, (s, e) in enumerate(zip(lane_sum, e_row))]
+        sum_valid = [valid[-1]]
+        for _ in range(FP32_ADD_CUTS):
+            sum_valid.append(reg(sum_valid[-1]))
+        with m.If(sum_valid[-1]):
             m.d.sync += [s.eq(n) for s, n in zip(lane_sum, lane_next)]
 
-        # S as a pairwise tree of the lane sums, then r = 1/S, a register after every FP32 operation. The
-        # registers run freely: once the lane sums stop changing, r is right `depth` cycles later.
+        # S as a pairwise tree of the lane sums, then r = 1/S, registers at every FP32 operation's cuts and
+        # after it. The registers run freely: once the lane sums stop changing, r is right `recip_depth`
+        # cycles later.
         level, lvl = lane_sum, 0
         while len(level) > 1:
-            level = [_reg(m, fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}"))
+            level = [reg(fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}", stage=reg))
                      for j in range(0, len(level), 2)]
             lvl += 1
-        recip = reciprocal(m, level[0], name="sm_recip", stage=lambda v: _reg(m, v))
-        recip_depth = lvl + reciprocal_depth()
+        recip = reciprocal(m, level[0], name="sm_recip", stage=reg)
+        recip_depth = lvl * (FP32_ADD_CUTS + 1) + reciprocal_depth()
         settle = Signal(range(recip_depth + 1))
-        with m.If(valid[-1] | ctl.load_max):
+        with m.If(sum_valid[-1] | ctl.load_max):
             m.d.sync += settle.eq(recip_depth)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
-        m.d.comb += ctl.busy.eq(Cat(*valid).any() | (settle != 0))
+        m.d.comb += ctl.busy.eq(Cat(*valid, *sum_valid).any() | (settle != 0) | (max_settle != 0))
         with m.If(ctl.load_recip):
             m.d.sync += r_reg.eq(recip)
 
-        # p = e * r as BF16 for the row read two cycles earlier (registered after the multiply and rounding);
-        # `burst` picks the L of them that form one GB burst.
-        p_bf = [_reg(m, fp32_to_bf16(m, fp32_mul(m, rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}"),
-                                     name=f"sm_pb{i}")) for i in range(B)]
+        # p = e * r as BF16 for the row read P_LATENCY cycles earlier (the multiply pipelined, a register after
+        # the rounding); `burst` picks the L of them that form one GB burst.
+        p_bf = [reg(fp32_to_bf16(m, fp32_mul(m, rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}", stage=reg),
+                                 name=f"sm_pb{i}")) for i in range(B)]
         m.d.comb += ctl.p_burst.eq(Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[ctl.burst])
         return m

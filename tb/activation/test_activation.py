@@ -35,17 +35,24 @@ class TB:
         d.lut_wr_en.value = 0
 
     async def stream(self, xs, gaps=0.0):
-        """Feed xs (with random idle cycles) and return the outputs in order."""
-        d, out, i = self.dut, [], 0
+        """Feed xs (with random idle cycles) and return the outputs in order; each must come exactly
+        ActivationUnit.LATENCY cycles after its input (the bank array's AF walk relies on the figure)."""
+        from hw.activation import ActivationUnit
+
+        d, out, i, cycle, fed = self.dut, [], 0, 0, []
         while len(out) < len(xs):
             await RisingEdge(d.clk)
+            cycle += 1
             if i < len(xs) and self.py_rng.random() >= gaps:
                 d.in_valid.value, d.x.value = 1, int(xs[i])
+                fed.append(cycle)
                 i += 1
             else:
                 d.in_valid.value = 0
             await ReadOnly()
             if int(d.out_valid.value):
+                assert cycle - fed[len(out)] == ActivationUnit.LATENCY, \
+                    f"output {len(out)} after {cycle - fed[len(out)]} cycles, LATENCY is {ActivationUnit.LATENCY}"
                 out.append(int(d.y.value))
         return np.array(out, np.uint32)
 

@@ -407,7 +407,15 @@ class Plan:
             return kind, frame, [(0, frame, kind)], gap
         if kind == "read":
             frame = self._valid_read()
-            return kind, frame, [(0, frame, kind)], gap
+            if struct.unpack_from("<I", frame, 5)[0] != CSR_BASE + Reg.STATUS:
+                return kind, frame, [(0, frame, kind)], gap
+            # STATUS shows the array busy while posted window writes still pass through its pipeline (up to
+            # BankArray.RESP_STAGE cycles after the write frame), which the golden device, executing each
+            # frame at once, never is. A one-word bank read goes first: its answer leaves the array after every
+            # earlier write, so STATUS then reads what the golden device says.
+            settle = encode_request(self.next_seq(), FrameCmd.READ, bank_address(self.p, 0, 0), count=1)
+            frame = encode_request(self.next_seq(), FrameCmd.READ, CSR_BASE + Reg.STATUS, count=1)
+            return kind, settle + frame, [(0, settle, kind), (len(settle), frame, kind)], gap
         if kind in ("bad_cmd", "bad_len", "bad_addr", "bus_error"):
             frame = self._refused(kind)
             return kind, frame, [(0, frame, kind)], gap

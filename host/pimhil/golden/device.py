@@ -263,16 +263,12 @@ class GoldenDevice:
                 return self._raise(ErrorCode.BAD_FLAGS, op)
             if n == 0:
                 return self._raise(ErrorCode.BAD_COUNT, op)
-            # The hub streams one element per cycle and writes element i-1's result after reading element i's
-            # operands; overlapping ranges see exactly that order.
+            # Element by element, each result written before the next element's operands are read:
+            # overlapping ranges see exactly that order.
             fn = ewmul if op == Op.EWMUL else ewadd
-            pending = None
             for i in range(n):
                 ai, bi = self.scratch[h["row"] + i], self.scratch[h["col"] + i]
-                if pending is not None:
-                    self.scratch[pending[0]] = pending[1]
-                pending = (h["gb"] + i, fn(np.uint32(ai), np.uint32(bi)))
-            self.scratch[pending[0]] = pending[1]
+                self.scratch[h["gb"] + i] = fn(np.uint32(ai), np.uint32(bi))
         else:
             return self._raise(ErrorCode.BAD_OPCODE, op)
         self.cmds_done += 1
