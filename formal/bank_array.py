@@ -212,7 +212,9 @@ _GATES = {
 
 
 PROOFS = [
-    Proof(name="bank_array", block="hw/bank_array.py", build=Harness, mode="prove", depth=6, cover_depth=10,
+    # covers: an error beat leaves from the response stage (RESP_STAGE), a few cycles after the command
+    Proof(name="bank_array", block="hw/bank_array.py", build=Harness, mode="prove", depth=6,
+          cover_depth=BankArray.RESP_STAGE + 4,
           assumes_why={"af_answers_inputs": "the AF unit is a pipeline: one output per earlier input",
                        "stream_rules": "the sequencer and the bus windows hold a command until the array takes it"},
           mutations={"refused_gb_write": "a refused WR_GB still writes the GB",

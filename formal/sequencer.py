@@ -17,7 +17,7 @@ while the payload does not.
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Cat, Module, Signal
 
-from hw.sequencer import Sequencer
+from hw.sequencer import EW_STEP, Sequencer
 from pimhil.contract import ARRAY_OPS, ErrorCode, HubError, HubOp, Op
 
 from ._common import MutableHarness, Probe, Proof, Properties, SMALLEST, past
@@ -103,7 +103,8 @@ class Harness(MutableHarness):
 
 
 PROOFS = [
-    Proof(name="sequencer", block="hw/sequencer.py", build=Harness, mode="prove", depth=4, cover_depth=8,
+    # covers: an EWMUL/EWADD element takes EW_STEP cycles, so ew_done needs that and the start around it
+    Proof(name="sequencer", block="hw/sequencer.py", build=Harness, mode="prove", depth=4, cover_depth=EW_STEP + 4,
           assumes_why={
               "start_when_idle": "the command fetch (hw/control_hub.py) starts a command only when the last ended",
               "cmd_held": "the fetch holds the header and payload registers until the command ends",
