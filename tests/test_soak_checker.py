@@ -128,3 +128,29 @@ def test_link_model_times_out_and_hunts(cut):
     assert link.feed(bytes(bad) + frame) == [(link.position - len(frame), frame)]
     assert link.crc_errors == 1
     assert struct.unpack_from("<H", frame, 3)[0] == 2
+
+
+def test_every_status_read_follows_its_settling_bank_read():
+    """A random STATUS read executes right after its one-word bank read, which drains the array's posted writes
+    first (the golden device has no pipeline to show busy). Seed 961333637 once let a frame left open by a
+    truncated item swallow that bank read: STATUS then read busy after two bank writes (CI soak, answer 3732)."""
+    from pimhil.contract import CSR_BASE, Reg, bank_address
+    from tb.control_hub.test_control_hub import random_command
+
+    plan = Plan(P, 961333637, frames=500000, streams=50000, checker=Checker(), random_command=random_command)
+    executed = []
+    execute = plan._execute
+
+    def record(frame, kind, image=None):
+        executed.append((kind, struct.unpack_from("<BBHI", frame, 1)[3]))
+        execute(frame, kind, image)
+
+    plan._execute = record
+    statuses = 0
+    for _ in zip(range(20000), plan.items()):
+        pass
+    for i, (kind, addr) in enumerate(executed):
+        if kind == "read" and addr == CSR_BASE + Reg.STATUS:
+            statuses += 1
+            assert i > 0 and executed[i - 1] == ("read", bank_address(P, 0, 0)), f"STATUS read {i} unguarded"
+    assert statuses > 20

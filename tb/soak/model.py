@@ -192,11 +192,12 @@ class Checker:
             return
         if (r.seq, r.status, len(r.words)) == (w.seq, w.status, len(w.words)) and r.status == FrameStatus.OK:
             self.silent_corruptions += 1
-            self._note(f"{exp.kind} seq {r.seq:#04x}: OK with words {r.words[:8]}, expected {w.words[:8]}")
+            self._note(f"answer {self.answers - 1}, {exp.kind} seq {r.seq:#04x}: OK with words {r.words[:8]}, "
+                       f"expected {w.words[:8]}")
             self._store(exp, got)
         else:
             self.mismatches += 1
-            self._note(f"{exp.kind}: answer {r}, expected {w}")
+            self._note(f"answer {self.answers - 1}, {exp.kind}: {r}, expected {w}")
 
     def _store(self, exp: Expected, got: bytes) -> None:
         if exp.image is not None:
@@ -381,14 +382,16 @@ class Plan:
             self.bad_frames += 1
         self.checker.expect(Expected(encode_response(seq, int(status), list(words)), kind, image))
 
-    def _commit(self, data: bytes, intended: list[tuple[int, bytes, str]]) -> bool:
+    def _commit(self, data: bytes, intended: list[tuple[int, bytes, str]], *, whole: bool = False) -> bool:
         """Feed `data` to the link model; if every frame that would execute is one of `intended` (offset in
-        data, frame, kind), execute them and keep the data; otherwise undo and refuse it."""
+        data, frame, kind), and with `whole` every one of them does (none is swallowed by an open frame
+        before it), execute them and keep the data; otherwise undo and refuse it."""
         snap = self.link.snapshot()
         base = self.link.position
         good = self.link.feed(data)
         want = {base + off: (frame, kind) for off, frame, kind in intended}
-        if any(want.get(pos, (None,))[0] != frame for pos, frame in good):
+        if (any(want.get(pos, (None,))[0] != frame for pos, frame in good)
+                or (whole and len(good) != len(intended))):
             self.link.restore(snap)
             self.redrawn += 1
             return False
@@ -404,38 +407,39 @@ class Plan:
         gap = False
         if kind == "write":
             frame = self._valid_write()
-            return kind, frame, [(0, frame, kind)], gap
+            return kind, frame, [(0, frame, kind)], gap, False
         if kind == "read":
             frame = self._valid_read()
             if struct.unpack_from("<I", frame, 5)[0] != CSR_BASE + Reg.STATUS:
-                return kind, frame, [(0, frame, kind)], gap
+                return kind, frame, [(0, frame, kind)], gap, False
             # STATUS shows the array busy while posted window writes still pass through its pipeline (up to
             # BankArray.RESP_STAGE cycles after the write frame), which the golden device, executing each
             # frame at once, never is. A one-word bank read goes first: its answer leaves the array after every
-            # earlier write, so STATUS then reads what the golden device says.
+            # earlier write, so STATUS then reads what the golden device says. Both must execute (`whole`): a
+            # frame left open by a truncated item would swallow the bank read and leave STATUS unguarded.
             settle = encode_request(self.next_seq(), FrameCmd.READ, bank_address(self.p, 0, 0), count=1)
             frame = encode_request(self.next_seq(), FrameCmd.READ, CSR_BASE + Reg.STATUS, count=1)
-            return kind, settle + frame, [(0, settle, kind), (len(settle), frame, kind)], gap
+            return kind, settle + frame, [(0, settle, kind), (len(settle), frame, kind)], gap, True
         if kind in ("bad_cmd", "bad_len", "bad_addr", "bus_error"):
             frame = self._refused(kind)
-            return kind, frame, [(0, frame, kind)], gap
+            return kind, frame, [(0, frame, kind)], gap, False
         if kind == "counters":
             frame = encode_request(self.next_seq(), FrameCmd.READ, CSR_BASE + COUNTER_FIRST, count=COUNTER_WORDS)
-            return kind, frame, [(0, frame, kind)], gap
+            return kind, frame, [(0, frame, kind)], gap, False
         if kind == "corrupted":
             frame = bytearray(self._valid_write() if r.random() < 0.5 else self._valid_read())
             for _ in range(r.choice([1, 1, 1, 2, 3])):
                 frame[r.randrange(len(frame))] ^= 1 << r.randrange(8)
-            return kind, bytes(frame), [], gap
+            return kind, bytes(frame), [], gap, False
         if kind == "truncated":
             frame = self._valid_write() if r.random() < 0.5 else self._valid_read()
             gap = r.random() < self.gap_rate
-            return ("truncated_timeout" if gap else kind), frame[:r.randrange(1, len(frame))], [], gap
+            return ("truncated_timeout" if gap else kind), frame[:r.randrange(1, len(frame))], [], gap, False
         n = r.randint(1, 24)
         noise = bytes(self.np_rng.integers(0, 256, n, dtype=np.uint8))
         if kind == "noise":
             noise = noise.replace(bytes([Frame.REQ_SYNC]), b"\x00")
-        return kind, noise, [], gap
+        return kind, noise, [], gap, False
 
     def _flush(self):
         """Bytes without a sync byte that complete the open frame, so that the link hunts again."""
@@ -546,8 +550,8 @@ class Plan:
                 yield from self._flush()
                 yield self._stream()
                 continue
-            kind, data, intended, gap = self._link_item()
-            if not self._commit(data, intended):
+            kind, data, intended, gap, whole = self._link_item()
+            if not self._commit(data, intended, whole=whole):
                 continue
             self.kinds[kind] += 1
             self.frames += 1
