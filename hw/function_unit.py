@@ -110,7 +110,7 @@ def reciprocal(m, x, *, name, stage=None):
     go through, e.g. a register: then the result is right `reciprocal_depth()` cycles after x stops changing
     (the paths are not delay-matched, so this is not a one-input-per-cycle pipeline).
     """
-    stage_is_identity = stage is None
+    inner = stage                   # the FP32 operations' own cuts: none when combinational
     stage = stage or (lambda v: v)
     seg_bits = (RECIP_SEGMENTS - 1).bit_length()
     table = Array(Const(v, 32) for v in RECIP_TABLE)
@@ -121,7 +121,6 @@ def reciprocal(m, x, *, name, stage=None):
     m.d.comb += y.eq(table[frac[23 - seg_bits:]])
     y = stage(y)                    # the seed lookup is not in the first product's cycle
     two = Const(0x40000000, 32)
-    inner = None if stage_is_identity else stage
     for step in range(RECIP_NEWTON_STEPS):
         xy = stage(fp32_mul(m, xm, y, name=f"{name}_xy{step}", stage=inner))
         corr = stage(fp32_add(m, two, xy ^ 0x80000000, name=f"{name}_c{step}", stage=inner))

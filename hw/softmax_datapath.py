@@ -12,20 +12,13 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import FP32_QNAN, LOG2E_F32, DeviceParams
 
-from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, fp32_to_bf16, tree_reduce
+from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, fp32_to_bf16, pipeline_stage, tree_reduce
 from .function_unit import EXP2_STAGES, exp2_fixed, is_nan, order_key, reciprocal, reciprocal_depth
 from .hub_responses import score_row
 
 __all__ = ["SoftmaxDatapath", "SoftmaxControlSignature"]
 
 _NEG_INF = 0xFF800000
-
-
-def _reg(m, value):
-    """`value` one cycle later: a pipeline register after an FP32 operation."""
-    r = Signal.like(value, name=f"{value.name}_q" if hasattr(value, "name") else None)
-    m.d.sync += r.eq(value)
-    return r
 
 
 def _score_rows(params):
@@ -101,9 +94,7 @@ class SoftmaxDatapath(wiring.Component):
 
         m_all, c_scale, r_reg = Signal(32), Signal(32), Signal(32)
         lane_sum = [Signal(32, name=f"lane_sum{i}") for i in range(B)]
-
-        def reg(v):
-            return _reg(m, v)
+        reg = pipeline_stage(m, name="sm")       # a free-running register: every value one cycle later
 
         # m (a compare tree over the lanes' maxima, a register per level) and c = scale * log2 e (a pipelined
         # multiply) run freely; `max_settle` counts their depth down after the last change of their inputs.

@@ -81,7 +81,7 @@ def wrapper():
                     outs[key] = fn(m, x, y, name=f"{key}{i}", stage=pipeline_stage(m, name=f"{key}{i}_s"), **kw)
                     cuts[key] = n
                 for key, sig in outs.items():
-                    for _ in range(max(cuts.values()) - cuts[key]):
+                    for _ in range(latency() - 1 - cuts[key]):
                         sig = pipeline_stage(m, name=f"{key}{i}_d")(sig)
                     m.d.comb += getattr(self, key)[32 * i:32 * i + 32].eq(sig)
             return m
