@@ -131,8 +131,9 @@ formal: $(FORMAL_STAMP)
 # SimByteBridge, answers and the final memory image against the golden device, in SOAK_JOBS (2) parallel
 # simulations with seeds SEED, SEED+1. build/soak/summary.json, build/junit/soak.xml. Then the tests marked
 # `soak` (minutes each: the UART rate fallback and probation, the soak's own fault injection, the sim preset's
-# bank array testbench, regenerating the sim-preset tops, the reciprocal beyond its domain), which `make test`
-# leaves out to stay within its ten minutes. Not part of `make test`.
+# bank array and whole-device testbenches, regenerating the sim-preset tops, the reciprocal beyond its domain
+# and on every significand of its edge segments), which `make test` leaves out to stay within its ten minutes.
+# Not part of `make test`.
 .PHONY: soak
 soak: $(STAMP) $(RTL)
 	$(PY) -m ci.soak

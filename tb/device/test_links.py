@@ -23,6 +23,7 @@ from pimhil.frame import decode_response, encode_raw_request, encode_request
 from tb.support.device_harness import CLK_NS, DeviceHarness, preset_from_env
 from tb.support.results import record
 from tb.support.seed import rngs
+from tb.device import PRESETS
 
 UNMAPPED = 0x00800000       # outside every window: reads and writes answer SLVERR / BAD_ADDR
 
@@ -378,7 +379,7 @@ async def test_uart_efficiency(dut):
     record("uart_efficiency", result)
 
 
-@pytest.mark.parametrize("preset_name", ["board", pytest.param("sim", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset_name", PRESETS)
 def test_device_links(preset_name):
     run(preset_name)
 

@@ -28,6 +28,7 @@ from tb.support.device_harness import CLK_NS, DeviceHarness, preset_from_env
 from tb.support.results import record
 from tb.support.seed import rngs
 from tb.support.vectors import bf16_operands, fp32_operands
+from tb.device import PRESETS
 
 
 class TileTB:
@@ -351,7 +352,7 @@ async def test_refusals_over_axi(dut):
     assert np.array_equal(await read_scratch(tb, 0, m), gemv(w, x, lanes=p.lanes)), "GEMV after the refusals"
 
 
-@pytest.mark.parametrize("preset_name", ["board", pytest.param("sim", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset_name", PRESETS)
 def test_device_tiles(preset_name):
     run(preset_name)
 

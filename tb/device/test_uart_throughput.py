@@ -22,6 +22,7 @@ from cocotb.utils import get_sim_time
 from pimhil.contract import Frame, FrameCmd, FrameStatus, bank_address, preset
 from pimhil.frame import decode_response, encode_request, response_length
 from tb.support.stream import StreamSink, StreamSource
+from tb.device import PRESETS
 
 CLK_NS = 10
 BULK_FRAMES = 16            # 256-word frames each way (16 KiB), so that filling the link's stages is a small share
@@ -85,7 +86,7 @@ async def test_uart_bypass_throughput(dut):
         out.write_text(json.dumps(data, indent=2))
 
 
-@pytest.mark.parametrize("preset_name", ["board", pytest.param("sim", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset_name", PRESETS)
 def test_device_uart_throughput(preset_name):
     run(preset_name)
 

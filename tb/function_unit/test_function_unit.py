@@ -10,6 +10,7 @@ import os
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
@@ -186,10 +187,21 @@ async def test_against_golden(dut):
     dut._log.info("%d operand pairs (%d reciprocal edges) bit-exact in %s", len(x), len(rx), ", ".join(OPS))
 
 
-def test_function_unit():
+def _run(recip_stride: str):
     from tb.support import runner
 
     config = "function_unit"
     src = runner.amaranth_verilog(wrapper, "function_unit_probe", runner.BUILD / config)
     runner.run(toplevel="function_unit_probe", sources=[src], test_module="tb.function_unit.test_function_unit",
-               config=config)
+               config=config, extra_env={"FU_RECIP_STRIDE": recip_stride})
+
+
+def test_function_unit():
+    """Every operation; the reciprocal's exhaustive segments sampled (FU_RECIP_STRIDE, default every 8th)."""
+    _run(os.environ.get("FU_RECIP_STRIDE", "8"))
+
+
+@pytest.mark.soak
+def test_function_unit_every_reciprocal_edge():
+    """The same with all 786,432 significands of the reciprocal's edge segments (make soak)."""
+    _run("1")
