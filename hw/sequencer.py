@@ -100,7 +100,8 @@ class Sequencer(wiring.Component):
                     with m.Elif(gemv.scratch_bad):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
-                        m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0)]
+                        m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0),
+                                     gemv.row.eq(c.row), gemv.row0.eq(c.row)]
                         m.next = "GEMV"
                 with m.Elif(c.op == HubOp.ATTN_TILE):
                     with m.If(c.flags != 0):
@@ -189,6 +190,9 @@ class Sequencer(wiring.Component):
                             k=Signal(16, name="t_k"),            # column burst within the chunk
                             g=Signal(16, name="t_g"),            # group (absolute)
                             copy=Signal(name="t_copy"),          # next command is the chunk's COPY_BKGB
+                            # Weight rows as running sums (row + g*chunks + c without a multiplier on the
+                            # array's command path): `row` of group g, `row0` of the pass's first group.
+                            row=Signal(16, name="t_row"), row0=Signal(16, name="t_row0"),
                             last=Signal(name="t_last"),          # every command of the tile has been issued
                             pass_end=Signal(17, name="pass_end"))
         m.d.comb += g.pass_end.eq(Mux(g.pass_ + p.accs < groups, g.pass_ + p.accs, groups))
@@ -213,24 +217,25 @@ class Sequencer(wiring.Component):
                              cmd.col.eq(0), cmd.count.eq(p.bursts_per_row), cmd.gb.eq(0), cmd.acc.eq(0),
                              self.array.valid.eq(1)]
                 with m.If(fire):
-                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_), g.k.eq(0)]
+                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_), g.k.eq(0), g.row.eq(g.row0)]
             with m.Else():
                 flags = (Mux((g.c == 0) & (g.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
                          | (c.flags & int(Flag.BF16)))
                 m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
-                             cmd.row.eq(c.row + g.g * g.chunks + g.c), cmd.col.eq(g.k), cmd.count.eq(1),
+                             cmd.row.eq(g.row), cmd.col.eq(g.k), cmd.count.eq(1),
                              cmd.gb.eq(g.k), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(~read | self.expect.ready)]
                 with m.If(fire):
                     with m.If(read):
                         self._push(m, ResponseKind.SCRATCH_BANKS, c.imm + g.g * p.banks)
                     with m.If(g.g + 1 < g.pass_end):
-                        m.d.sync += g.g.eq(g.g + 1)
+                        m.d.sync += [g.g.eq(g.g + 1), g.row.eq(g.row + g.chunks)]
                     with m.Elif(~last_col):
-                        m.d.sync += [g.k.eq(g.k + 1), g.g.eq(g.pass_)]
+                        m.d.sync += [g.k.eq(g.k + 1), g.g.eq(g.pass_), g.row.eq(g.row0)]
                     with m.Elif(g.c + 1 < g.chunks):
-                        m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1)]
+                        m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1), g.row0.eq(g.row0 + 1)]
                     with m.Elif(g.pass_end < g.groups):
-                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1)]
+                        # The last group's last chunk is row + (pass_end - 1) * chunks + chunks - 1.
+                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1), g.row0.eq(g.row + 1)]
                     with m.Else():
                         m.d.sync += g.last.eq(1)
 
@@ -273,8 +278,12 @@ class Sequencer(wiring.Component):
         a.c = Signal(17, name="a_c")       # chunk
         a.k = Signal(16, name="a_k")       # burst within the chunk
         a.g = Signal(16, name="a_g")       # V output group
+        # Running sums instead of products on the command and score-memory paths: c * ch (the chunk's first
+        # token), and the V-transpose row col + g * nch + c of group g (vrow) and of group 0 (vrow0).
+        a.c_ch = Signal(32, name="a_c_ch")
+        a.vrow, a.vrow0 = Signal(16, name="a_vrow"), Signal(16, name="a_vrow0")
         a.elem = Signal(32, name="elem")   # first token of burst a_k of chunk a_c
-        m.d.comb += a.elem.eq((a.c * a.ch) + (a.k << a.l_log))
+        m.d.comb += a.elem.eq(a.c_ch + (a.k << a.l_log))
         return a
 
     def _attn_states(self, m, fire, settled, a):
@@ -324,7 +333,7 @@ class Sequencer(wiring.Component):
             # The exp pass's last results reach the lane sums, then S and 1/S follow through their stages.
             with m.If(~sm.busy):
                 m.d.comb += sm.load_recip.eq(1)
-                m.d.sync += [a.c.eq(0), a.k.eq(0)]
+                m.d.sync += [a.c.eq(0), a.k.eq(0), a.c_ch.eq(0), a.vrow0.eq(c.col)]
                 m.next = "ATTN_PREAD"
         with m.State("ATTN_PREAD"):
             m.d.comb += sm.row.eq(a.elem >> a.b_log)
@@ -343,7 +352,7 @@ class Sequencer(wiring.Component):
                          cmd.col.eq(0), cmd.bank.eq(0), cmd.acc.eq(0), cmd.data.eq(sm.p_burst), self.array.valid.eq(1)]
             with m.If(fire):
                 with m.If(a.k + 1 == (a.ch >> a.l_log)):
-                    m.d.sync += [a.k.eq(0), a.g.eq(0)]
+                    m.d.sync += [a.k.eq(0), a.g.eq(0), a.vrow.eq(a.vrow0)]
                     m.next = "ATTN_V"
                 with m.Else():
                     m.d.sync += a.k.eq(a.k + 1)
@@ -354,17 +363,17 @@ class Sequencer(wiring.Component):
             read = last_chunk & (a.k + 1 == (a.ch >> a.l_log))
             flags = Mux((a.c == 0) & (a.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
-                         cmd.row.eq(c.col + a.g * a.nch + a.c), cmd.col.eq(a.k), cmd.count.eq(1),
+                         cmd.row.eq(a.vrow), cmd.col.eq(a.k), cmd.count.eq(1),
                          cmd.gb.eq(a.k), cmd.acc.eq(a.g), self.array.valid.eq(~read | self.expect.ready)]
             with m.If(fire):
                 with m.If(read):
                     self._push(m, ResponseKind.SCRATCH_BANKS, c.gb + (a.g << a.b_log))
                 with m.If(a.g + 1 < a.groups):
-                    m.d.sync += a.g.eq(a.g + 1)
+                    m.d.sync += [a.g.eq(a.g + 1), a.vrow.eq(a.vrow + a.nch)]
                 with m.Elif(a.k + 1 < (a.ch >> a.l_log)):
-                    m.d.sync += [a.k.eq(a.k + 1), a.g.eq(0)]
+                    m.d.sync += [a.k.eq(a.k + 1), a.g.eq(0), a.vrow.eq(a.vrow0)]
                 with m.Elif(~last_chunk):
-                    m.d.sync += [a.c.eq(a.c + 1), a.k.eq(0)]
+                    m.d.sync += [a.c.eq(a.c + 1), a.k.eq(0), a.c_ch.eq(a.c_ch + a.ch), a.vrow0.eq(a.vrow0 + 1)]
                     m.next = "ATTN_PREAD"
                 with m.Else():
                     m.next = "ATTN_DONE"
