@@ -134,9 +134,14 @@ formal: $(FORMAL_STAMP)
 # bank array and whole-device testbenches, regenerating the sim-preset tops, the reciprocal beyond its domain
 # and on every significand of its edge segments), which `make test` leaves out to stay within its ten minutes.
 # Not part of `make test`.
-.PHONY: soak
-soak: $(STAMP) $(RTL)
+# `make soak-frames` and `make soak-tests` are its two halves (CI runs them in different lanes).
+.PHONY: soak soak-frames soak-tests
+soak: soak-frames soak-tests
+
+soak-frames: $(STAMP) $(RTL)
 	$(PY) -m ci.soak
+
+soak-tests: $(STAMP) $(RTL)
 	$(PY) -m pytest -n $(JOBS) -m soak --junitxml=build/junit/soak-tests.xml $(PYTEST_ARGS)
 
 # Coverage (`make coverage`, ci/coverage.py, docs/coverage.md): every testbench configuration of `make test` and the
