@@ -50,8 +50,6 @@ GOALS = {"line": 95.0, "toggle": 90.0}
 WITH_SIM = os.environ.get("COVERAGE_SIM") == "1"
 PYTEST_SELECTION = ["tb", "tests/test_driver.py", "--ignore=tb/runner_selftest", "--ignore=tb/netlist",
                     "-m", "not soak or sim_device" if WITH_SIM else "not soak", "-k", "not golden"]
-# Testbench sizes of the coverage run where they differ from make test's (tb/README.md; the shell's value wins).
-COVERAGE_SIZES: dict[str, str] = {}
 DEVICE_TOPS = ("pim_device_sim", "pim_device_board") if WITH_SIM else ("pim_device_board",)
 
 
@@ -595,7 +593,7 @@ def run_tests(jobs: str, extra: list[str]) -> int:
         d.mkdir(parents=True)
     # The function unit's exhaustive reciprocal segments (make test checks all 786,432) are sampled: every 8th
     # significand still drives every bit of the unit, at a third of its simulation time under coverage.
-    env = {**COVERAGE_SIZES, **os.environ, "PIM_COVERAGE": "1",
+    env = {**os.environ, "PIM_COVERAGE": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "host"), os.environ.get("PYTHONPATH", "")])}
     # The two device models first, side by side (one per core): the longest builds, and the sim servers of the
     # driver suite would otherwise wait for them inside their start-up deadline.

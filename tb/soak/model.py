@@ -407,39 +407,39 @@ class Plan:
         gap = False
         if kind == "write":
             frame = self._valid_write()
-            return kind, frame, [(0, frame, kind)], gap, False
+            return kind, frame, [(0, frame, kind)], gap
         if kind == "read":
             frame = self._valid_read()
             if struct.unpack_from("<I", frame, 5)[0] != CSR_BASE + Reg.STATUS:
-                return kind, frame, [(0, frame, kind)], gap, False
+                return kind, frame, [(0, frame, kind)], gap
             # STATUS shows the array busy while posted window writes still pass through its pipeline (up to
             # BankArray.RESP_STAGE cycles after the write frame), which the golden device, executing each
             # frame at once, never is. A one-word bank read goes first: its answer leaves the array after every
-            # earlier write, so STATUS then reads what the golden device says. Both must execute (`whole`): a
-            # frame left open by a truncated item would swallow the bank read and leave STATUS unguarded.
+            # earlier write, so STATUS then reads what the golden device says. Both must execute (an item of several
+            # frames commits only whole): a frame left open by a truncated item would swallow the bank read.
             settle = encode_request(self.next_seq(), FrameCmd.READ, bank_address(self.p, 0, 0), count=1)
             frame = encode_request(self.next_seq(), FrameCmd.READ, CSR_BASE + Reg.STATUS, count=1)
-            return kind, settle + frame, [(0, settle, kind), (len(settle), frame, kind)], gap, True
+            return kind, settle + frame, [(0, settle, kind), (len(settle), frame, kind)], gap
         if kind in ("bad_cmd", "bad_len", "bad_addr", "bus_error"):
             frame = self._refused(kind)
-            return kind, frame, [(0, frame, kind)], gap, False
+            return kind, frame, [(0, frame, kind)], gap
         if kind == "counters":
             frame = encode_request(self.next_seq(), FrameCmd.READ, CSR_BASE + COUNTER_FIRST, count=COUNTER_WORDS)
-            return kind, frame, [(0, frame, kind)], gap, False
+            return kind, frame, [(0, frame, kind)], gap
         if kind == "corrupted":
             frame = bytearray(self._valid_write() if r.random() < 0.5 else self._valid_read())
             for _ in range(r.choice([1, 1, 1, 2, 3])):
                 frame[r.randrange(len(frame))] ^= 1 << r.randrange(8)
-            return kind, bytes(frame), [], gap, False
+            return kind, bytes(frame), [], gap
         if kind == "truncated":
             frame = self._valid_write() if r.random() < 0.5 else self._valid_read()
             gap = r.random() < self.gap_rate
-            return ("truncated_timeout" if gap else kind), frame[:r.randrange(1, len(frame))], [], gap, False
+            return ("truncated_timeout" if gap else kind), frame[:r.randrange(1, len(frame))], [], gap
         n = r.randint(1, 24)
         noise = bytes(self.np_rng.integers(0, 256, n, dtype=np.uint8))
         if kind == "noise":
             noise = noise.replace(bytes([Frame.REQ_SYNC]), b"\x00")
-        return kind, noise, [], gap, False
+        return kind, noise, [], gap
 
     def _flush(self):
         """Bytes without a sync byte that complete the open frame, so that the link hunts again."""
@@ -550,8 +550,8 @@ class Plan:
                 yield from self._flush()
                 yield self._stream()
                 continue
-            kind, data, intended, gap, whole = self._link_item()
-            if not self._commit(data, intended, whole=whole):
+            kind, data, intended, gap = self._link_item()
+            if not self._commit(data, intended, whole=len(intended) > 1):
                 continue
             self.kinds[kind] += 1
             self.frames += 1

@@ -27,10 +27,10 @@ COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle"]
 # Toggle coverage of a sim-preset top (16 banks x 16 lanes of the same hw/ lines the board preset's 4 x 4 has)
 # multiplies its C++ about sevenfold; those tops get line coverage only unless PIM_COVERAGE_SIM_TOGGLE=1.
 SIM_TOGGLE = os.environ.get("PIM_COVERAGE_SIM_TOGGLE") == "1"
-# Block tops whose logic the board device top (which keeps toggle coverage, and its goal) contains: their own
-# toggle models cost most of the coverage run (the control hub 898 s and the function unit probe 363 s of 2,191 s,
-# CI-like run of 2026-12-03, beside the ULX3S build), so they get line coverage only unless
-# PIM_COVERAGE_BLOCK_TOGGLE=1.
+# Block tops whose logic the board device top (which keeps toggle coverage, and its goal) contains get line
+# coverage only unless PIM_COVERAGE_BLOCK_TOGGLE=1. Their toggle models' tests took 898 s (control hub) and 363 s
+# (function unit probe) of a 2,191 s coverage run; line only, the next CI-like run measured 590 s and 439 s and the
+# whole run 2,299 s beside a different lane-1 step: no measured gain yet (2026-12-03).
 LINE_ONLY_TOPS = ("control_hub", "function_unit_probe")
 BLOCK_TOGGLE = os.environ.get("PIM_COVERAGE_BLOCK_TOGGLE") == "1"
 COVERAGE_ROOT = ROOT / "build" / "coverage"
