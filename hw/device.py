@@ -4,7 +4,8 @@ XDMA-style AXI ports.
 UART: `uart_rx`/`uart_tx` pins through the 8N1 PHY, with a 2 KiB receive FIFO that absorbs a whole frame
 (the line has no flow control). PCIe: `axil` (AXI4-Lite, an XDMA BAR) and `axi` (AXI4 with bursts, XDMA's
 H2C/C2H engines, as wide as the preset's axi_data_bits). The three masters share the hub's 32-bit bus through
-a round-robin arbiter; the AXI4 slave's bank and GB window beats take the hub's burst port instead.
+a round-robin arbiter and a register slice (hw/bus_slice.py); the AXI4 slave's bank and GB window beats take
+the hub's burst port instead.
 
 This is the hardware assembly: nothing in it exists only for simulation. hw/sim_device.py's SimDevice adds
 the byte-level shortcuts that testbenches and the sim server use, in place of `_connect_link`.
@@ -19,6 +20,7 @@ from pimhil.contract import CSR_BASE, DeviceParams, Reg, windows
 from .axi4 import AXI4Signature, AXI4Slave
 from .axi_lite import AXILiteSignature, AXILiteSlave
 from .bus import BusArbiter
+from .bus_slice import BusRegisterSlice
 from .control_hub import ControlHub
 from .uart_link import COUNTERS, UARTLink
 from .uart_phy import UARTPhy
@@ -65,9 +67,11 @@ class Device(wiring.Component):
         m.submodules.axil_slave = axil = AXILiteSlave()
         m.submodules.axi_slave = axi = self._axi4_slave()
         m.submodules.arbiter = arb = BusArbiter(masters=3)
+        m.submodules.bus_slice = bus_slice = BusRegisterSlice()
 
         # The link owns the divisor in use; the register is its request, and every write to it (from any
-        # master) is seen on the hub's bus.
+        # master) is seen on the arbiter's bus, in the cycle its master is answered (the register took the value
+        # a cycle before, behind the slice; the link's own write is recognised in that same cycle).
         hb = arb.bus
         m.d.comb += [link.div_request.eq(hub.uart_baud_div), phy.div.eq(link.div),
                      link.div_written.eq(hb.valid & hb.we & hb.ready & ~hb.err
@@ -89,7 +93,8 @@ class Device(wiring.Component):
         connect(m, axi.bus, arb.m2)
         if axi.wide_ranges:
             connect(m, axi.wide, hub.wide)
-        connect(m, arb.bus, hub.bus)
+        connect(m, arb.bus, bus_slice.up)
+        connect(m, bus_slice.down, hub.bus)
         return m
 
     def _axi4_slave(self) -> AXI4Slave:
