@@ -28,7 +28,7 @@ from .bank_pu import BankPU, PUOp
 from .burst_memory import BurstMemory
 from .fp32 import fp32_to_bf16
 
-__all__ = ["BankArray", "cmd_layout", "resp_layout"]
+__all__ = ["BankArray", "cmd_layout", "command_error", "resp_layout"]
 
 
 def cmd_layout(params):
@@ -41,6 +41,42 @@ def resp_layout(params):
 
 def _in_set(value, ops):
     return Cat(*(value == int(o) for o in sorted(ops))).any()
+
+
+def command_error(m, c, params):
+    """The error code `c` (a command in cmd_layout) is refused with, 0 if it is accepted: contract.check_command's
+    checks in its order. A function so that a register slice in front of the array's port can tell its source
+    the verdict on the command it offers (hw/control_hub.py)."""
+    p = params
+    op = c.op
+    allowed = Signal(8)
+    with m.Switch(op):
+        for o, f in ALLOWED_FLAGS.items():
+            with m.Case(int(o)):
+                m.d.comb += allowed.eq(int(f))
+    all_banks = (op == Op.WR_BIAS) & c.flags[Flag.ALL.bit_length() - 1]
+    counted = _in_set(op, COUNTED_OPS)
+    count = Mux(counted, c.count, 1)
+    err = Signal(8)
+    with m.If(~_in_set(op, ARRAY_OPS)):
+        m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
+    with m.Elif((c.flags & ~allowed) != 0):
+        m.d.comb += err.eq(ErrorCode.BAD_FLAGS)
+    with m.Elif((_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks)) & (c.bank >= p.banks)):
+        m.d.comb += err.eq(ErrorCode.BAD_BANK)
+    with m.Elif(counted & (c.count == 0)):
+        m.d.comb += err.eq(ErrorCode.BAD_COUNT)
+    with m.Elif(_in_set(op, ROW_OPS) & (c.row >= p.rows)):
+        m.d.comb += err.eq(ErrorCode.BAD_ROW)
+    with m.Elif(_in_set(op, ROW_OPS) & (c.col + count > p.bursts_per_row)):
+        m.d.comb += err.eq(ErrorCode.BAD_COL)
+    with m.Elif(_in_set(op, GB_OPS) & (c.gb + count > p.gb_bursts)):
+        m.d.comb += err.eq(ErrorCode.BAD_GB)
+    with m.Elif(_in_set(op, ACC_OPS) & (c.acc >= p.accs)):
+        m.d.comb += err.eq(ErrorCode.BAD_ACC)
+    with m.Elif((op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)):
+        m.d.comb += err.eq(ErrorCode.BAD_LUT)
+    return err
 
 
 class BankArray(wiring.Component):
@@ -86,34 +122,9 @@ class BankArray(wiring.Component):
         # ---- s0: decode and check the head command ------------------------------------------------------
         c = self.cmd.payload
         op = c.op
-        allowed = Signal(8)
-        with m.Switch(op):
-            for o, f in ALLOWED_FLAGS.items():
-                with m.Case(int(o)):
-                    m.d.comb += allowed.eq(int(f))
-        all_banks = (op == Op.WR_BIAS) & c.flags[Flag.ALL.bit_length() - 1]
-        counted = _in_set(op, COUNTED_OPS)
         count = Signal(17)
-        m.d.comb += count.eq(Mux(counted, c.count, 1))
-        err = Signal(8)
-        with m.If(~_in_set(op, ARRAY_OPS)):
-            m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
-        with m.Elif((c.flags & ~allowed) != 0):
-            m.d.comb += err.eq(ErrorCode.BAD_FLAGS)
-        with m.Elif((_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks)) & (c.bank >= B)):
-            m.d.comb += err.eq(ErrorCode.BAD_BANK)
-        with m.Elif(counted & (count == 0)):
-            m.d.comb += err.eq(ErrorCode.BAD_COUNT)
-        with m.Elif(_in_set(op, ROW_OPS) & (c.row >= p.rows)):
-            m.d.comb += err.eq(ErrorCode.BAD_ROW)
-        with m.Elif(_in_set(op, ROW_OPS) & (c.col + count > C)):
-            m.d.comb += err.eq(ErrorCode.BAD_COL)
-        with m.Elif(_in_set(op, GB_OPS) & (c.gb + count > p.gb_bursts)):
-            m.d.comb += err.eq(ErrorCode.BAD_GB)
-        with m.Elif(_in_set(op, ACC_OPS) & (c.acc >= p.accs)):
-            m.d.comb += err.eq(ErrorCode.BAD_ACC)
-        with m.Elif((op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)):
-            m.d.comb += err.eq(ErrorCode.BAD_LUT)
+        m.d.comb += count.eq(Mux(_in_set(op, COUNTED_OPS), c.count, 1))
+        err = command_error(m, c, p)
         ok = err == 0
         m.d.comb += self.cmd_err.eq(err)
 

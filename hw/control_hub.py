@@ -10,6 +10,11 @@ executes it with no host action in between. The rooms, each in its own file:
 - sequencer.Sequencer: command execution, the GEMV and attention tile walkers, EWMUL/EWADD;
 - hub_responses.ResponseRouter: the array's answers to scratch, the window cache or the score memory;
 - softmax_datapath.SoftmaxDatapath: the attention tile's exp pass, lane sums, reciprocal and p bursts.
+
+Commands reach the bank array through a register slice (stream_slice.StreamRegisterSlice), so that the windows'
+address decoding and the walkers' next command do not run into the array's checks and memory addresses in the
+same cycle; the sequencer learns the array's verdict on the command it offers from the same checks
+(bank_array.command_error) before the slice.
 """
 
 from amaranth.hdl import Array, Cat, Module, ResetInserter, Signal
@@ -18,13 +23,14 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from pimhil.contract import CMD_HEADER, CMD_HEADER_WORDS, PAYLOAD_OPS, DeviceParams, payload_words
 
-from .bank_array import BankArray
+from .bank_array import BankArray, cmd_layout, command_error
 from .bus import BurstBusSignature, BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .hub_responses import ResponseKind, ResponseRouter
 from .hub_windows import READ_AHEAD, HubWindows
 from .sequencer import Sequencer
 from .softmax_datapath import SoftmaxDatapath
+from .stream_slice import StreamRegisterSlice
 
 __all__ = ["ControlHub"]
 
@@ -81,22 +87,29 @@ class ControlHub(wiring.Component):
         connect(m, softmax.score_wr, scores.write_port())
         connect(m, softmax.score_rd, scores.read_port())
 
-        # The array's command port and the response descriptors go together: to the windows while they hold
-        # the array (only while the sequencer is idle or waiting for words), to the sequencer otherwise.
+        # The array's command port (behind the slice) and the response descriptors go together: to the windows
+        # while they hold the array (only while the sequencer is idle or waiting for words), to the sequencer
+        # otherwise. Both keep their order through the slice, so descriptors and answers still pair up.
+        m.submodules.cmd_slice = cmd_slice = StreamRegisterSlice(layout=cmd_layout(p))
+        connect(m, cmd_slice.o, array.cmd)
+        cmd_in = cmd_slice.i
         with m.If(win.owns):
-            m.d.comb += [array.cmd.valid.eq(win.array.valid), win.array.ready.eq(array.cmd.ready)]
-            m.d.comb += [array.cmd.payload[f].eq(win.array.payload[f]) for f in win.array.payload.shape().members]
+            m.d.comb += [cmd_in.valid.eq(win.array.valid), win.array.ready.eq(cmd_in.ready)]
+            m.d.comb += [cmd_in.payload[f].eq(win.array.payload[f]) for f in win.array.payload.shape().members]
             m.d.comb += [router.expect.valid.eq(win.read_issued), win.read_room.eq(router.expect.ready),
                          router.expect.payload.kind.eq(ResponseKind.WINDOW_CACHE), router.expect.payload.beats.eq(1)]
         with m.Else():
-            m.d.comb += [array.cmd.valid.eq(seq.array.valid), array.cmd.payload.eq(seq.array.payload),
-                         seq.array.ready.eq(array.cmd.ready), router.expect.valid.eq(seq.expect.valid),
+            m.d.comb += [cmd_in.valid.eq(seq.array.valid), cmd_in.payload.eq(seq.array.payload),
+                         seq.array.ready.eq(cmd_in.ready), router.expect.valid.eq(seq.expect.valid),
                          router.expect.payload.eq(seq.expect.payload), seq.expect.ready.eq(router.expect.ready)]
         connect(m, array.resp, router.resp)
         connect(m, router.cache, win.cache)
         connect(m, router.scores, softmax.scores)
         connect(m, seq.softmax, softmax.ctl)
-        m.d.comb += [seq.array_busy.eq(array.busy), seq.array_err.eq(array.cmd_err), seq.resp_idle.eq(router.idle)]
+        # The array counts as busy while the slice holds a command for it (its own `busy` sees the slice's
+        # output as a waiting command).
+        m.d.comb += [seq.array_busy.eq(array.busy), seq.array_err.eq(command_error(m, seq.array.payload, p)),
+                     seq.resp_idle.eq(router.idle)]
 
         seq_busy, seq_wait = self._fetch(m, cmdq, seq, csr, win)
 

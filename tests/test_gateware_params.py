@@ -9,7 +9,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from hw.activation import ActivationUnit
 from hw.axi4 import AXI4Slave
-from hw.bank_array import BankArray
+from hw.bank_array import BankArray, cmd_layout
 from hw.bank_pu import BankPU
 from hw.burst_memory import BurstMemory
 from hw.control_hub import ControlHub
@@ -23,6 +23,7 @@ from hw.sim_byte_bridge import SimByteBridge
 from hw.sim_device import SimDevice
 from hw.sim_dma_feeder import SimDmaFeeder
 from hw.softmax_datapath import SoftmaxDatapath
+from hw.stream_slice import StreamRegisterSlice
 from pimhil.contract import IDENTITY_REGS, PRESETS, Reg
 
 # The control hub's rooms, each built from the device parameters alone.
@@ -54,6 +55,7 @@ HUB_ROOMS = (HubCSR, HubWindows, ResponseRouter, Sequencer, SoftmaxDatapath)
     (lambda: HubCSR(params=PRESETS["board"], uart_default_div=1 << 16), ValueError,
      "uart_default_div must be an int in [4, 65535], not 65536"),
     (lambda: ResponseRouter(params=PRESETS["board"], depth=0), ValueError, "depth must be a positive int, not 0"),
+    (lambda: StreamRegisterSlice(layout=32), TypeError, "layout must be an amaranth.lib.data.Layout, not 32"),
     *[(lambda room=room: room(params="board"), TypeError, "params must be a DeviceParams, not 'board'")
       for room in HUB_ROOMS],
 ])
@@ -75,6 +77,8 @@ def test_parameters_are_keyword_only():
             LaneReduce(16)
         with pytest.raises(TypeError):
             BankArray(PRESETS["sim"])
+        with pytest.raises(TypeError):
+            StreamRegisterSlice(cmd_layout(PRESETS["board"]))
         for room in HUB_ROOMS:
             with pytest.raises(TypeError):
                 room(PRESETS["board"])
