@@ -313,7 +313,7 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
         **(throughput_vs_sim(extra["params"], clk_mhz) if "params" in extra else {}),
         **figures,
         "build_s": round(sum(s["seconds"] for s in steps.values()), 1),
-        "steps": steps, "status": status, "git": git_describe(),
+        "steps": steps, "status": status, "git": steps.get("elaborate", {}).get("git") or git_describe(),
         "bitstream": _rel(bit) if bit.exists() and not failed else None,
         "yosys": yosys, "nextpnr": pnr,
     }
@@ -405,7 +405,8 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
         _remove_stale(build_dir)
         t0 = time.monotonic()
         top = _elaborate_ecp5(module, params, build_dir, lut_map=lut_map, timing_driven=timing_driven)
-        steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
+        # The revision is the one elaborated: a commit made while the tools run must not label this build.
+        steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok", "git": git_describe()}}
         print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
         steps["yosys"] = _synthesise_ecp5(build_dir, timeout_s=timeout_s)
     steps_file.write_text(json.dumps(steps, indent=2) + "\n")
