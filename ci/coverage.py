@@ -44,8 +44,9 @@ GOALS = {"line": 95.0, "toggle": 90.0}
 # What `make coverage` runs: every testbench configuration `make test` runs (tb/, not the soak-marked ones),
 # and the driver suite on the sim targets. Not the runner's self-test (a counter that fails on purpose) and not
 # the gate-level netlist (skipped outside `make gate-sim`).
-# The sim-preset device configurations (marked `sim_device`, and `soak` like every configuration make test leaves
-# out) run only with COVERAGE_SIM=1: their coverage model is 64 MB of C++ with line coverage alone (130 MB with
+# The sim preset's configurations (marked `sim_device`, and `soak` like every configuration make test leaves
+# out: its bank array and device testbenches, the blocks at its widths; tb/support/marks.py) run only with
+# COVERAGE_SIM=1: their coverage model is 64 MB of C++ with line coverage alone (130 MB with
 # toggle; the normal model 19 MB), which does not fit CI's time beside the ULX3S build. The board preset runs
 # the same hw/ lines.
 WITH_SIM = os.environ.get("COVERAGE_SIM") == "1"

@@ -10,7 +10,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBurstType, AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
 
+from pimhil.contract import PRESETS
 from tb.support.bus_slave import BusSlaveModel
+from tb.support.marks import sim_preset
 from tb.support.seed import rngs
 
 ERR_FROM = 1 << 16
@@ -192,7 +194,7 @@ async def test_axi4_bursts(dut):
     assert int(r.resp) == 2 and tb.word(WIDE_BAD - 8) == 0x07070707 and tb.word(WIDE_BAD) != 0x07070707
 
 
-@pytest.mark.parametrize("width", [64, 128, 256])
+@pytest.mark.parametrize("width", [64, 128, sim_preset(PRESETS["sim"].axi_data_bits)])
 def test_axi(width):
     from tb.support import runner
 

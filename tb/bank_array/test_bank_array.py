@@ -22,6 +22,7 @@ from pimhil.golden.fpbits import bf16_bits_to_f32
 from pimhil.golden.array import Response
 from pimhil.schedule import interleave_macs
 from tb.support import funcov
+from tb.support.marks import sim_preset
 from tb.support.results import record
 from tb.support.seed import rngs
 from tb.support.stream import StreamSink, StreamSource
@@ -305,7 +306,7 @@ async def test_gemv(dut):
 
 
 # The sim preset's 16-bank array runs the same checks as the board's for minutes: a soak-class run.
-@pytest.mark.parametrize("preset_name", [pytest.param("sim", marks=pytest.mark.soak), "board"])
+@pytest.mark.parametrize("preset_name", [sim_preset("sim"), "board"])
 def test_bank_array(preset_name):
     run(preset_name)
 

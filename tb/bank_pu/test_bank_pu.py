@@ -12,7 +12,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from hw.bank_pu import BankPU
 from pimhil.golden.fpbits import fp32_add
 from pimhil.golden.mac import lane_sum
+from pimhil.contract import PRESETS
 from tb.support.seed import rngs
+from tb.support.marks import sim_preset
 from tb.support.vectors import bf16_operands, fp32_operands, pack_rows
 
 NONE, MAC, SET = 0, 1, 2   # hw.bank_pu.PUOp
@@ -98,7 +100,7 @@ async def test_accumulate_with_stalls(dut):
     assert mism == 0, f"{mism} accumulator reads differ from the model"
 
 
-@pytest.mark.parametrize("lanes,accs", [(16, 8), (4, 8)])
+@pytest.mark.parametrize("lanes,accs", [sim_preset(PRESETS["sim"].lanes, 8), (PRESETS["board"].lanes, 8)])
 def test_bank_pu(lanes, accs):
     from tb.support import runner
 

@@ -6,7 +6,9 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from pimhil.contract import PRESETS
 from tb.support.seed import rngs
+from tb.support.marks import sim_preset
 
 
 @cocotb.test()
@@ -41,7 +43,7 @@ async def test_random_access(dut):
             mem[wa] = data
 
 
-@pytest.mark.parametrize("lanes,depth", [(16, 64), (8, 32)])
+@pytest.mark.parametrize("lanes,depth", [sim_preset(PRESETS["sim"].lanes, 64), (8, 32)])
 def test_burst_memory(lanes, depth):
     from hw.burst_memory import BurstMemory
     from tb.support import runner

@@ -1,8 +1,6 @@
-"""Whole-device testbenches, each run on both presets: `PRESETS` is their parametrisation. The board preset runs
-in `make test`; the sim preset (16 banks x 16 lanes, a Verilator model several times larger) in `make soak` and
-with `COVERAGE_SIM=1 make coverage` (marks `soak` and `sim_device`, pytest.ini), so that `make test` stays within
-its ten minutes."""
+"""Whole-device testbenches, each run on both presets: `PRESETS` is their parametrisation (the sim preset's
+marked as tb/support/marks.py says)."""
 
-import pytest
+from tb.support.marks import sim_preset
 
-PRESETS = ["board", pytest.param("sim", marks=[pytest.mark.soak, pytest.mark.sim_device])]
+PRESETS = ["board", sim_preset("sim")]

@@ -10,7 +10,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.lane_reduce import LaneReduce
 from pimhil.golden.mac import lane_sum
+from pimhil.contract import PRESETS
 from tb.support.seed import rngs
+from tb.support.marks import sim_preset
 from tb.support.vectors import BF16_SPECIALS, bf16_operands, pack_rows
 
 # The DUT's own figure; a wrong one fails every comparison below, which reads results exactly this late.
@@ -98,7 +100,7 @@ async def test_corner_bursts(dut):
     dut._log.info("checked %d bursts", await tb.check(rows[0], rows[1]))
 
 
-@pytest.mark.parametrize("lanes", [16, 4])
+@pytest.mark.parametrize("lanes", [sim_preset(PRESETS["sim"].lanes), PRESETS["board"].lanes])
 def test_lane_reduce(lanes):
     from tb.support import runner
 
