@@ -108,7 +108,8 @@ PROOFS = [
           assumes_why={
               "start_when_idle": "the command fetch (hw/control_hub.py) starts a command only when the last ended",
               "cmd_held": "the fetch holds the header and payload registers until the command ends",
-              "cmd_err_of_payload": "BankArray.cmd_err is combinational from cmd.payload (hw/bank_array.py)",
+              "cmd_err_of_payload": "the array's verdict (bank_array.command_error, formed in hw/control_hub.py "
+                                    "before the command slice) is combinational from cmd.payload",
           },
           mutations={"push_then_refuse": "RD_SBK pushes its descriptor before the array's verdict",
                      "clear_max_early": "ATTN_TILE clears the softmax maxima before its checks"},

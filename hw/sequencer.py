@@ -8,7 +8,7 @@ A refused command raises its error and has no side effect.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,6 +38,17 @@ _BURST_ANSWER_OPS = _ANSWERING_OPS & COUNTED_OPS
 
 def _in_set(value, ops):
     return Cat(*(value == int(o) for o in sorted(ops))).any()
+
+
+def _decoded(m, value, name):
+    """`value` (a function of the fetched command's fields) one cycle later, from a register. The command is
+    complete in the cycle `start` is raised and held until it ends, so from EXEC's first cycle on the register
+    holds `value` of the command executing: the tile checks and geometry no longer add their multipliers and
+    comparators to the walkers' paths (the ULX3S build's critical path ran through them)."""
+    value = Value.cast(value)
+    reg = Signal(value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 class Sequencer(wiring.Component):
@@ -196,9 +207,9 @@ class Sequencer(wiring.Component):
                             last=Signal(name="t_last"),          # every command of the tile has been issued
                             pass_end=Signal(17, name="pass_end"))
         m.d.comb += g.pass_end.eq(Mux(g.pass_ + p.accs < groups, g.pass_ + p.accs, groups))
-        g.bad = ((groups == 0) | (chunks == 0) | (c.row + groups * chunks > p.rows) | (c.bank >= p.banks)
-                 | (c.gb + chunks > p.rows))
-        g.scratch_bad = c.imm + groups * p.banks > p.scratch_words
+        g.bad = _decoded(m, (groups == 0) | (chunks == 0) | (c.row + groups * chunks > p.rows) | (c.bank >= p.banks)
+                         | (c.gb + chunks > p.rows), "gemv_bad")
+        g.scratch_bad = _decoded(m, c.imm + groups * p.banks > p.scratch_words, "gemv_scratch_bad")
         return g
 
     def _gemv_states(self, m, fire, settled, g):
@@ -250,27 +261,32 @@ class Sequencer(wiring.Component):
         a = SimpleNamespace(T=T, dl=dl, c_log=(C - 1).bit_length(), l_log=(p.lanes - 1).bit_length(),
                             b_log=(B - 1).bit_length())
         log2 = {1 << i: i for i in range(17)}
-        a.dl_log = Signal(5, name="dl_log")
+        dl_log = Signal(5, name="dl_log_c")
         with m.Switch(dl):
             for v, lg in log2.items():
                 if v <= C:
                     with m.Case(v):
-                        m.d.comb += a.dl_log.eq(lg)
-        a.kpr_log = Signal(5, name="kpr_log")
-        a.d_words = Signal(16, name="d_words")
-        a.groups = Signal(16, name="groups_v")                  # d / B output groups
-        a.ch, a.nch = Signal(17, name="ch"), Signal(17, name="nch")
+                        m.d.comb += dl_log.eq(lg)
+        kpr_log = Signal(5, name="kpr_log_c")
+        d_words = Signal(16, name="d_words_c")
+        groups = Signal(16, name="groups_c")                    # d / B output groups
+        ch, nch = Signal(17, name="ch_c"), Signal(17, name="nch_c")
         key_rows = Signal(32, name="key_rows")
         big_t = T > p.row_words
         rw_log = (p.row_words - 1).bit_length()
-        m.d.comb += [a.kpr_log.eq(a.c_log - a.dl_log), a.d_words.eq(dl << a.l_log), a.groups.eq(a.d_words >> a.b_log),
-                     a.ch.eq(Mux(big_t, p.row_words, T)), a.nch.eq(Mux(big_t, T >> rw_log, 1)),
-                     key_rows.eq((((T >> a.b_log) << a.dl_log) + C - 1) >> a.c_log)]
+        m.d.comb += [kpr_log.eq(a.c_log - dl_log), d_words.eq(dl << a.l_log), groups.eq(d_words >> a.b_log),
+                     ch.eq(Mux(big_t, p.row_words, T)), nch.eq(Mux(big_t, T >> rw_log, 1)),
+                     key_rows.eq((((T >> a.b_log) << dl_log) + C - 1) >> a.c_log)]
         dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
-        a.bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
-                 | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((a.d_words & (B - 1)) != 0)
-                 | (a.groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + a.groups * a.nch > p.rows))
-        a.scratch_bad = c.gb + a.d_words > p.scratch_words
+        bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
+               | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
+               | (groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + groups * nch > p.rows))
+        a.dl_log = _decoded(m, dl_log, "dl_log")
+        a.kpr_log, a.d_words, a.groups = (_decoded(m, kpr_log, "kpr_log"), _decoded(m, d_words, "d_words"),
+                                          _decoded(m, groups, "groups_v"))
+        a.ch, a.nch = _decoded(m, ch, "ch"), _decoded(m, nch, "nch")
+        a.bad = _decoded(m, bad, "attn_bad")
+        a.scratch_bad = _decoded(m, c.gb + d_words > p.scratch_words, "attn_scratch_bad")
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
         a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
