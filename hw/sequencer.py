@@ -8,7 +8,7 @@ A refused command raises its error and has no side effect.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,17 +38,6 @@ _BURST_ANSWER_OPS = _ANSWERING_OPS & COUNTED_OPS
 
 def _in_set(value, ops):
     return Cat(*(value == int(o) for o in sorted(ops))).any()
-
-
-def _decoded(m, value, name):
-    """`value` (a function of the fetched command's fields) one cycle later, from a register. The command is
-    complete in the cycle `start` is raised and held until it ends, so from EXEC's first cycle on the register
-    holds `value` of the command executing: the tile checks and geometry no longer add their multipliers and
-    comparators to the walkers' paths (the ULX3S build's critical path ran through them)."""
-    value = Value.cast(value)
-    reg = Signal(value.shape(), name=name)
-    m.d.sync += reg.eq(value)
-    return reg
 
 
 class Sequencer(wiring.Component):
@@ -207,9 +196,13 @@ class Sequencer(wiring.Component):
                             last=Signal(name="t_last"),          # every command of the tile has been issued
                             pass_end=Signal(17, name="pass_end"))
         m.d.comb += g.pass_end.eq(Mux(g.pass_ + p.accs < groups, g.pass_ + p.accs, groups))
-        g.bad = _decoded(m, (groups == 0) | (chunks == 0) | (c.row + groups * chunks > p.rows) | (c.bank >= p.banks)
-                         | (c.gb + chunks > p.rows), "gemv_bad")
-        g.scratch_bad = _decoded(m, c.imm + groups * p.banks > p.scratch_words, "gemv_scratch_bad")
+        # Registered from the fetched command (complete when `start` rises, held until the command ends), so
+        # from EXEC's first cycle on they hold the executing command's values and their multipliers and
+        # comparators stay off the walkers' paths (the ULX3S build's critical path ran through them).
+        decoded = pipeline_stage(m, name="gemv_decoded")
+        g.bad = decoded((groups == 0) | (chunks == 0) | (c.row + groups * chunks > p.rows) | (c.bank >= p.banks)
+                        | (c.gb + chunks > p.rows))
+        g.scratch_bad = decoded(c.imm + groups * p.banks > p.scratch_words)
         return g
 
     def _gemv_states(self, m, fire, settled, g):
@@ -281,12 +274,11 @@ class Sequencer(wiring.Component):
         bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
                | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
                | (groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + groups * nch > p.rows))
-        a.dl_log = _decoded(m, dl_log, "dl_log")
-        a.kpr_log, a.d_words, a.groups = (_decoded(m, kpr_log, "kpr_log"), _decoded(m, d_words, "d_words"),
-                                          _decoded(m, groups, "groups_v"))
-        a.ch, a.nch = _decoded(m, ch, "ch"), _decoded(m, nch, "nch")
-        a.bad = _decoded(m, bad, "attn_bad")
-        a.scratch_bad = _decoded(m, c.gb + d_words > p.scratch_words, "attn_scratch_bad")
+        decoded = pipeline_stage(m, name="attn_decoded")       # as in _gemv_geometry
+        a.dl_log, a.kpr_log, a.d_words, a.groups = decoded(dl_log), decoded(kpr_log), decoded(d_words), decoded(groups)
+        a.ch, a.nch = decoded(ch), decoded(nch)
+        a.bad = decoded(bad)
+        a.scratch_bad = decoded(c.gb + d_words > p.scratch_words)
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
         a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
