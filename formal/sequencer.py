@@ -9,14 +9,15 @@ the cycle `error` fires, none of these happened.
 
 Environment (the array, the response router, scratch and the softmax datapath are free inputs, i.e. the
 datapath is abstracted away): `cmd` is held from `start` until the command ends and `start` comes only while
-no command runs (what the fetch in hw/control_hub.py does); the array's `cmd_err` is a function of the
-command it is offered (hw/bank_array.py computes it combinationally from the payload), so it does not change
-while the payload does not.
+no command runs (what the fetch in hw/control_hub.py does). The array's verdict on an offered command is
+bank_array.command_error of the payload, formed here as the array forms it; the sequencer forms its own from
+the fetched command, and the properties check the two agree wherever it matters.
 """
 
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Cat, Module, Signal
 
+from hw.bank_array import command_error
 from hw.sequencer import EW_STEP, Sequencer
 from pimhil.contract import ARRAY_OPS, ErrorCode, HubError, HubOp, Op
 
@@ -40,7 +41,7 @@ class Harness(MutableHarness):
                 probe.module.d.comb += dut.softmax.clear_max.eq(1)
         m.submodules.dut = probe.module
 
-        free = [dut.cmd.as_value(), dut.start, dut.array.ready, dut.array_busy, dut.array_err, dut.expect.ready,
+        free = [dut.cmd.as_value(), dut.start, dut.array.ready, dut.array_busy, dut.expect.ready,
                 dut.resp_idle, dut.ew_a.data, dut.ew_b.data, dut.softmax.p_burst]
         for sig in free:
             m.d.comb += sig.eq(AnySeq(len(sig)))
@@ -54,15 +55,12 @@ class Harness(MutableHarness):
         cmd_prev = past(m, dut.cmd.as_value(), name="cmd_prev")
         props.assume("cmd_held", ~running | (dut.cmd.as_value() == cmd_prev),
                      "the fetched command is held until it ends")
-        payload_prev = past(m, dut.array.payload.as_value(), name="payload_prev")
-        err_prev = past(m, dut.array_err, name="err_prev")
-        same_payload = past(m, 1, name="past_valid") & (dut.array.payload.as_value() == payload_prev)
-        props.assume("cmd_err_of_payload", ~same_payload | (dut.array_err == err_prev),
-                     "the array's cmd_err depends on the offered command only")
+        # What the array (hw/bank_array.py) refuses the offered command with, 0 if it accepts it.
+        array_err = command_error(m, dut.array.payload, SMALLEST)
 
         sm = dut.softmax
         events = {
-            "array_accepts": dut.array.valid & dut.array.ready & (dut.array_err == 0),
+            "array_accepts": dut.array.valid & dut.array.ready & (array_err == 0),
             "descriptor": dut.expect.valid & dut.expect.ready,
             "scratch_write": dut.ew_wr.en,
             "softmax_state": sm.clear_max | sm.load_max | sm.exp | sm.load_recip,
@@ -82,11 +80,11 @@ class Harness(MutableHarness):
         props.assert_("done_xor_error", ~(dut.done & dut.error.valid), "a command ends one way")
         props.assert_("helper_running", (running == ~in_idle) & probe.fsm_legal("seq"),
                       "helper: the sequencer is idle exactly when no command runs")
-        props.assert_("helper_exec_clean", ~in_exec | ~dirty | (expected & (dut.array_err == 0)),
+        props.assert_("helper_exec_clean", ~in_exec | ~dirty | (expected & (array_err == 0)),
                       "helper: in EXEC, the only side effect possible so far is an answering array command's "
                       "descriptor, and then the array accepts that command")
         issued = Cat(*(dut.cmd.op == int(op) for op in sorted(ARRAY_OPS - {Op.SYNC}))).any()
-        props.assert_("helper_expected", ~expected | (in_exec & issued & ~dut.error.valid & (dut.array_err == 0)),
+        props.assert_("helper_expected", ~expected | (in_exec & issued & ~dut.error.valid & (array_err == 0)),
                       "helper: a descriptor pushed for the command in EXEC means the command is not refused")
 
         for name, test in {
@@ -108,8 +106,6 @@ PROOFS = [
           assumes_why={
               "start_when_idle": "the command fetch (hw/control_hub.py) starts a command only when the last ended",
               "cmd_held": "the fetch holds the header and payload registers until the command ends",
-              "cmd_err_of_payload": "the array's verdict (bank_array.command_error, formed in hw/control_hub.py "
-                                    "before the command slice) is combinational from cmd.payload",
           },
           mutations={"push_then_refuse": "RD_SBK pushes its descriptor before the array's verdict",
                      "clear_max_early": "ATTN_TILE clears the softmax maxima before its checks"},

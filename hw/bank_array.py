@@ -45,8 +45,8 @@ def _in_set(value, ops):
 
 def command_error(m, c, params):
     """The error code `c` (a command in cmd_layout) is refused with, 0 if it is accepted: contract.check_command's
-    checks in its order. A function so that a register slice in front of the array's port can tell its source
-    the verdict on the command it offers (hw/control_hub.py)."""
+    checks in its order. A function so that the sequencer, which reaches the array through the hub's command slice,
+    forms the array's verdict on the command it fetched (hw/sequencer.py)."""
     p = params
     op = c.op
     allowed = Signal(8)

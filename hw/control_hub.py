@@ -13,8 +13,8 @@ executes it with no host action in between. The rooms, each in its own file:
 
 Commands reach the bank array through a register slice (stream_slice.StreamRegisterSlice), so that the windows'
 address decoding and the walkers' next command do not run into the array's checks and memory addresses in the
-same cycle; the sequencer learns the array's verdict on the command it offers from the same checks
-(bank_array.command_error) before the slice.
+same cycle; the sequencer forms the array's verdict on an array command itself, from the fetched command, with
+the same checks (bank_array.command_error).
 """
 
 from amaranth.hdl import Array, Cat, Module, ResetInserter, Signal
@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from pimhil.contract import CMD_HEADER, CMD_HEADER_WORDS, PAYLOAD_OPS, DeviceParams, payload_words
 
-from .bank_array import BankArray, cmd_layout, command_error
+from .bank_array import BankArray, cmd_layout
 from .bus import BurstBusSignature, BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .hub_responses import ResponseKind, ResponseRouter
@@ -108,8 +108,7 @@ class ControlHub(wiring.Component):
         connect(m, seq.softmax, softmax.ctl)
         # The array counts as busy while the slice holds a command for it (its own `busy` sees the slice's
         # output as a waiting command).
-        m.d.comb += [seq.array_busy.eq(array.busy), seq.array_err.eq(command_error(m, seq.array.payload, p)),
-                     seq.resp_idle.eq(router.idle)]
+        m.d.comb += [seq.array_busy.eq(array.busy), seq.resp_idle.eq(router.idle)]
 
         seq_busy, seq_wait = self._fetch(m, cmdq, seq, csr, win)
 

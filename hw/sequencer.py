@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_OPS, DeviceParams, ErrorCode, Flag,
                              HubError, HubOp, Op)
 
-from .bank_array import cmd_layout
+from .bank_array import cmd_layout, command_error
 from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, pipeline_stage
 from .hub_csr import ErrorEventSignature
 from .hub_responses import ResponseKind, response_descriptor
@@ -47,9 +47,9 @@ class Sequencer(wiring.Component):
     - `start` (in): `cmd` is complete, execute it (the sequencer is idle).
     - `done` (out): the command completes this cycle; `error` (Out ErrorEventSignature): it is refused this
       cycle. Either ends it; the next may start in the following cycle.
-    - `array` (out stream): commands to the bank array; `array_busy`, `array_err` (the array's `busy` and
-      `cmd_err`); `expect` (out stream): the response descriptor of an answering command, in the cycle it is
-      accepted; `resp_idle` (in): the response router has nothing in flight.
+    - `array` (out stream): commands to the bank array; `array_busy` (the array's `busy`); `expect` (out
+      stream): the response descriptor of an answering command, in the cycle it is accepted; `resp_idle` (in):
+      the response router has nothing in flight.
     - `ew_a`, `ew_b`, `ew_wr`: scratch ports for EWMUL/EWADD (operands a and b read, results written).
     - `softmax` (Out SoftmaxControlSignature): the attention tile's steps.
     """
@@ -66,7 +66,6 @@ class Sequencer(wiring.Component):
             "error": Out(ErrorEventSignature()),
             "array": Out(stream.Signature(cmd_layout(params))),
             "array_busy": In(1),
-            "array_err": In(8),
             "expect": Out(stream.Signature(response_descriptor())),
             "resp_idle": In(1),
             "ew_a": In(memory.ReadPort.Signature(**port)),
@@ -84,6 +83,12 @@ class Sequencer(wiring.Component):
         # Every earlier command has finished and its answers have landed.
         settled = ~self.array_busy & self.resp_idle
         gemv, attn, ew = self._gemv_geometry(m), self._attn_geometry(m), self._elementwise(m)
+        # The array's verdict on an array command (bank_array.command_error, which the array applies behind the
+        # hub's command slice), registered from the fetched command like the tiles' checks: such a command is
+        # offered as fetched, so from EXEC's first cycle on this is the verdict on what is offered, and the
+        # descriptor push does not wait for the checks of whatever the payload multiplexer offers (the ULX3S
+        # build's critical path ran from the walkers' fields through them into the response queue).
+        issue_err = pipeline_stage(m, name="issue_decoded")(command_error(m, c, self.params))
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -91,7 +96,7 @@ class Sequencer(wiring.Component):
                     m.next = "EXEC"
             with m.State("EXEC"):
                 with m.If(_in_set(c.op, _ISSUED_OPS)):
-                    self._issue(m, fire)
+                    self._issue(m, fire, issue_err)
                 with m.Elif(c.op == HubOp.GEMV_TILE):
                     with m.If((c.flags & ~int(Flag.BF16)) != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
@@ -151,8 +156,9 @@ class Sequencer(wiring.Component):
                      self.expect.payload.beats.eq(beats)]
 
     # ---- array commands -------------------------------------------------------------------------------------
-    def _issue(self, m, fire):
-        """EXEC of an array op: issue it as fetched; an answering one sends its answer to scratch at `imm`."""
+    def _issue(self, m, fire, err):
+        """EXEC of an array op: issue it as fetched; an answering one sends its answer to scratch at `imm`.
+        `err`: the array's verdict on it (bank_array.command_error), 0 if the array accepts it."""
         p, c = self.params, self.cmd
         answers = _in_set(c.op, _ANSWERING_OPS) | (_in_set(c.op, _READ_FLAG_OPS) & ((c.flags & Flag.READ) != 0))
         per_burst = _in_set(c.op, _BURST_ANSWER_OPS)
@@ -166,14 +172,14 @@ class Sequencer(wiring.Component):
             self._refuse(m, HubError.BAD_SCRATCH)
         with m.Elif(self.expect.ready | expected):
             m.d.comb += self.array.valid.eq(1)
-            with m.If(answers & ~expected & (self.array_err == 0)):
+            with m.If(answers & ~expected & (err == 0)):
                 self._push(m, Mux(per_burst, ResponseKind.SCRATCH_BURSTS, ResponseKind.SCRATCH_BANKS),
                            c.imm, beats=Mux(per_burst, c.count, 1))
                 m.d.sync += expected.eq(1)
             with m.If(fire):
                 m.d.sync += expected.eq(0)
-                with m.If(self.array_err != 0):
-                    self._refuse(m, self.array_err)
+                with m.If(err != 0):
+                    self._refuse(m, err)
                 with m.Else():
                     self._finish(m)
 
