@@ -1,4 +1,4 @@
-"""Generate Verilog for the top levels of both presets into rtl/ (run by `make rtl`).
+"""Generate Verilog for the top levels of both presets into rtl/ (run by `make rtl`; `--preset` for one).
 
 Each file starts with a header that says it is generated and from what, and a JSON manifest of the top's
 ports sits beside it; tests compare the Verilog parsed by pyverilog against that manifest and check that a
@@ -93,10 +93,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="rtl", help="output directory (default: rtl)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="tops generated in parallel")
+    ap.add_argument("--preset", action="append", choices=sorted(PRESETS),
+                    help="only this preset's tops (repeatable; default: every preset)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    names = [t[0] for t in tops()]
+    names = [t[0] for t in tops() if args.preset is None or t[1] in args.preset]
     # Largest first, so the parallel jobs finish together.
     names.sort(key=lambda n: ("sim" not in n, "device" not in n))
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:

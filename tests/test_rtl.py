@@ -9,11 +9,17 @@ import pytest
 from hw.generate import generate, tops
 from hw.ports import parse_ports
 from pimhil.contract import PRESETS, cmd_fields, resp_fields
+from tb.support.marks import SIM_PRESET_MARKS
 from tb.support.runner import ROOT
 
 RTL = ROOT / "rtl"
 TOPS = {preset: (top, params, factory) for top, preset, params, factory in tops() if "bank_array" in top}
-DEVICE_TOPS = [top for top, *_ in tops() if top.startswith("pim_device_")]
+
+
+def by_preset(values):
+    """pytest params of (value, preset): the sim preset's carry its marks (`make test` generates the board
+    preset's tops only; tb/support/marks.py)."""
+    return [pytest.param(v, marks=SIM_PRESET_MARKS if preset == "sim" else ()) for v, preset in values]
 
 
 def expected_ports(params):
@@ -28,7 +34,7 @@ def expected_ports(params):
     }
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("preset", by_preset((p, p) for p in sorted(PRESETS)))
 def test_ports_match_contract_and_manifest(preset):
     top, params, _ = TOPS[preset]
     text = (RTL / f"{top}.v").read_text()
@@ -40,7 +46,7 @@ def test_ports_match_contract_and_manifest(preset):
     assert manifest["params"] == params.as_dict()
 
 
-@pytest.mark.parametrize("top", DEVICE_TOPS)
+@pytest.mark.parametrize("top", by_preset((t, p) for t, p, *_ in tops() if t.startswith("pim_device_")))
 def test_device_ports_match_manifest(top):
     text = (RTL / f"{top}.v").read_text()
     parsed = {(p["name"], p["direction"], p["width"]) for p in parse_ports(text, top)}
@@ -53,8 +59,7 @@ def test_device_ports_match_manifest(top):
 
 
 # Regenerating a sim-preset top takes minutes: those run with the soak (`make soak`), the board tops here.
-@pytest.mark.parametrize("top", [pytest.param(t, marks=[] if p == "board" else [pytest.mark.slow, pytest.mark.soak])
-                                 for t, p, *_ in tops()])
+@pytest.mark.parametrize("top", by_preset((t, p) for t, p, *_ in tops()))
 def test_generation_is_reproducible(top):
     _, preset, params, factory = next(t for t in tops() if t[0] == top)
     verilog, manifest = generate(top, preset, params, factory)
