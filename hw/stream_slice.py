@@ -39,6 +39,9 @@ class StreamRegisterSlice(wiring.Component):
                 m.d.sync += [o.payload.eq(skid), skid_valid.eq(0)]
             with m.Else():
                 m.d.sync += [o.valid.eq(i.valid), o.payload.eq(i.payload)]
-        with m.Elif(i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(i.payload), skid_valid.eq(1)]
+        with m.Elif(~skid_valid):
+            # The skid register loads whatever the source offers, valid or not: its enable then does not wait
+            # for the source's `valid` (on the ULX3S build that came through the sequencer's walkers, and the
+            # enable fans out to every payload bit); `skid_valid` says whether it holds a transfer.
+            m.d.sync += [skid.eq(i.payload), skid_valid.eq(i.valid)]
         return m

@@ -170,10 +170,11 @@ PRESETS = {
     "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32,
                         axi_data_bits=256),
     # Reduced so that the datapath fits an ECP5-85F with room for the hub and links (69 % of its LUTs).
-    # 15 MHz: below the ULX3S build's fmax with margin (docs/bringup.md), and 15 MHz / 3 Mbaud is a whole
-    # UART divisor (5), so the link runs at the FT231X's top rate.
+    # 30 MHz: below the ULX3S build's fmax with margin (45.07 MHz built for 30, docs/bringup.md), exact from the
+    # 25 MHz oscillator (EHXPLLL 25 / 5 x 6) and the 200 MHz one (MMCM), and 30 MHz / 3 Mbaud is a whole UART
+    # divisor (10), so the link runs at the FT231X's top rate.
     "board": DeviceParams(banks=4, lanes=4, rows=64, bursts_per_row=64, gb_words=256, accs=8,
-                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=15_000_000,
+                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=30_000_000,
                           axi_data_bits=128),     # the width hw/boards/xdma.py configures XDMA with
 }
 
