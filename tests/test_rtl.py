@@ -9,7 +9,7 @@ import pytest
 from hw.generate import generate, tops
 from hw.ports import parse_ports
 from pimhil.contract import PRESETS, cmd_fields, resp_fields
-from tb.support.marks import SIM_PRESET_MARKS
+from tb.support.marks import sim_preset
 from tb.support.runner import ROOT
 
 RTL = ROOT / "rtl"
@@ -17,9 +17,9 @@ TOPS = {preset: (top, params, factory) for top, preset, params, factory in tops(
 
 
 def by_preset(values):
-    """pytest params of (value, preset): the sim preset's carry its marks (`make test` generates the board
-    preset's tops only; tb/support/marks.py)."""
-    return [pytest.param(v, marks=SIM_PRESET_MARKS if preset == "sim" else ()) for v, preset in values]
+    """Parameters from (value, preset) pairs: the sim preset's carry its marks (tb/support/marks.sim_preset;
+    `make test` generates the board preset's tops only)."""
+    return [sim_preset(v) if preset == "sim" else v for v, preset in values]
 
 
 def expected_ports(params):
