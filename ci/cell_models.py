@@ -17,6 +17,12 @@ model would simulate wrongly does not simulate at all.
   connect to a top-level input. TRELLIS_IO_IN and TRELLIS_IO_OUT are the same cell with B an input (O = B) or
   an output (B = I); ci/netlist.py renames each TRELLIS_IO cell after its DIR (nothing else changes). An output
   pad that is ever tristated (T high, which the board tops never do) stops the simulation; BIDIR is refused.
+- LUT4 (common_sim.vh): Yosys' model selects INIT's bit through three levels of intermediate vectors; Verilator
+  keeps each of them as a member variable of the model, four stores and loads per LUT and cycle for some 47,000
+  LUT4 (those inside CCU2C included), which made the netlist simulate at ~1,700 cycles/s. `lut4_lookup` gives the
+  same cell (ports, INIT) as one lookup, `Z = INIT[{D, C, B, A}]`: ~11,000 cycles/s on the ULX3S netlist.
+  tb/netlist/test_cell_models.py proves it equal to the wheel's own LUT4 model for every INIT and input (Yosys'
+  SAT solver on a miter of the two), so what simulates is still Yosys' cell, evaluated faster.
 - EHXPLLL (cells_bb_ecp5.v): frequency synthesis is not simulated. CLKOP is CLKI (the testbench drives the
   device clock on the oscillator pin) and LOCK rises LOCK_CYCLES input cycles after time 0, so the board top's
   reset logic runs as on the board; CLKOP fed back (FEEDBK_PATH "CLKOP") is the only supported loop.
@@ -26,8 +32,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DP16KD_WIDTHS", "LOCK_CYCLES", "blackbox_ports", "dp16kd_model", "ehxplll_model", "mult18x18d_model",
-           "trellis_io_models", "without_module"]
+__all__ = ["DP16KD_WIDTHS", "LOCK_CYCLES", "LUT4_LOOKUP", "blackbox_ports", "dp16kd_model", "ehxplll_model",
+           "lut4_lookup", "mult18x18d_model", "trellis_io_models", "without_module"]
 
 LOCK_CYCLES = 16
 DP16KD_WIDTHS = (1, 2, 4, 9, 18, 36)
@@ -73,6 +79,28 @@ def without_module(text: str, name: str) -> str:
     if not n:
         raise ValueError(f"no module {name} in the given text")
     return out
+
+
+LUT4_LOOKUP = "\n".join([
+    "// LUT4 as one lookup (ci/cell_models.py lut4_lookup): Yosys' LUT4 model, proven equal to it for every INIT",
+    "// and input by tb/netlist/test_cell_models.py.",
+    "module LUT4(input A, B, C, D, output Z);",
+    "    parameter [15:0] INIT = 16'h0000;",
+    "    assign Z = INIT[{D, C, B, A}];",
+    "endmodule",
+    "",
+])
+
+
+def lut4_lookup(common_text: str) -> str:
+    """Yosys' common_sim.vh text with its LUT4 model replaced by LUT4_LOOKUP (same ports and parameter). Raises
+    ValueError when the text's LUT4 has other ports or parameters than the lookup assumes (a Yosys whose cell
+    changed: the proof in tb/netlist/test_cell_models.py would then be about another cell)."""
+    order, inputs, outputs, params = blackbox_ports(common_text, "LUT4")
+    if order != ["A", "B", "C", "D", "Z"] or outputs != {"Z"} or [p for p, _ in params] != ["INIT"]:
+        raise ValueError(f"Yosys' LUT4 is not the cell LUT4_LOOKUP models: ports {order}, parameters {params}")
+    found = _module(common_text, "LUT4")
+    return common_text[:found.start()] + LUT4_LOOKUP.rstrip("\n") + common_text[found.end():]
 
 
 def _bus(prefix: str, width: int) -> str:

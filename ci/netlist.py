@@ -10,7 +10,8 @@ sees one variable per driven bit instead of vectors whose bits feed each other t
 combinational loops, evaluated over and over) and tens of thousands of named aliases it must keep.
 
 Cells: LUT4, CCU2C, PFUMX, L6MUX21, TRELLIS_FF and TRELLIS_DPR16X4 simulate with Yosys' own models
-(share/lattice/cells_sim_ecp5.v); DP16KD, MULT18X18D and EHXPLLL, which Yosys ships as blackboxes only, and
+(share/lattice/cells_sim_ecp5.v; LUT4's written as one lookup, proven equal to Yosys' by SAT, ci/cell_models.py
+`lut4_lookup`: 6x faster); DP16KD, MULT18X18D and EHXPLLL, which Yosys ships as blackboxes only, and
 TRELLIS_IO, whose inout pad Verilator cannot connect to a top-level input (renamed TRELLIS_IO_IN / _OUT by its
 direction), with the models of ci/cell_models.py, generated from Yosys' declarations and refusing configurations
 they do not model.
@@ -32,7 +33,8 @@ import time
 from pathlib import Path
 
 from ci.board import ROOT, parse_yosys_log, run_step, synthesis, tool_env
-from ci.cell_models import dp16kd_model, ehxplll_model, mult18x18d_model, trellis_io_models, without_module
+from ci.cell_models import (dp16kd_model, ehxplll_model, lut4_lookup, mult18x18d_model, trellis_io_models,
+                            without_module)
 
 OUT = ROOT / "build" / "netlist"
 BOARD = "ulx3s-85f"
@@ -162,9 +164,15 @@ def _simulation_files(build_dir: Path) -> dict:
     synthesis."""
     sim = cells_sim_path().read_text()
     bb = _share(CELLS_BB).read_text()
-    files = {"cells_sim.v": without_module(sim, "DP16KD"), "dp16kd_model.v": dp16kd_model(sim),
+    common = _share(COMMON_SIM).read_text()
+    include = '`include "common_sim.vh"\n'
+    if sim.count(include) != 1:
+        raise ValueError(f"{CELLS_SIM} does not include common_sim.vh once; the LUT4 lookup cannot go in its place")
+    # common_sim.vh in place of its include, with the one-lookup LUT4 (ci/cell_models.py lut4_lookup).
+    cells = without_module(sim, "DP16KD").replace(include, lut4_lookup(common))
+    files = {"cells_sim.v": cells, "dp16kd_model.v": dp16kd_model(sim),
              "mult18x18d_model.v": mult18x18d_model(bb), "ehxplll_model.v": ehxplll_model(bb),
-             "trellis_io_models.v": trellis_io_models(_share(COMMON_SIM).read_text())}
+             "trellis_io_models.v": trellis_io_models(common)}
     for name, text in files.items():
         (build_dir / name).write_text(text)
     wrapper = build_dir / f"{SIM_TOP}.v"

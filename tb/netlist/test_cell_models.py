@@ -1,7 +1,9 @@
-"""The DP16KD model of the gate-level simulation (ci/cell_models.py), generated from the YoWASP wheel's blackbox,
-against a Python reference of the block RAM behaviour Yosys' mapping assumes (brams_16kd.txt): random reads and
-writes, byte enables, read-during-write on a port and across ports, clock enables and output resets, in every
-width and write mode the model accepts.
+"""Cell models of the gate-level simulation (ci/cell_models.py).
+
+- DP16KD, generated from the YoWASP wheel's blackbox, against a Python reference of the block RAM behaviour
+  Yosys' mapping assumes (brams_16kd.txt): random reads and writes, byte enables, read-during-write on a port and
+  across ports, clock enables and output resets, in every width and write mode the model accepts.
+- LUT4 as one lookup, proven equal to the wheel's own LUT4 model for every INIT and input (Yosys' SAT solver).
 
 Part of `make gate-sim` (PIM_GATE_SIM=1, the board toolchain's wheel); skipped elsewhere.
 """
@@ -9,6 +11,8 @@ Part of `make gate-sim` (PIM_GATE_SIM=1, the board toolchain's wheel); skipped e
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 
 import cocotb
 import pytest
@@ -155,3 +159,49 @@ def test_dp16kd():
     runner.write_if_changed(model, dp16kd_model(cells_sim_path().read_text()))
     runner.write_if_changed(top, wrapper())
     runner.run(toplevel="dp16kd_tb", sources=[model, top], test_module="tb.netlist.test_cell_models", config=config)
+
+
+def _init_as_input(module_text: str, name: str) -> str:
+    """A LUT4 model's text as module `name` with INIT a 16-bit input instead of a parameter (and no specify
+    block), so that one proof covers every INIT."""
+    text = re.sub(r"\bspecify\b.*?\bendspecify\b", "", module_text, flags=re.S)
+    text, n = re.subn(r"^\s*parameter\s*\[15:0\]\s*INIT\s*=[^;]*;\n", "", text, flags=re.M)
+    text, m = re.subn(r"module LUT4\s*\(\s*input A, B, C, D,", f"module {name}(input [15:0] INIT, input A, B, C, D,",
+                      text)
+    assert n == 1 and m == 1, f"LUT4 model not in the expected form:\n{module_text}"
+    return text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("PIM_GATE_SIM") != "1",
+                    reason="the cell models run in `make gate-sim` (they come from the board toolchain's wheel)")
+def test_lut4_lookup_is_yosys_lut4(tmp_path):
+    """ci/cell_models.LUT4_LOOKUP computes what the YoWASP wheel's LUT4 model computes, for all 2^16 INIT values
+    and 2^4 inputs: a miter of the two (INIT an input of both) whose trigger Yosys' SAT solver proves never rises.
+    And the gate-level simulation's cells_sim.v carries the lookup in place of Yosys' model."""
+    from ci.board import tool_env
+    from ci.cell_models import LUT4_LOOKUP, _module, lut4_lookup
+    from ci.netlist import COMMON_SIM, _share
+
+    common = _share(COMMON_SIM).read_text()
+    ours = lut4_lookup(common)
+    assert _module(ours, "LUT4").group(0) + "\n" in LUT4_LOOKUP
+    assert ours.replace(LUT4_LOOKUP.rstrip("\n"), "") == common.replace(_module(common, "LUT4").group(0), "")
+    yosys_lut = _init_as_input(_module(common, "LUT4").group(0), "lut4_yosys")
+    lookup = _init_as_input(_module(LUT4_LOOKUP, "LUT4").group(0), "lut4_lookup")
+    (tmp_path / "prove.ys").write_text("\n".join([
+        "read_verilog luts.v", "proc", "miter -equiv -flatten -make_assert lut4_yosys lut4_lookup miter",
+        "hierarchy -top miter", "sat -verify -prove-asserts -show-inputs miter", ""]))
+    env = tool_env()
+
+    def prove(lookup_text: str) -> subprocess.CompletedProcess:
+        (tmp_path / "luts.v").write_text(yosys_lut + "\n" + lookup_text + "\n")
+        return subprocess.run([env["YOSYS"], "-q", "-s", "prove.ys"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    done = prove(lookup)
+    assert done.returncode == 0, f"the LUT4 lookup differs from Yosys' LUT4:\n{done.stdout[-3000:]}{done.stderr}"
+    # A wrong lookup (the inputs in the other order) fails the proof: the proof can fail.
+    wrong = prove(lookup.replace("INIT[{D, C, B, A}]", "INIT[{A, B, C, D}]"))
+    assert wrong.returncode != 0 and "proof did fail" in wrong.stdout + wrong.stderr, \
+        f"a wrong LUT4 lookup was not refused by the proof:\n{wrong.stdout[-2000:]}{wrong.stderr[-2000:]}"
