@@ -3,7 +3,8 @@ memory, GEMV and attention checks through its UART pins, bit-exact against the g
 
 What is simulated is the netlist the board build places and routes (Yosys' synth_ecp5 output for the whole
 ULX3S top: PLL, power-on and button reset, I/O buffers, the device), not the Amaranth source: LUT4, CCU2C,
-PFUMX, L6MUX21, TRELLIS_FF and TRELLIS_DPR16X4 cells with Yosys' own models (share/lattice/cells_sim_ecp5.v).
+PFUMX, L6MUX21, TRELLIS_FF and TRELLIS_DPR16X4 cells with Yosys' own models (share/lattice/cells_sim_ecp5.v; LUT4
+as one lookup, proven equal to Yosys' model by tb/netlist/test_cell_models.py).
 Yosys ships three of its cells as blackboxes only, with no behaviour Verilator could run, and its I/O buffer's
 inout pad cannot meet a top-level input in Verilator; ci/cell_models.py generates models from Yosys'
 declarations, each refusing (a $fatal) any configuration it does not model:
@@ -17,7 +18,7 @@ declarations, each refusing (a $fatal) any configuration it does not model:
 The driver talks to the pins through a simulated USB-serial adapter (tb/netlist/serial_line.py): first contact
 at the reset rate, then pimhil.uart_rate.raise_rate switches the link to the fastest rate the device's clock makes
 (divisor UART_MIN_DIV: 7.5 Mbaud at 30 MHz), verified as on a bench. A bench stops at the adapter's 3 Mbaud;
-the simulated line has no such limit, and the netlist simulates about a thousand cycles per second, so every
+the simulated line has no such limit, and the netlist simulates about 9,000 cycles per second, so every
 cycle a byte saves counts (the 3 Mbaud switch itself is checked on the RTL, tests/test_uart_phy_rate.py).
 
 Run with `make gate-sim` (the board's synthesis, reused from `make board` when the source is unchanged, then this
@@ -47,7 +48,7 @@ from tests import driver_suite
 
 def checks(p):
     """The driver suite's checks, [(name, check)]; memory and GEMV smaller than on faster targets (the netlist
-    simulates about a thousand cycles per second and every byte on the line is 10 bits of UART_MIN_DIV cycles),
+    simulates about 9,000 cycles per second and every byte on the line is 10 bits of UART_MIN_DIV cycles),
     still every bank, lane and padding case: 2 bursts in every bank, the GB and the scratch memory; a GEMV of
     banks + 1 rows (two row groups, the second padded) by a row - 3 (the last burst padded; the driver moves
     whole rows, so a shorter k would cost as much); attention as on every target."""
@@ -119,7 +120,7 @@ async def test_driver_checks_on_netlist(dut):
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get(ENABLE_ENV) != "1",
                     reason="gate-level simulation runs in `make gate-sim` (board toolchain, several minutes)")
-def test_gate_level_netlist(monkeypatch):
+def test_gate_level_netlist():
     from ci.netlist import build_netlist, cells_sim_path
     from tb.support import runner
 
@@ -135,9 +136,6 @@ def test_gate_level_netlist(monkeypatch):
     sim = cells_sim_path()
     sources = [*report["models"], report["netlist"], report["sim_top_file"]]
     build_args = [f"-I{sim.parent}", *NETLIST_WAIVERS, *NETLIST_BUILD]
-    # The model's C++ is compiled with the optimisation levels below, for this model only (make variables of
-    # Verilator's generated makefile, passed through MAKEFLAGS as the runner passes its own).
-    monkeypatch.setenv("MAKEFLAGS", " ".join([os.environ.get("MAKEFLAGS", ""), *NETLIST_CXX_OPT]).strip())
     t0 = time.monotonic()
     runner.build(toplevel=report["sim_top"], sources=sources, build_dir=runner.BUILD / CONFIG,
                  build_args=build_args)
@@ -161,8 +159,6 @@ NETLIST_WAIVERS = [
     "-Wno-UNOPTFLAT",       # ABC9's LUT netlist reads a vector's bits in an order Verilator cannot split
     "-Wno-INITIALDLY",      # TRELLIS_DPR16X4's model loads its INITVAL with <= in an initial block
 ]
-# ~40,000 LUT4 and their nets make a C++ model of a few hundred files: functions are kept small (the compiler's
-# cost grows faster than their size) and the evaluation code is compiled at -O1 instead of Verilator's -Os,
-# which did not finish on a loaded 2-core machine (the rest is -O0 already: Verilator's OPT_SLOW).
+# ~60,000 cells and their nets make a C++ model of a few hundred files: functions are kept small (the compiler's
+# cost grows faster than their size; the runner compiles at -O1, tb/support/runner.py CXX_OPT).
 NETLIST_BUILD = ["--output-split-cfuncs", "2000"]
-NETLIST_CXX_OPT = ["OPT_FAST=-O1"]
