@@ -151,7 +151,7 @@ formal: $(FORMAL_STAMP)
 .PHONY: soak soak-frames soak-tests
 soak: soak-frames soak-tests
 
-soak-frames: $(STAMP) $(RTL)
+soak-frames: $(STAMP) $(RTL_BOARD)
 	$(PY) -m ci.soak
 
 soak-tests: $(STAMP) $(RTL) lint-sim
