@@ -147,7 +147,7 @@ formal: $(FORMAL_STAMP)
 # bank array and whole-device testbenches, regenerating the sim-preset tops, the reciprocal beyond its domain
 # and on every significand of its edge segments), which `make test` leaves out to stay within its ten minutes.
 # Not part of `make test`.
-# `make soak-frames` and `make soak-tests` are its two halves (CI runs them one after the other, after its two lanes).
+# `make soak-frames` and `make soak-tests` are its two halves (CI runs one, then the other, after its lanes).
 .PHONY: soak soak-frames soak-tests
 soak: soak-frames soak-tests
 
