@@ -58,8 +58,11 @@ def test_device_ports_match_manifest(top):
         assert sig in names
 
 
-# Regenerating a sim-preset top takes minutes: those run with the soak (`make soak`), the board tops here.
-@pytest.mark.parametrize("top", by_preset((t, p) for t, p, *_ in tops()))
+# The board preset's tops only. Whether generation is deterministic is a property of hw/generate.py and of
+# Amaranth's backend, which are the same code for both presets; the sim preset's two tops took 158 s of
+# `make soak-tests` to generate again (2026-12-04) and checked nothing the board's three do not. (Stale files
+# cannot reach a test: `make` regenerates rtl/ whenever hw/ or the contract changes.)
+@pytest.mark.parametrize("top", [t for t, p, *_ in tops() if p == "board"])
 def test_generation_is_reproducible(top):
     _, preset, params, factory = next(t for t in tops() if t[0] == top)
     verilog, manifest = generate(top, preset, params, factory)
