@@ -99,6 +99,12 @@ class TB:
         for g in range(self.p.gb_bursts):
             self.send(Command(Op.WR_GB, gb=g, data=tuple(data[g])))
 
+    def extreme_spread_burst(self):
+        """A burst whose normal lanes span the whole exponent range (1 and 254, both signs): the lane alignment's
+        widest shift, which random operands reach only by chance (the `max(1..254)` functional bin)."""
+        ends = (0x0080, 0x7F7F, 0x8080, 0xFF7F)     # +2^-126, +max, -2^-126, -max
+        return tuple(ends[i % len(ends)] for i in range(self.p.lanes))
+
     def read_back(self, rows):
         p = self.p
         for row in rows:
@@ -140,6 +146,7 @@ async def test_memory_roundtrip(dut):
     for c in range(p.bursts_per_row):
         tb.send(Command(Op.WR_ABK, row=1, col=c, data=tuple(data[c])))
     tb.fill_gb()
+    tb.send(Command(Op.WR_GB, gb=p.gb_bursts - 1, data=tb.extreme_spread_burst()))
     tb.read_back([0, 1, p.rows - 1])
     dut._log.info("%d responses match", await tb.drain())
 
@@ -151,6 +158,9 @@ async def test_random_mac_stream(dut):
     await tb.reset()
     tb.fill_banks([0, 1])
     tb.fill_gb()
+    # MACs over a burst of the widest exponent spread, in a bank and in the GB, against the golden model.
+    tb.send(Command(Op.WR_SBK, bank=0, row=0, col=0, data=tb.extreme_spread_burst()))
+    tb.send(Command(Op.WR_GB, gb=0, data=tb.extreme_spread_burst()))
     for _ in range(int(os.environ.get("ARRAY_RANDOM_CMDS", "600"))):
         tb.send(tb.random_command())
     for a in range(tb.p.accs):
