@@ -157,6 +157,12 @@ soak-frames: $(STAMP) $(RTL_BOARD)
 soak-tests: $(STAMP) $(RTL) lint-sim
 	$(PY) -m pytest -n $(JOBS) -m soak --junitxml=build/junit/soak-tests.xml $(PYTEST_ARGS)
 
+# The sim preset's device model, built ahead (the model soak-tests' device testbenches and the sim servers share;
+# one process for minutes): CI builds it at the end of its shorter lane, so that soak-tests does not wait for it.
+.PHONY: sim-models
+sim-models: $(STAMP) $(RTL_SIM)
+	$(PY) -m tb.sim_server --preset sim --build-only
+
 # Coverage (`make coverage`, ci/coverage.py, docs/coverage.md): every testbench configuration of `make test` and the
 # driver suite on the sim targets, with PIM_COVERAGE=1: Verilator line and toggle coverage of models built from
 # Verilog with source locations (build/coverage/, rtl/ and the normal models untouched) and the functional bins of
