@@ -276,6 +276,24 @@ def ehxplll_model(blackbox_text: str) -> str:
     ])
 
 
+def dcca_model(blackbox_text: str) -> str:
+    """Verilog of a DCCA model with the blackbox's ports (cells_bb_ecp5.v text): CLKO = CLKI while CE is high.
+    The cell's glitch-free gating (CLKO stops low after CE falls) matters only for a clock that is stopped; the
+    board tops use a DCCA to put a high-fanout net (the device reset) on the global network, with CE tied high,
+    and the model refuses a CE that is ever low. Raises ValueError on a text without the cell or its pins."""
+    order, inputs, outputs, params = blackbox_ports(blackbox_text, "DCCA")
+    if set(order) != {"CLKI", "CE", "CLKO"} or inputs != {"CLKI", "CE"} or outputs != {"CLKO"}:
+        raise ValueError("the DCCA blackbox does not have the pins CLKI, CE (inputs) and CLKO (output)")
+    return "\n".join([
+        *_header("DCCA", order, inputs, outputs, params,
+                 "CLKO follows CLKI; CE must stay high (no clock gating modelled, ci/cell_models.py)."),
+        "  assign CLKO = CLKI;",
+        "  always @(CE) if (CE !== 1'b1) $fatal(1, \"DCCA model: CE low (clock gating is not modelled)\");",
+        "endmodule",
+        "",
+    ])
+
+
 def trellis_io_models(model_text: str) -> str:
     """Verilog of TRELLIS_IO_IN and TRELLIS_IO_OUT, TRELLIS_IO with the ports and parameters of Yosys' model
     (common_sim.vh text) and B's direction fixed: ci/netlist.py renames each TRELLIS_IO cell by its DIR. Raises

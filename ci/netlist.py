@@ -11,7 +11,7 @@ combinational loops, evaluated over and over) and tens of thousands of named ali
 
 Cells: LUT4, CCU2C, PFUMX, L6MUX21, TRELLIS_FF and TRELLIS_DPR16X4 simulate with Yosys' own models
 (share/lattice/cells_sim_ecp5.v; LUT4's written as one lookup, proven equal to Yosys' by SAT, ci/cell_models.py
-`lut4_lookup`: 6x faster); DP16KD, MULT18X18D and EHXPLLL, which Yosys ships as blackboxes only, and
+`lut4_lookup`: 6x faster); DP16KD, MULT18X18D, EHXPLLL and DCCA, which Yosys ships as blackboxes only, and
 TRELLIS_IO, whose inout pad Verilator cannot connect to a top-level input (renamed TRELLIS_IO_IN / _OUT by its
 direction), with the models of ci/cell_models.py, generated from Yosys' declarations and refusing configurations
 they do not model.
@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from ci.board import ROOT, parse_yosys_log, run_step, synthesis, tool_env
-from ci.cell_models import (dp16kd_model, ehxplll_model, lut4_lookup, mult18x18d_model, trellis_io_models,
-                            without_module)
+from ci.cell_models import (dcca_model, dp16kd_model, ehxplll_model, lut4_lookup, mult18x18d_model,
+                            trellis_io_models, without_module)
 
 OUT = ROOT / "build" / "netlist"
 BOARD = "ulx3s-85f"
@@ -172,6 +172,7 @@ def _simulation_files(build_dir: Path) -> dict:
     cells = without_module(sim, "DP16KD").replace(include, lut4_lookup(common))
     files = {"cells_sim.v": cells, "dp16kd_model.v": dp16kd_model(sim),
              "mult18x18d_model.v": mult18x18d_model(bb), "ehxplll_model.v": ehxplll_model(bb),
+             "dcca_model.v": dcca_model(bb),
              "trellis_io_models.v": trellis_io_models(common)}
     for name, text in files.items():
         (build_dir / name).write_text(text)

@@ -25,7 +25,7 @@ lanes, 2 bursts, 1 accumulator).
 import re
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.hdl._dsl import resolve_statement
 from amaranth.lib.wiring import In, Out
 
@@ -125,7 +125,7 @@ class Harness(MutableHarness):
         nop_s1 = b.field("s1", "valid") & (b.field("s1", "op") == Op.NOP)
         op_s1 = b.field("s1", "op")
         copy_s1 = b.field("s1", "valid") & ((op_s1 == Op.COPY_BKGB) | (op_s1 == Op.COPY_GBBK))
-        nop_head = b_dut.cmd.valid & (b_dut.cmd.payload.op == Op.NOP)
+        nop_head = b.sig("head_valid") & (b.field("head", "op") == Op.NOP)
         writes = Cat(holders["gb"][1].wr_en, holders["af"][1].lut_wr_en,
                      *(holders[f"bank{i}"][1].wr_en for i in range(4)))
         props.assert_("nop_touches_nothing", (~nop_s1 | Cat(*(holders[f"pu{i}"][1].in_op == PUOp.NONE
@@ -146,14 +146,26 @@ class Harness(MutableHarness):
         # af_run is declared in a tuple in hw/bank_array.py, so Amaranth could not name it: the one unnamed
         # register.
         af_run, af_done, k, bubble = a.sig("$signal"), a.sig("af_done"), a.sig("k"), a.sig("bubble")
-        head_af = valid & (a_dut.cmd.payload.op == Op.AF) & (a_dut.cmd_err == 0)
+        head_valid, head_op, head_err = a.sig("head_valid"), a.field("head", "op"), a.field("head", "err")
+        head_af = head_valid & (head_op == Op.AF) & (head_err == 0)
         props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & head_af))
                       & ~(af_run & af_done) & (~bubble | (k == 0)) & (af_run | (tokens == 0)),
                       "helper: an AF in progress holds the head of the stream and no other command is mid-way")
-        counted = Cat(*(a_dut.cmd.payload.op == int(op) for op in sorted(COUNTED_OPS))).any()
-        props.assert_("helper_mid_command", (k == 0) | (valid & (a_dut.cmd_err == 0) & counted
-                                                         & (k < a_dut.cmd.payload.count)),
-                      "helper: a command in the middle of its bursts is at the head of the stream and accepted")
+        def counted(reg):
+            return Cat(*(a.field(reg, "op") == int(op) for op in sorted(COUNTED_OPS))).any()
+
+        props.assert_("helper_mid_command", (k == 0) | (head_valid & (head_err == 0) & counted("head")
+                                                         & (k <= a.field("head", "count_m1"))),
+                      "helper: a command in the middle of its bursts is at the head of the input register, "
+                      "accepted, and has bursts left")
+        consistent = []
+        for reg in ("head", "skid"):
+            count, count_m1 = a.field(reg, "count"), a.field(reg, "count_m1")
+            consistent.append(~a.sig(f"{reg}_valid") | (a.field(reg, "err") != 0)
+                              | Mux(counted(reg), (count != 0) & (count_m1 == count - 1), count_m1 == 0))
+        props.assert_("helper_input_register", (~a.sig("skid_valid") | head_valid) & Cat(*consistent).all(),
+                      "helper: the skid register holds a command only behind one at the head, and an accepted "
+                      "command's burst count less one is its count less one (one burst if not counted)")
         # Helper invariants: the two copies' registers agree, but for the valid bit of a pipeline stage (or of
         # the response) that holds a refused command in A.
         regs_a, regs_b = _sync_registers(a.module), _sync_registers(b.module)
@@ -170,6 +182,17 @@ class Harness(MutableHarness):
                 rest_a = Cat(*(ra[i] for i in range(len(ra)) if i not in skip))
                 rest_b = Cat(*(rb[i] for i in range(len(rb)) if i not in skip))
                 refused = (fb["op"] == Op.NOP) & (fb["flags"] == 0) & (fb["err"] == 0) & (fb["last"] == 1)
+                accepted = Cat(*(fa[f] == fb[f] for f in fa)).all()
+                helpers.append((rest_a == rest_b) & ((fa["err"] != 0) & refused | (fa["err"] == 0) & accepted))
+            elif ra.name in ("head", "skid"):
+                # The input register: a refused command in A is a NOP in B, which differs in op, flags, its
+                # verdict and its burst count less one (a NOP is one burst).
+                fa = {f: a.field(ra.name, f) for f in ("op", "flags", "err", "count_m1")}
+                fb = {f: b.field(rb.name, f) for f in ("op", "flags", "err", "count_m1")}
+                skip = {i for f in fa.values() for i in range(f.start, f.stop)}
+                rest_a = Cat(*(ra[i] for i in range(len(ra)) if i not in skip))
+                rest_b = Cat(*(rb[i] for i in range(len(rb)) if i not in skip))
+                refused = (fb["op"] == Op.NOP) & (fb["flags"] == 0) & (fb["err"] == 0) & (fb["count_m1"] == 0)
                 accepted = Cat(*(fa[f] == fb[f] for f in fa)).all()
                 helpers.append((rest_a == rest_b) & ((fa["err"] != 0) & refused | (fa["err"] == 0) & accepted))
             elif ra is a_dut.resp.valid:

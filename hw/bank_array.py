@@ -8,8 +8,14 @@ accumulators: the accumulate adder is pipelined, so a MAC burst that reads an ac
 MAC or WR_BIAS burst into that accumulator is BankPU.ACC_GAP stages ahead (the hub's walkers rotate over
 accumulators burst by burst; a command stream that does not is slower, never wrong).
 
+Commands enter through an input register (a skid pair, so one command per cycle still goes through) that
+carries, beside each command, its verdict (command_error) and its burst count less one, both formed on the way
+in: the issue logic then decides from registers, and no adder or comparison of the command's fields stands
+between `cmd` and the decision to take the next command (on the ULX3S build that chain and the enable it drives
+were the critical path at 40.6 MHz).
+
 Pipeline (all stages freeze together while a response waits on `resp.ready`):
-  s0  issue: memory addresses, writes of WR_* ops, LUT writes
+  s0  issue (the head of the input register): memory addresses, writes of WR_* ops, LUT writes
   s1  memory data: PU tokens enter, COPY writes land
   s2..  the PU's lane reduction, then its accumulate adder; the last of them (LATENCY) writes accumulators
   RESP_STAGE  responses form; accumulators are read here, after the write of the token ahead has landed
@@ -82,8 +88,8 @@ def command_error(m, c, params):
 class BankArray(wiring.Component):
     """Ports: `cmd` (stream in), `resp` (stream out), `busy` (work in flight), `mac_active` (a MAC burst
     issues this cycle), `stall` (pipeline frozen by response back-pressure), `cmd_err` (the error code the
-    head command will be refused with, 0 if accepted: lets a driver stop at a refusal without waiting for
-    its error beat)."""
+    command offered on `cmd` will be refused with, 0 if accepted: lets a driver stop at a refusal without
+    waiting for its error beat)."""
 
     def __init__(self, *, params):
         if not isinstance(params, DeviceParams):
@@ -98,6 +104,7 @@ class BankArray(wiring.Component):
             "cmd_err": Out(8),
         })
 
+    IN_STAGE = 1                   # cmd -> s0: the input register
     LATENCY = 1 + BankPU.LATENCY   # s0 -> the stage that writes accumulators
     RESP_STAGE = LATENCY + 1
 
@@ -119,14 +126,33 @@ class BankArray(wiring.Component):
         advance = Signal()
         m.d.comb += [advance.eq(~self.resp.valid | self.resp.ready), self.stall.eq(~advance)]
 
-        # ---- s0: decode and check the head command ------------------------------------------------------
-        c = self.cmd.payload
+        # ---- the input register: each command with its verdict and its burst count less one --------------
+        fields = {name: width for name, width in cmd_fields(p)}
+        head_layout = data.StructLayout({**fields, "err": 8, "count_m1": 16})
+        cmd_in = self.cmd
+        entry = Signal(head_layout)
+        in_err = command_error(m, cmd_in.payload, p)
+        m.d.comb += [entry[f].eq(cmd_in.payload[f]) for f in fields]
+        m.d.comb += [entry.err.eq(in_err), self.cmd_err.eq(in_err),
+                     entry.count_m1.eq(Mux(_in_set(cmd_in.payload.op, COUNTED_OPS), cmd_in.payload.count - 1, 0))]
+        head, skid = Signal(head_layout, name="head"), Signal(head_layout, name="skid")
+        head_valid, skid_valid = Signal(name="head_valid"), Signal(name="skid_valid")
+        take = Signal()                # the head command is done with: the next one may take its place
+        m.d.comb += cmd_in.ready.eq(~skid_valid)
+        with m.If(~head_valid | take):
+            with m.If(skid_valid):
+                m.d.sync += [head.eq(skid), head_valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [head.eq(entry), head_valid.eq(cmd_in.valid)]
+        with m.Elif(~skid_valid):
+            # Loaded whatever is offered, valid or not, so that the enable does not wait for `valid`.
+            m.d.sync += [skid.eq(entry), skid_valid.eq(cmd_in.valid)]
+
+        # ---- s0: issue the head command -------------------------------------------------------------------
+        c = head
         op = c.op
-        count = Signal(17)
-        m.d.comb += count.eq(Mux(_in_set(op, COUNTED_OPS), c.count, 1))
-        err = command_error(m, c, p)
+        err = c.err
         ok = err == 0
-        m.d.comb += self.cmd_err.eq(err)
 
         # ---- issue state ----------------------------------------------------------------------------------
         k = Signal(16)                 # burst within the head command
@@ -144,7 +170,7 @@ class BankArray(wiring.Component):
         pipe_empty = ~Cat(*(st.valid for st in s[1:])).any()
 
         issue = Signal()
-        last = k + 1 == count
+        last = k == c.count_m1
         # BankPU's rule: a MAC burst that reads its accumulator (all but a ZERO command's first) waits while a
         # MAC or WR_BIAS burst into the same accumulator is fewer than ACC_GAP stages ahead.
         mac_ops = {Op.MAC_ABK, Op.MAC_SBK}
@@ -155,21 +181,21 @@ class BankArray(wiring.Component):
             for j in range(1, BankPU.ACC_GAP))).any())
         is_af = op == Op.AF
         with m.If(af_done):
-            m.d.comb += self.cmd.ready.eq(1)
+            m.d.comb += take.eq(1)
             m.d.sync += af_done.eq(0)
         with m.Elif(af_run | ~advance):
             pass
         with m.Elif(bubble):
             m.d.sync += bubble.eq(0)
-        with m.Elif(self.cmd.valid & ok & is_af):
+        with m.Elif(head_valid & ok & is_af):
             with m.If(pipe_empty):
                 m.d.sync += [af_run.eq(1), af_acc.eq(c.acc), af_i.eq(0), af_o.eq(0)]
-        with m.Elif(self.cmd.valid & ok & hazard):
+        with m.Elif(head_valid & ok & hazard):
             pass
-        with m.Elif(self.cmd.valid):
+        with m.Elif(head_valid):
             m.d.comb += issue.eq(1)
             with m.If(~ok | last):
-                m.d.comb += self.cmd.ready.eq(1)
+                m.d.comb += take.eq(1)
                 m.d.sync += k.eq(0)
                 with m.If(ok & ((op == Op.COPY_BKGB) | (op == Op.COPY_GBBK))):
                     m.d.sync += bubble.eq(1)
@@ -267,7 +293,8 @@ class BankArray(wiring.Component):
             ]
 
         m.d.comb += [
-            self.busy.eq(self.cmd.valid | ~pipe_empty | af_run | af_done | self.resp.valid),
+            self.busy.eq(self.cmd.valid | head_valid | skid_valid | ~pipe_empty | af_run | af_done
+                         | self.resp.valid),
             self.mac_active.eq(issue & ok & advance & ((op == Op.MAC_ABK) | (op == Op.MAC_SBK))),
         ]
         return m

@@ -14,7 +14,9 @@ executes it with no host action in between. The rooms, each in its own file:
 Commands reach the bank array through a register slice (stream_slice.StreamRegisterSlice), so that the windows'
 address decoding and the walkers' next command do not run into the array's checks and memory addresses in the
 same cycle; the sequencer forms the array's verdict on an array command itself, from the fetched command, with
-the same checks (bank_array.command_error).
+the same checks (bank_array.command_error). Its answers reach the router through a second slice: the array's
+pipeline advances on `~resp.valid | resp.ready`, which fans out to every pipeline register of every bank, and
+behind the slice `resp.ready` is a register instead of the router's decision on the head beat.
 """
 
 from amaranth.hdl import Array, Cat, Module, ResetInserter, Signal
@@ -23,7 +25,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from pimhil.contract import CMD_HEADER, CMD_HEADER_WORDS, PAYLOAD_OPS, DeviceParams, payload_words
 
-from .bank_array import BankArray, cmd_layout
+from .bank_array import BankArray, cmd_layout, resp_layout
 from .bus import BurstBusSignature, BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .hub_responses import ResponseKind, ResponseRouter
@@ -102,7 +104,9 @@ class ControlHub(wiring.Component):
             m.d.comb += [cmd_in.valid.eq(seq.array.valid), cmd_in.payload.eq(seq.array.payload),
                          seq.array.ready.eq(cmd_in.ready), router.expect.valid.eq(seq.expect.valid),
                          router.expect.payload.eq(seq.expect.payload), seq.expect.ready.eq(router.expect.ready)]
-        connect(m, array.resp, router.resp)
+        m.submodules.resp_slice = resp_slice = StreamRegisterSlice(layout=resp_layout(p))
+        connect(m, array.resp, resp_slice.i)
+        connect(m, resp_slice.o, router.resp)
         connect(m, router.cache, win.cache)
         connect(m, router.scores, softmax.scores)
         connect(m, seq.softmax, softmax.ctl)

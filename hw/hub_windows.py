@@ -26,9 +26,10 @@ from .hub_csr import CSRAccessSignature
 
 __all__ = ["HubWindows", "burst_access_layout", "READ_AHEAD"]
 
-# Bursts in flight or waiting on the burst port: at least the round trip from the array's issue stage to its
-# response register and through the router and the burst port (3 cycles beyond RESP_STAGE), so reads stream.
-READ_AHEAD = BankArray.RESP_STAGE + 4
+# Bursts in flight or waiting on the burst port: at least the round trip from the hub's command slice through
+# the array's input register and pipeline to its response register, the hub's response slice, the router and
+# the burst port (5 cycles beyond IN_STAGE + RESP_STAGE), so reads stream.
+READ_AHEAD = BankArray.IN_STAGE + BankArray.RESP_STAGE + 6
 
 
 def burst_access_layout(params):

@@ -56,7 +56,8 @@ class SoftmaxDatapath(wiring.Component):
     written back during the exp pass, which starts only after every score has landed)."""
 
     ROW_GAP = FP32_ADD_CUTS + 1          # cycles between exp-pass rows: the lane sums' adder latency + 1
-    P_LATENCY = 2 + FP32_MUL_CUTS        # score row read -> p_burst: the read, the multiply, the BF16 register
+    # score row read -> p_burst: the read, the read data's register, the multiply, the BF16 register
+    P_LATENCY = 3 + FP32_MUL_CUTS
 
     def __init__(self, *, params):
         if not isinstance(params, DeviceParams):
@@ -110,20 +111,23 @@ class SoftmaxDatapath(wiring.Component):
             m.d.sync += [m_all.eq(Mux(any_nan, FP32_QNAN, m_tree)), c_scale.eq(scale_c)]
             m.d.sync += [s.eq(0) for s in lane_sum]
 
-        # Exp pass, a register after every FP32 operation and at each of its cuts: the row read last cycle (at
-        # `exp_row`) gives d = s - m, then t = d * c, then e = exp2(t) (itself EXP2_STAGES deep), which is
-        # written back and added to the lane sums.
+        # The score memory's read data is registered before any arithmetic: a block RAM's output comes late in
+        # the cycle (5.6 ns on the ECP5), and straight into a multiplier it was the device's critical path.
         m.d.comb += [rd.addr.eq(ctl.row), rd.en.eq(1)]
+        row_q = reg(rd.data)
+        # Exp pass, a register after every FP32 operation and at each of its cuts: the row read last cycle (at
+        # `exp_row`), once registered, gives d = s - m, then t = d * c, then e = exp2(t) (itself EXP2_STAGES
+        # deep), which is written back and added to the lane sums.
         exp_row = Signal.like(ctl.row)
         m.d.sync += exp_row.eq(ctl.row)
-        depth = (FP32_ADD_CUTS + 1) + (FP32_MUL_CUTS + 1) + EXP2_STAGES + 1     # d, t, exp2's cuts, e
+        depth = 1 + (FP32_ADD_CUTS + 1) + (FP32_MUL_CUTS + 1) + EXP2_STAGES + 1     # read data, d, t, exp2, e
         valid = [Signal(name=f"sm_v{k}") for k in range(depth)]
         rows = [Signal.like(ctl.row, name=f"sm_row{k}") for k in range(depth)]
         m.d.sync += [valid[0].eq(ctl.exp), rows[0].eq(exp_row)]
         m.d.sync += [v.eq(u) for v, u in zip(valid[1:], valid)] + [r.eq(q) for r, q in zip(rows[1:], rows)]
         e_row = []
         for i in range(B):
-            diff = reg(fp32_add(m, rd.data[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}", stage=reg))
+            diff = reg(fp32_add(m, row_q[32 * i:32 * i + 32], m_all ^ 0x80000000, name=f"sm_d{i}", stage=reg))
             t = reg(fp32_mul(m, diff, c_scale, name=f"sm_t{i}", stage=reg))
             e_row.append(reg(exp2_fixed(m, t, name=f"sm_e{i}", stage=reg)))
         with m.If(valid[-1]):
@@ -156,9 +160,9 @@ class SoftmaxDatapath(wiring.Component):
         with m.If(ctl.load_recip):
             m.d.sync += r_reg.eq(recip)
 
-        # p = e * r as BF16 for the row read P_LATENCY cycles earlier (the multiply pipelined, a register after
-        # the rounding); `burst` picks the L of them that form one GB burst.
-        p_bf = [reg(fp32_to_bf16(m, fp32_mul(m, rd.data[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}", stage=reg),
+        # p = e * r as BF16 for the row read P_LATENCY cycles earlier (the read data registered, the multiply
+        # pipelined, a register after the rounding); `burst` picks the L of them that form one GB burst.
+        p_bf = [reg(fp32_to_bf16(m, fp32_mul(m, row_q[32 * i:32 * i + 32], r_reg, name=f"sm_p{i}", stage=reg),
                                  name=f"sm_pb{i}")) for i in range(B)]
         m.d.comb += ctl.p_burst.eq(Array(Cat(*p_bf[j:j + L]) for j in range(0, B, L))[ctl.burst])
         return m

@@ -198,3 +198,21 @@ def test_pll_model_passes_the_clock_and_locks_after_a_few_cycles():
     assert 'FEEDBK_PATH != "CLKOP"' in model and "$fatal" in model
     with pytest.raises(ValueError, match="CLKI, CLKFB, CLKOP or LOCK"):
         cell_models.ehxplll_model(PLL.replace("    output LOCK;\n", "    input LOCK;\n"))
+
+
+DCCA = """
+(* blackbox *)
+module DCCA(CLKI, CE, CLKO);
+    input CLKI;
+    input CE;
+    output CLKO;
+endmodule
+"""
+
+
+def test_dcca_model_passes_its_input_and_refuses_a_gated_clock():
+    model = cell_models.dcca_model(DCCA)
+    assert "module DCCA(CLKI, CE, CLKO);" in model and "assign CLKO = CLKI;" in model
+    assert "CE !== 1'b1" in model and "$fatal" in model
+    with pytest.raises(ValueError, match="CLKI, CE"):
+        cell_models.dcca_model(DCCA.replace("    input CE;\n", "    output CE;\n"))

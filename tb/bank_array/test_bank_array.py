@@ -306,9 +306,10 @@ async def test_gemv(dut):
     record("array_gemv", {"m": m, "k": k, "bit_exact": True, "max_abs_err_vs_f64": err, "cycles": cycles,
                           "ideal_cycles": ideal, "mac_utilization": util, "repeat": repeat,
                           "total_cycles": total_cycles, "wall_s": wall, "cycles_per_s": total_cycles / wall})
-    # Back-to-back MACs: the only overhead is filling the pipeline once (s0 to the response stage, the
-    # response register, the clock edge), as long as there are at least ACC_GAP row groups to rotate over.
-    fill = BankArray.RESP_STAGE + 2
+    # Back-to-back MACs: the only overhead is filling the pipeline once (the input register, s0 to the response
+    # stage, the response register, the clock edge), as long as there are at least ACC_GAP row groups to rotate
+    # over.
+    fill = BankArray.IN_STAGE + BankArray.RESP_STAGE + 2
     if groups >= BankPU.ACC_GAP:
         assert cycles - ideal <= fill, f"{cycles - ideal} overhead cycles beyond the pipeline fill ({fill})"
     if k >= 1024:
