@@ -176,25 +176,11 @@ class Harness(MutableHarness):
             if re.match(r"^s\d+$", ra.name):
                 # `last` too (a NOP is one burst, a refused command counts its `count`), and the read data that
                 # rides along (chosen by op; read out only for an accepted read).
-                fa = {f: a.field(ra.name, f) for f in ("op", "flags", "err", "last", "data")}
-                fb = {f: b.field(rb.name, f) for f in ("op", "flags", "err", "last", "data")}
-                skip = {i for f in fa.values() for i in range(f.start, f.stop)}
-                rest_a = Cat(*(ra[i] for i in range(len(ra)) if i not in skip))
-                rest_b = Cat(*(rb[i] for i in range(len(rb)) if i not in skip))
-                refused = (fb["op"] == Op.NOP) & (fb["flags"] == 0) & (fb["err"] == 0) & (fb["last"] == 1)
-                accepted = Cat(*(fa[f] == fb[f] for f in fa)).all()
-                helpers.append((rest_a == rest_b) & ((fa["err"] != 0) & refused | (fa["err"] == 0) & accepted))
+                helpers.append(_refused_as_nop(a, b, ra.name, ra, rb, {"last": 1}, ("data",)))
             elif ra.name in ("head", "skid"):
                 # The input register: a refused command in A is a NOP in B, which differs in op, flags, its
                 # verdict and its burst count less one (a NOP is one burst).
-                fa = {f: a.field(ra.name, f) for f in ("op", "flags", "err", "count_m1")}
-                fb = {f: b.field(rb.name, f) for f in ("op", "flags", "err", "count_m1")}
-                skip = {i for f in fa.values() for i in range(f.start, f.stop)}
-                rest_a = Cat(*(ra[i] for i in range(len(ra)) if i not in skip))
-                rest_b = Cat(*(rb[i] for i in range(len(rb)) if i not in skip))
-                refused = (fb["op"] == Op.NOP) & (fb["flags"] == 0) & (fb["err"] == 0) & (fb["count_m1"] == 0)
-                accepted = Cat(*(fa[f] == fb[f] for f in fa)).all()
-                helpers.append((rest_a == rest_b) & ((fa["err"] != 0) & refused | (fa["err"] == 0) & accepted))
+                helpers.append(_refused_as_nop(a, b, ra.name, ra, rb, {"count_m1": 0}))
             elif ra is a_dut.resp.valid:
                 helpers.append(rb == (ra & (a_dut.resp.payload.err == 0)))
             elif ra.name == "resp__payload":
@@ -217,6 +203,21 @@ class Harness(MutableHarness):
         props.cover("error_beat", a_dut.resp.valid & (a_dut.resp.payload.err != 0) & ~ready,
                     "A answers a refusal while the consumer holds off the other beats")
         return m
+
+
+def _refused_as_nop(a, b, name, ra, rb, nop_extra, also_differ=()):
+    """Lock-step rule for a register holding a command (a pipeline stage, the input register): A's and B's agree
+    but for op, flags, err, the fields of `nop_extra` and `also_differ`; where A holds a refused command B holds
+    a NOP (op NOP, flags 0, err 0, `nop_extra`'s values), elsewhere those fields agree too."""
+    nop = {"op": Op.NOP, "flags": 0, "err": 0, **nop_extra}
+    fa = {f: a.field(name, f) for f in (*nop, *also_differ)}
+    fb = {f: b.field(name, f) for f in (*nop, *also_differ)}
+    skip = {i for f in fa.values() for i in range(f.start, f.stop)}
+    rest_a = Cat(*(ra[i] for i in range(len(ra)) if i not in skip))
+    rest_b = Cat(*(rb[i] for i in range(len(rb)) if i not in skip))
+    refused = Cat(*(fb[f] == v for f, v in nop.items())).all()
+    accepted = Cat(*(fa[f] == fb[f] for f in fa)).all()
+    return (rest_a == rest_b) & ((fa["err"] != 0) & refused | (fa["err"] == 0) & accepted)
 
 
 # Inputs of a state holder that matter only while an enable is high: (holder kind, port) -> enable.
