@@ -12,7 +12,7 @@ from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, ROUND_PACK_CUTS, fp32_add, fp32_
 
 __all__ = ["EXP2_STAGES", "exp2_fixed", "reciprocal", "reciprocal_depth", "order_key", "is_nan"]
 
-EXP2_STAGES = 3 + ROUND_PACK_CUTS     # the cuts exp2_fixed() offers to its `stage` function
+EXP2_STAGES = 4 + ROUND_PACK_CUTS     # the cuts exp2_fixed() offers to its `stage` function
 
 
 def reciprocal_depth():
@@ -39,8 +39,9 @@ def exp2_fixed(m, t, *, name, stage=None):
     """2**t, bit-exact with golden.softmax.exp2_fixed.
 
     stage: None (all combinational) or a function value -> value applied to every signal that crosses one of
-    the EXP2_STAGES cuts (after the fixed-point conversion, after the table lookup, after the interpolation,
-    then round_pack's own): a register there makes exp2 a pipeline of that many cycles, one input per cycle.
+    the EXP2_STAGES cuts (after the shift into fixed point, after its sign, after the table lookup, after the
+    interpolation, then round_pack's own): a register there makes exp2 a pipeline of that many cycles, one
+    input per cycle.
     """
     stage = stage or (lambda v: v)
     sign, e = t[31], t[23:31]
@@ -60,9 +61,12 @@ def exp2_fixed(m, t, *, name, stage=None):
         m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ((Const(1, 25) << ks) - 1)) != 0)]
     with m.Else():
         m.d.comb += mag.eq(mant << (-k)[:4])
+    # The shifter and the 35-bit negation were one stage: on the ULX3S build the exponent compare, the shift's
+    # multiplexers and the negation's carry chain made a ~23 ns path (the softmax datapath's worst).
+    mag, inexact, sign, cls = stage(mag), stage(inexact), stage(sign), stage(cls)  # cut 1
     fx = Signal(signed(35), name=f"{name}_fx")
     m.d.comb += fx.eq(Mux(sign, -(mag + inexact), mag))
-    fx, cls = stage(fx), stage(cls)                                             # cut 1
+    fx, cls = stage(fx), stage(cls)                                             # cut 2
 
     n = Signal(signed(11), name=f"{name}_n")
     m.d.comb += n.eq(fx >> EXP2_FRAC_BITS)
@@ -75,11 +79,11 @@ def exp2_fixed(m, t, *, name, stage=None):
     lo = Signal(25, name=f"{name}_lo")
     step = Signal(max(rise).bit_length(), name=f"{name}_step")
     m.d.comb += [lo.eq(table[i]), step.eq(rises[i])]
-    lo, step, r, n, cls = (stage(x) for x in (lo, step, frac[:_SEG_SHIFT], n, cls))   # cut 2
+    lo, step, r, n, cls = (stage(x) for x in (lo, step, frac[:_SEG_SHIFT], n, cls))   # cut 3
 
     v = Signal(26, name=f"{name}_v")
     m.d.comb += v.eq(lo + ((step * r) >> _SEG_SHIFT))
-    v, n, cls = stage(v), stage(n), stage(cls)                                  # cut 3
+    v, n, cls = stage(v), stage(n), stage(cls)                                  # cut 4
 
     exp2 = Signal(signed(12), name=f"{name}_exp2")
     m.d.comb += exp2.eq(n - 23)

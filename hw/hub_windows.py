@@ -1,10 +1,11 @@
 """The control hub's bus slave: the windows of contract.windows behind one 32-bit bus port, and the bank and GB
 windows again behind a burst-wide port for the AXI4 (DMA) slave.
 
-CSR, CMDQ and scratch accesses are answered at once (a scratch read one cycle later). The bank and GB windows
-take the array: writes are staged per burst and committed as WR_SBK / WR_GB when every word of the burst has
-been written, in any order (starting another burst drops a partial one and counts a bus error); reads fetch a
-whole burst into a one-burst read cache, invalidated by any window write and by `invalidate`.
+CSR, CMDQ and scratch accesses are answered in the cycle after the request appears, its address decoded into
+registers first (a scratch read one cycle later still). The bank and GB windows take the array: writes are
+staged per burst and committed as WR_SBK / WR_GB when every word of the burst has been written, in any order
+(starting another burst drops a partial one and counts a bus error); reads fetch a whole burst into a
+one-burst read cache, invalidated by any window write and by `invalidate`.
 
 The burst port (`wide`, hw/bus.py BurstBusSignature) moves a whole burst per access under the same rules: a
 burst with every word written goes to the array in the access's cycle, fewer words merge into the same staged
@@ -22,6 +23,7 @@ from pimhil.contract import CSR_BYTES, DeviceParams, Op, bank_stride, cmd_fields
 
 from .bank_array import BankArray
 from .bus import BurstBusSignature, BusSignature
+from .fp32 import pipeline_stage
 from .hub_csr import CSRAccessSignature
 
 __all__ = ["HubWindows", "burst_access_layout", "READ_AHEAD"]
@@ -107,11 +109,20 @@ class HubWindows(wiring.Component):
             w = self.windows[name]
             return (a < w.base + w.size) if w.base == 0 else ((a >= w.base) & (a < w.base + w.size))
 
-        in_csr, in_cmdq, in_sc = (inside(n) for n in ("csr", "cmdq", "scratch"))
-        in_gb, win_ok, w_bank, w_burst = self._decode(m, a, "bus")
-        w_word = (a // 4) % words_per_burst
-        sc_addr = (a - self.windows["scratch"].base) // 4
-        m.d.comb += [self.csr.addr.eq(a - self.windows["csr"].base), self.csr.wdata.eq(bus.wdata),
+        # The address is decoded into registers, and a request is served from the cycle after it appeared
+        # (`decoded`): the decoding (32-bit compares and subtractions) and what the request does (the CSR read
+        # multiplexer, the queue push, the array hand-over) are then in different cycles. On the ULX3S build they
+        # were one path of ~25 ns from the bus slice's address into the command queue and the fetch. The master
+        # holds its request until `ready`, so the registers hold this request's decoding while it is served.
+        dec = pipeline_stage(m, name="bus_dec")
+        in_csr, in_cmdq, in_sc = (dec(inside(n)) for n in ("csr", "cmdq", "scratch"))
+        misaligned = dec(a[:2] != 0)
+        in_gb, win_ok, w_bank, w_burst = (dec(v) for v in self._decode(m, a, "bus"))
+        w_word = dec((a // 4) % words_per_burst)
+        sc_addr = dec((a - self.windows["scratch"].base) // 4)
+        decoded = Signal()
+        m.d.sync += decoded.eq(bus.valid & ~bus.ready)
+        m.d.comb += [self.csr.addr.eq(dec(a - self.windows["csr"].base)), self.csr.wdata.eq(bus.wdata),
                      self.cmdq.payload.eq(bus.wdata)]
 
         # One staged burst for writes (either port), one cached burst for 32-bit reads.
@@ -138,8 +149,8 @@ class HubWindows(wiring.Component):
         fire = self.array.valid & self.array.ready
         with m.FSM(name="bus"):
             with m.State("IDLE"):
-                with m.If(bus.valid):
-                    with m.If(a[:2] != 0):
+                with m.If(bus.valid & decoded):
+                    with m.If(misaligned):
                         m.next = "ERR"
                     with m.Elif(in_csr):
                         with m.If(Mux(bus.we, ~self.csr.writable, ~self.csr.readable)):

@@ -23,9 +23,9 @@ from .softmax_datapath import SoftmaxControlSignature, SoftmaxDatapath
 
 __all__ = ["Sequencer", "EW_STEP"]
 
-# Cycles per EWMUL/EWADD element: the operand read, the operator pipeline (the adder's cuts; the product is
-# delayed to match), the cycle whose result is written.
-EW_STEP = FP32_ADD_CUTS + 2
+# Cycles per EWMUL/EWADD element: the operand read, the operands' register, the operator pipeline (the adder's
+# cuts; the product is delayed to match), the cycle whose result is written.
+EW_STEP = FP32_ADD_CUTS + 3
 assert FP32_ADD_CUTS >= FP32_MUL_CUTS
 
 # Array ops the sequencer issues (SYNC is the sequencer's own wait); which of them answer, and which answer
@@ -88,7 +88,7 @@ class Sequencer(wiring.Component):
         # offered as fetched, so from EXEC's first cycle on this is the verdict on what is offered, and the
         # descriptor push does not wait for the checks of whatever the payload multiplexer offers (the ULX3S
         # build's critical path ran from the walkers' fields through them into the response queue).
-        issue_err = pipeline_stage(m, name="issue_decoded")(command_error(m, c, self.params))
+        issue = self._issue_decoded(m)
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -96,7 +96,7 @@ class Sequencer(wiring.Component):
                     m.next = "EXEC"
             with m.State("EXEC"):
                 with m.If(_in_set(c.op, _ISSUED_OPS)):
-                    self._issue(m, fire, issue_err)
+                    self._issue(m, fire, issue)
                 with m.Elif(c.op == HubOp.GEMV_TILE):
                     with m.If((c.flags & ~int(Flag.BF16)) != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
@@ -156,19 +156,30 @@ class Sequencer(wiring.Component):
                      self.expect.payload.beats.eq(beats)]
 
     # ---- array commands -------------------------------------------------------------------------------------
-    def _issue(self, m, fire, err):
-        """EXEC of an array op: issue it as fetched; an answering one sends its answer to scratch at `imm`.
-        `err`: the array's verdict on it (bank_array.command_error), 0 if the array accepts it."""
+    def _issue_decoded(self, m):
+        """What EXEC of an array op needs to know of the fetched command, registered (outside the FSM, so the
+        registers follow the command in every state; valid from EXEC's first cycle on, see elaborate): `err`,
+        the array's verdict (bank_array.command_error, 0 if the array accepts it); `answers`, it answers;
+        `per_burst`, one answer per burst; `scratch_bad`, its answer would not fit scratch from `imm` on."""
         p, c = self.params, self.cmd
+        decoded = pipeline_stage(m, name="issue_decoded")
         answers = _in_set(c.op, _ANSWERING_OPS) | (_in_set(c.op, _READ_FLAG_OPS) & ((c.flags & Flag.READ) != 0))
         per_burst = _in_set(c.op, _BURST_ANSWER_OPS)
         words = Signal(32)
         m.d.comb += words.eq(Mux(per_burst, c.count * (p.lanes // 2), p.banks))
+        return SimpleNamespace(err=decoded(command_error(m, c, p)), answers=decoded(answers),
+                               per_burst=decoded(per_burst), scratch_bad=decoded(~(c.imm + words <= p.scratch_words)))
+
+    def _issue(self, m, fire, d):
+        """EXEC of an array op: issue it as fetched; an answering one sends its answer to scratch at `imm`.
+        d: _issue_decoded's registers."""
+        c = self.cmd
+        err, answers, per_burst, scratch_bad = d.err, d.answers, d.per_burst, d.scratch_bad
         # The answer's descriptor goes to the router when the command is first offered, not when the array takes
         # it: a counted read streams beats from its first burst but is taken with its last, and beats with no
         # descriptor would freeze the array before it got there (RD_SBK/RD_GB of more than a few bursts hung).
         expected = Signal(name="answer_expected")
-        with m.If(answers & ~(c.imm + words <= p.scratch_words)):
+        with m.If(answers & scratch_bad):
             self._refuse(m, HubError.BAD_SCRATCH)
         with m.Elif(self.expect.ready | expected):
             m.d.comb += self.array.valid.eq(1)
@@ -231,9 +242,14 @@ class Sequencer(wiring.Component):
             with m.Else():
                 flags = (Mux((g.c == 0) & (g.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
                          | (c.flags & int(Flag.BF16)))
+                # Every walker MAC waits for room in the response descriptors, not only the reading one whose
+                # descriptor is pushed as it is taken: `valid` then does not depend on the walker's compares, and
+                # neither does `fire`, which enables every walker register (on the ULX3S build that path ran from
+                # `a_k` through `k + 1 == dl` into all of them). The descriptors drain by themselves as the
+                # reads already issued answer, so the wait ends (same in ATTN_S and ATTN_V).
                 m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
                              cmd.row.eq(g.row), cmd.col.eq(g.k), cmd.count.eq(1),
-                             cmd.gb.eq(g.k), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(~read | self.expect.ready)]
+                             cmd.gb.eq(g.k), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(self.expect.ready)]
                 with m.If(fire):
                     with m.If(read):
                         self._push(m, ResponseKind.SCRATCH_BANKS, c.imm + g.g * p.banks)
@@ -314,7 +330,7 @@ class Sequencer(wiring.Component):
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
                          cmd.row.eq(c.row + (a.q >> a.kpr_log)), cmd.col.eq(slot_col + a.k), cmd.count.eq(1),
                          cmd.gb.eq(a.k), cmd.acc.eq(a.q & (p.accs - 1)),
-                         self.array.valid.eq(~read | self.expect.ready)]
+                         self.array.valid.eq(self.expect.ready)]
             with m.If(fire):
                 with m.If(read):
                     self._push(m, ResponseKind.SCORES, a.q)
@@ -378,7 +394,7 @@ class Sequencer(wiring.Component):
             flags = Mux((a.c == 0) & (a.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
                          cmd.row.eq(a.vrow), cmd.col.eq(a.k), cmd.count.eq(1),
-                         cmd.gb.eq(a.k), cmd.acc.eq(a.g), self.array.valid.eq(~read | self.expect.ready)]
+                         cmd.gb.eq(a.k), cmd.acc.eq(a.g), self.array.valid.eq(self.expect.ready)]
             with m.If(fire):
                 with m.If(read):
                     self._push(m, ResponseKind.SCRATCH_BANKS, c.gb + (a.g << a.b_log))
@@ -401,13 +417,18 @@ class Sequencer(wiring.Component):
         e = SimpleNamespace(i=Signal(16, name="ew_i"),       # element being computed
                             t=Signal(range(EW_STEP), name="ew_t"),   # cycle within the element
                             dst=Signal(16, name="ew_dst"), mul=Signal(name="ew_mul"))
-        e.ok = ((c.row + c.count <= p.scratch_words) & (c.col + c.count <= p.scratch_words)
-                & (c.gb + c.count <= p.scratch_words))
+        # Registered from the fetched command, like the tiles' checks (_gemv_geometry).
+        e.ok = pipeline_stage(m, name="ew_decoded")(
+            (c.row + c.count <= p.scratch_words) & (c.col + c.count <= p.scratch_words)
+            & (c.gb + c.count <= p.scratch_words))
         # Both operators run freely on the operands read for element i (stable for the element's EW_STEP
         # cycles); the product is delayed to leave when the sum does.
         stage = pipeline_stage(m, name="ew")
-        e.sum = fp32_add(m, self.ew_a.data, self.ew_b.data, name="ew_add", stage=stage)
-        prod = fp32_mul(m, self.ew_a.data, self.ew_b.data, name="ew_mul", stage=stage)
+        # The operands are registered as they leave the block RAM: its clock-to-output delay and the operators'
+        # first cut (unpacking, compares, exponent differences) did not fit one cycle on the ULX3S build.
+        a, b = stage(self.ew_a.data), stage(self.ew_b.data)
+        e.sum = fp32_add(m, a, b, name="ew_add", stage=stage)
+        prod = fp32_mul(m, a, b, name="ew_mul", stage=stage)
         for _ in range(FP32_ADD_CUTS - FP32_MUL_CUTS):
             prod = stage(prod)
         e.prod = prod
@@ -417,10 +438,10 @@ class Sequencer(wiring.Component):
 
     def _ew_state(self, m, e):
         with m.State("EW"):
-            # One element every EW_STEP cycles: operands read in cycle 0 arrive in cycle 1, the result leaves
-            # the operator pipeline in cycle EW_STEP - 1 and is written then; the next element's operands are
-            # read after that write (docs/control_hub.md: each element's result is written before the next
-            # element's operands are read).
+            # One element every EW_STEP cycles: operands read in cycle 0 arrive in cycle 1 (and in the operand
+            # register in cycle 2), the result leaves the operator pipeline in cycle EW_STEP - 1 and is written
+            # then; the next element's operands are read after that write (docs/control_hub.md: each element's
+            # result is written before the next element's operands are read).
             with m.If(e.t == EW_STEP - 1):
                 m.d.comb += [self.ew_wr.en.eq(1), self.ew_wr.addr.eq(e.dst),
                              self.ew_wr.data.eq(Mux(e.mul, e.prod, e.sum))]
