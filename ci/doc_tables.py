@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pimhil import contract as c
 from pimhil.contract import (ARRAY_OPS, CSR_BASE, HUB_FIELDS, MAGIC, PRESETS, SCRATCH_BASE, Command, ErrorCode, Flag,
-                             Frame, FrameCmd, FrameStatus, HubError, HubOp, Op, Reg, UART_RESET_BAUD, WRITABLE_REGS,
+                             Frame, FrameCmd, FrameStatus, HubError, HubOp, Op, Reg, WRITABLE_REGS,
                              WRITE_ONLY_REGS, bank_stride, payload_words, windows)
 from pimhil.frame import encode_raw_request, encode_request, encode_response
 
@@ -178,7 +178,7 @@ def regs_md() -> str:
         if r.name.lower() in params:
             return getattr(p, r.name.lower())
         special = {Reg.MAGIC: f"0x{MAGIC:08X}", Reg.VERSION: c.CONTRACT_VERSION, Reg.STATUS: f"{status_reset:#04x}",
-                   Reg.UART_BAUD_DIV: p.clk_hz // UART_RESET_BAUD}
+                   Reg.UART_BAUD_DIV: c.uart_reset_div(p)}
         return special.get(r, 0)
 
     rows = []
@@ -268,7 +268,7 @@ def frame_constants_md() -> str:
     status = _table(["status", "name"], [[f"{int(x):#04x}", x.name] for x in FrameStatus])
     lines = []
     for n, p in PRESETS.items():
-        div = p.clk_hz // UART_RESET_BAUD
+        div = c.uart_reset_div(p)
         cyc = Frame.TIMEOUT_BYTES * 10 * div
         lines.append(f"- `{n}` ({p.clk_hz / 1e6:g} MHz): PHY at the reset divisor {div}: "
                      f"{Frame.TIMEOUT_BYTES} × 10 × {div} = {cyc} cycles ({cyc / p.clk_hz * 1e3:.2f} ms); "

@@ -21,8 +21,9 @@ class ActivationUnit(wiring.Component):
     The LUT is written through `lut_wr_en`, `lut_idx`, `lut_a` (slope) and `lut_b` (intercept), FP32 bits.
     """
 
-    # x registered; the LUT read; the multiply (its cuts and a register); the add (its cuts, the output register)
-    LATENCY = 4 + FP32_MUL_CUTS + FP32_ADD_CUTS
+    # x registered; the segment's integer part registered; the LUT read; the multiply (its cuts and a register);
+    # the add (its cuts, the output register)
+    LATENCY = 5 + FP32_MUL_CUTS + FP32_ADD_CUTS
 
     def __init__(self):
         super().__init__({
@@ -44,7 +45,8 @@ class ActivationUnit(wiring.Component):
         m.d.comb += [wr.en.eq(self.lut_wr_en), wr.addr.eq(self.lut_idx), wr.data.eq(Cat(self.lut_a, self.lut_b))]
 
         # Stage 0: x is registered first, so that what feeds it (an accumulator read) and the segment index
-        # are not one path. Then the segment index, exactly floor(x * 2**_SCALE_LOG2) + SEGMENTS/2, clamped.
+        # are not one path. Then the segment index, exactly floor(x * 2**_SCALE_LOG2) + SEGMENTS/2, clamped:
+        # its integer part in stage 0, the index and the LUT address in stage 1.
         x, v0 = Signal(32), Signal()
         m.d.sync += [x.eq(self.x), v0.eq(self.in_valid)]
         sign, exp, frac = x[31], x[23:31], x[:23]
@@ -65,6 +67,10 @@ class ActivationUnit(wiring.Component):
             shift = Signal(range(24))
             m.d.comb += shift.eq(23 - e_int[:5])
             m.d.comb += [int_part.eq(sig >> shift), has_frac.eq((sig & ((Const(1, 24) << shift) - 1)) != 0)]
+        # The shifter's result is registered before the segment arithmetic and the LUT's address: on the ULX3S
+        # build (45 MHz) exponent, shift, mask compare and subtraction into the block RAM were its worst path.
+        reg = pipeline_stage(m, name="af_seg")
+        int_part, has_frac, big, sign, daz, v0 = (reg(v) for v in (int_part, has_frac, big, sign, daz, v0))
         seg = Signal(range(AF_SEGMENTS))
         with m.If(big):
             m.d.comb += seg.eq(Mux(sign, 0, AF_SEGMENTS - 1))
@@ -75,7 +81,7 @@ class ActivationUnit(wiring.Component):
             m.d.comb += seg.eq(half + int_part)
         m.d.comb += [rd.addr.eq(seg), rd.en.eq(1)]
 
-        # Stage 1: LUT data arrives; multiply (pipelined: its cuts, then a register), the intercept, the input
+        # Stage 2: LUT data arrives; multiply (pipelined: its cuts, then a register), the intercept, the input
         # and the valid bit riding beside it.
         stage = pipeline_stage(m, name="af")
         x1, v1 = Signal(32), Signal()
@@ -87,7 +93,7 @@ class ActivationUnit(wiring.Component):
             b2, x2, v2 = stage(b2), stage(x2), stage(v2)
         t2 = stage(prod)
 
-        # Stage 2: add the intercept (pipelined), NaN input wins.
+        # Stage 3: add the intercept (pipelined), NaN input wins.
         total = fp32_add(m, t2, b2, name="af_add", stage=stage)
         nan = (x2[23:31] == 0xFF) & (x2[:23] != 0)
         for _ in range(FP32_ADD_CUTS):

@@ -11,8 +11,8 @@ from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import (CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, CSR_BYTES,
                              IDENTITY_REGS, LINK_COUNTERS, MAGIC, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
-                             STATUS_PARTIAL, STATUS_QUEUE_EMPTY, UART_MIN_DIV, UART_RESET_BAUD, WRITABLE_REGS,
-                             WRITE_ONLY_REGS, DeviceParams, HubError, Reg)
+                             STATUS_PARTIAL, STATUS_QUEUE_EMPTY, UART_MIN_DIV, WRITABLE_REGS,
+                             WRITE_ONLY_REGS, DeviceParams, HubError, Reg, uart_reset_div)
 
 __all__ = ["HubCSR", "CSRAccessSignature", "ErrorEventSignature", "UART_COUNTER_PORTS"]
 
@@ -62,7 +62,7 @@ class HubCSR(wiring.Component):
     def __init__(self, *, params, uart_default_div=None):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
-        div = params.clk_hz // UART_RESET_BAUD if uart_default_div is None else uart_default_div
+        div = uart_reset_div(params) if uart_default_div is None else uart_default_div
         if not isinstance(div, int) or not UART_MIN_DIV <= div < (1 << 16):
             raise ValueError(f"uart_default_div must be an int in [{UART_MIN_DIV}, 65535], not {div!r}")
         self.params = params

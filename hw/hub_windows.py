@@ -2,10 +2,10 @@
 windows again behind a burst-wide port for the AXI4 (DMA) slave.
 
 CSR, CMDQ and scratch accesses are answered in the cycle after the request appears, its address decoded into
-registers first (a scratch read one cycle later still). The bank and GB windows take the array: writes are
-staged per burst and committed as WR_SBK / WR_GB when every word of the burst has been written, in any order
-(starting another burst drops a partial one and counts a bus error); reads fetch a whole burst into a
-one-burst read cache, invalidated by any window write and by `invalidate`.
+registers first (a CSR access or a scratch read one cycle later still). The bank and GB windows take the
+array: writes are staged per burst and committed as WR_SBK / WR_GB when every word of the burst has been
+written, in any order (starting another burst drops a partial one and counts a bus error); reads fetch a whole
+burst into a one-burst read cache, invalidated by any window write and by `invalidate`.
 
 The burst port (`wide`, hw/bus.py BurstBusSignature) moves a whole burst per access under the same rules: a
 burst with every word written goes to the array in the access's cycle, fewer words merge into the same staged
@@ -119,11 +119,11 @@ class HubWindows(wiring.Component):
         misaligned = dec(a[:2] != 0)
         in_gb, win_ok, w_bank, w_burst = (dec(v) for v in self._decode(m, a, "bus"))
         w_word = dec((a // 4) % words_per_burst)
-        sc_addr = dec((a - self.windows["scratch"].base) // 4)
+        sc_addr = dec(((a - self.windows["scratch"].base) // 4)[:len(self.scratch_rd.addr)])
         decoded = Signal()
         m.d.sync += decoded.eq(bus.valid & ~bus.ready)
-        m.d.comb += [self.csr.addr.eq(dec(a - self.windows["csr"].base)), self.csr.wdata.eq(bus.wdata),
-                     self.cmdq.payload.eq(bus.wdata)]
+        m.d.comb += [self.csr.addr.eq(dec((a - self.windows["csr"].base)[:len(self.csr.addr)])),
+                     self.csr.wdata.eq(bus.wdata), self.cmdq.payload.eq(bus.wdata)]
 
         # One staged burst for writes (either port), one cached burst for 32-bit reads.
         stg_valid, stg_gb, stg_bank, stg_burst = Signal(), Signal(), Signal(8), Signal(32)
@@ -147,16 +147,19 @@ class HubWindows(wiring.Component):
         m.d.comb += [self.bus_error.eq(b_err | e_err), self.bus_error_addr.eq(Mux(b_err, a, self.wide.addr))]
 
         fire = self.array.valid & self.array.ready
+        csr_ok, csr_rdata = Signal(), Signal(32)
         with m.FSM(name="bus"):
             with m.State("IDLE"):
                 with m.If(bus.valid & decoded):
                     with m.If(misaligned):
                         m.next = "ERR"
                     with m.Elif(in_csr):
-                        with m.If(Mux(bus.we, ~self.csr.writable, ~self.csr.readable)):
-                            m.next = "ERR"
-                        with m.Else():
-                            m.d.comb += [self.csr.write.eq(bus.we), bus.ready.eq(1), bus.rdata.eq(self.csr.rdata)]
+                        # Answered from registers in the next cycle: the CSR's address checks and read
+                        # multiplexer then end there, not in the bus slice's answer registers through this
+                        # port's answer (the ULX3S build's ~22 ns path).
+                        m.d.sync += [csr_ok.eq(Mux(bus.we, self.csr.writable, self.csr.readable)),
+                                     csr_rdata.eq(self.csr.rdata)]
+                        m.next = "CSR"
                     with m.Elif(in_cmdq):
                         with m.If(~bus.we):
                             m.next = "ERR"
@@ -177,6 +180,14 @@ class HubWindows(wiring.Component):
                             m.next = "WIN"
                     with m.Else():
                         m.next = "ERR"
+            with m.State("CSR"):
+                with m.If(~csr_ok):
+                    m.d.comb += [bus.ready.eq(1), bus.err.eq(1), b_err.eq(1)]
+                with m.Elif(bus.we):
+                    m.d.comb += [self.csr.write.eq(1), bus.ready.eq(1)]
+                with m.Else():
+                    m.d.comb += [bus.ready.eq(1), bus.rdata.eq(csr_rdata)]
+                m.next = "IDLE"
             with m.State("SC_READ"):
                 m.d.comb += [bus.ready.eq(1), bus.rdata.eq(self.scratch_rd.data)]
                 m.next = "IDLE"

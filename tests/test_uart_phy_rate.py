@@ -1,6 +1,6 @@
 """The UART rate switch with the 8N1 PHY in the loop (sim server `uart-phy`, RFC 2217: the driver sets its own
-simulated line rate and sends real breaks): first contact at the reset rate (115200 baud, divisor 260 on the
-board preset's 30 MHz), then 3 Mbaud (divisor 10) and bit-exact GEMV and attention over it; a line that
+simulated line rate and sends real breaks): first contact at the reset rate (115200 baud, divisor 391 on the
+board preset's 45 MHz), then 3 Mbaud (divisor 15) and bit-exact GEMV and attention over it; a line that
 cannot carry 3 Mbaud falls back (break, reset rate) to 1 Mbaud; a divisor nobody confirms goes back by itself."""
 
 import time
@@ -9,29 +9,33 @@ import numpy as np
 import pytest
 
 from pimhil import uart_rate
-from pimhil.contract import CSR_BASE, MAGIC, UART_RESET_BAUD, Reg, uart_reset_div
+from pimhil.contract import CSR_BASE, MAGIC, UART_RESET_BAUD, Reg, preset, uart_reset_div
 from pimhil.errors import LinkError, LinkTimeout
 from pimhil.transport import open_target
 from tests import driver_suite
 
 pytestmark = pytest.mark.slow
 
+CLK_HZ = preset("board").clk_hz
+RESET_DIV = uart_reset_div(preset("board"))
+DIV_3M, DIV_1M = CLK_HZ // 3_000_000, CLK_HZ // 1_000_000       # whole divisors at the board preset's clock
+
 
 def test_3_mbaud_gemv_and_attention_bit_exact():
     with open_target("sim-phy:board", timeout=60.0, baud_div=0) as t:
         assert t.baudrate == UART_RESET_BAUD
         dev = uart_rate.open_device(t, timeout=120.0)
-        assert dev.read_reg(Reg.UART_BAUD_DIV) == uart_reset_div(dev.params) == 260
+        assert dev.read_reg(Reg.UART_BAUD_DIV) == uart_reset_div(dev.params) == RESET_DIV
         res = uart_rate.raise_rate(dev)
-        assert (res.baud, res.div, res.attempts) == (3_000_000, 10, [(3_000_000, "ok")]), res
+        assert (res.baud, res.div, res.attempts) == (3_000_000, DIV_3M, [(3_000_000, "ok")]), res
         rng = np.random.default_rng(3)
         driver_suite.check_gemv_padded(dev, rng)
         driver_suite.check_attention(dev, rng)
-        assert dev.read_reg(Reg.UART_BAUD_DIV) == 10
+        assert dev.read_reg(Reg.UART_BAUD_DIV) == DIV_3M
         assert dev.read_reg(Reg.UART_BAUD_REVERTS) == 0
         assert dev.read_reg(Reg.UART_FRAMING_ERRORS) == 0 and dev.read_reg(Reg.UART_CRC_ERRORS) == 0
         uart_rate.restore_reset_rate(dev)
-        assert dev.read_reg(Reg.UART_BAUD_DIV) == 260
+        assert dev.read_reg(Reg.UART_BAUD_DIV) == RESET_DIV
 
 
 @pytest.mark.soak
@@ -40,7 +44,7 @@ def test_a_line_that_cannot_carry_3_mbaud_falls_back():
         dev = uart_rate.open_device(t, timeout=120.0)
         res = uart_rate.raise_rate(dev)
         assert res.attempts[0][0] == 3_000_000 and res.attempts[0][1].startswith("failed"), res
-        assert res.attempts[1] == (1_000_000, "ok") and (res.baud, res.div) == (1_000_000, 30)
+        assert res.attempts[1] == (1_000_000, "ok") and (res.baud, res.div) == (1_000_000, DIV_1M)
         assert "3000000 baud failed verification" in res.message and "back at 115200 baud" in res.message
         assert dev.read_reg(Reg.UART_BAUD_REVERTS) == 1          # the break took the device back
         words = np.arange(200, dtype=np.uint32) * 0x01010101
@@ -54,7 +58,7 @@ def test_an_unconfirmed_divisor_goes_back_by_itself():
     with the reset divisor and the host is answered again."""
     with open_target("sim-phy:board", timeout=20.0, baud_div=0) as t:
         dev = uart_rate.open_device(t)
-        dev.write_reg(Reg.UART_BAUD_DIV, 10)          # answered at 115200; the device then runs at 10
+        dev.write_reg(Reg.UART_BAUD_DIV, DIV_3M)      # answered at 115200; the device then runs at 3 Mbaud
         t.retries = 0
         t0 = time.monotonic()
         answered = False
@@ -67,4 +71,4 @@ def test_an_unconfirmed_divisor_goes_back_by_itself():
                 t.discard_output()
                 t.resync(flush=False)
         assert answered, "the device never came back to the reset rate"
-        assert dev.read_reg(Reg.UART_BAUD_REVERTS) == 1 and dev.read_reg(Reg.UART_BAUD_DIV) == 260
+        assert dev.read_reg(Reg.UART_BAUD_REVERTS) == 1 and dev.read_reg(Reg.UART_BAUD_DIV) == RESET_DIV

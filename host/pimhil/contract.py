@@ -170,11 +170,11 @@ PRESETS = {
     "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32,
                         axi_data_bits=256),
     # Reduced so that the datapath fits an ECP5-85F with room for the hub and links (69 % of its LUTs).
-    # 30 MHz: below the ULX3S build's fmax with margin (45.07 MHz built for 30, docs/bringup.md), exact from the
-    # 25 MHz oscillator (EHXPLLL 25 / 5 x 6) and the 200 MHz one (MMCM), and 30 MHz / 3 Mbaud is a whole UART
-    # divisor (10), so the link runs at the FT231X's top rate.
+    # 45 MHz: below the ULX3S build's fmax (48.87 MHz built for 45, docs/bringup.md), exact from the 25 MHz
+    # oscillator (EHXPLLL 25 / 5 x 9, VCO 585 MHz) and the 200 MHz one (MMCM 200 / 5 x 27 / 24), and
+    # 45 MHz / 3 Mbaud is a whole UART divisor (15), so the link runs at the FT231X's top rate.
     "board": DeviceParams(banks=4, lanes=4, rows=64, bursts_per_row=64, gb_words=256, accs=8,
-                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=30_000_000,
+                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=45_000_000,
                           axi_data_bits=128),     # the width hw/boards/xdma.py configures XDMA with
 }
 
@@ -441,8 +441,8 @@ class Reg(enum.IntEnum):
 # CSRs the host may write (every other CSR write is a bus error); CONTROL is write-only (reads are bus errors).
 WRITABLE_REGS = frozenset({Reg.CONTROL, Reg.UART_BAUD_DIV})
 WRITE_ONLY_REGS = frozenset({Reg.CONTROL})
-# UART_BAUD_DIV after reset is clk_hz // UART_RESET_BAUD. A write keeps the low 16 bits and raises them to at
-# least UART_MIN_DIV (the PHY samples mid-bit: it needs a few cycles per bit).
+# UART_BAUD_DIV after reset is the divisor nearest clk_hz / UART_RESET_BAUD (uart_reset_div). A write keeps the
+# low 16 bits and raises them to at least UART_MIN_DIV (the PHY samples mid-bit: it needs a few cycles per bit).
 UART_RESET_BAUD = 115200
 UART_MIN_DIV = 4
 # Changing the rate must never leave the device unreachable (docs/uart_link.md, "Changing the rate"): a new
@@ -456,8 +456,9 @@ UART_BREAK_BITS = 20
 
 
 def uart_reset_div(params) -> int:
-    """UART_BAUD_DIV after reset for `params` (a DeviceParams): clock cycles per bit at UART_RESET_BAUD."""
-    return params.clk_hz // UART_RESET_BAUD
+    """UART_BAUD_DIV after reset for `params` (a DeviceParams): clock cycles per bit at UART_RESET_BAUD, the
+    nearest whole number (the divisor the host asks for at that rate: pimhil.uart_rate.divisor_for)."""
+    return (params.clk_hz + UART_RESET_BAUD // 2) // UART_RESET_BAUD
 
 
 def uart_confirm_cycles(params) -> int:

@@ -22,7 +22,7 @@ NAME = "ulx3s-85f"
 PRESET = "board"
 REF_HZ = 25_000_000
 # Device clock cycles that reset is held after the PLL locks and after the button is let go (the FT231X and the
-# host need nothing from us earlier; 2**16 cycles is ~2.2 ms at 30 MHz).
+# host need nothing from us earlier; 2**16 cycles is ~1.5 ms at 45 MHz).
 POR_CYCLES = 1 << 16
 # What each LED shows (led number -> meaning); the gate-level testbench names the pins after it.
 LEDS = {0: "busy", 1: "error", 2: "link", 7: "heartbeat"}
@@ -155,7 +155,7 @@ class ULX3STop(Elaboratable):
             m.d.por += por.eq(0)
         with m.Elif(por != self.por_cycles):
             m.d.por += por.eq(por + 1)
-        # The reset reaches every flip-flop of the device that has one (18,502 in the 30 MHz build): through
+        # The reset reaches every flip-flop of the device that has one (18,502 in a 30 MHz build): through
         # fabric routing that net was the critical path at 40 MHz (21 of its 23 ns were routing). From a
         # register through a DCCA it rides a global clock line instead, as nextpnr routes a clock (CE tied
         # high: never gated).

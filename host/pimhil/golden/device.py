@@ -15,9 +15,9 @@ import numpy as np
 from ..contract import (CMD_HEADER, CMD_HEADER_WORDS, IDENTITY_REGS, LINK_COUNTERS, ARRAY_OPS, BANK_BASE,
                         CONTRACT_VERSION, CONTROL_ABORT, CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERROR, CSR_BASE,
                         GB_BASE, MAGIC, SCRATCH_BASE, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_PARTIAL,
-                        STATUS_QUEUE_EMPTY, PAYLOAD_OPS, UART_MIN_DIV, UART_RESET_BAUD, Command, CommandError,
+                        STATUS_QUEUE_EMPTY, PAYLOAD_OPS, UART_MIN_DIV, Command, CommandError,
                         DeviceParams, ErrorCode, Flag, HubError, HubOp, Op, Reg, attn_tile_problem, bank_stride,
-                        check_command, gemv_tile_problem, payload_words, unpack_fields, windows)
+                        check_command, gemv_tile_problem, payload_words, uart_reset_div, unpack_fields, windows)
 from .array import GoldenArray
 from .elementwise import ewadd, ewmul
 from .fpbits import fp32_to_bf16
@@ -50,7 +50,7 @@ class GoldenDevice:
         self.cmds_done = 0
         self.bus_errors = 0
         self.bus_err_addr = 0
-        self.baud_div = params.clk_hz // UART_RESET_BAUD if uart_default_div is None else uart_default_div
+        self.baud_div = uart_reset_div(params) if uart_default_div is None else uart_default_div
         self._stage = None      # (is_gb, bank, burst, {word: value})
         self._win = {w.name: w for w in windows(params)}
 
