@@ -51,8 +51,10 @@ def write_junit(summary: dict) -> None:
         case = ET.SubElement(suite, "testcase", classname="ci.soak", name=f"soak_run_{i}_seed_{r.get('seed')}",
                              time=str(r.get("wall_s", 0)))
         if not r["ok"]:
-            failure = ET.SubElement(case, "failure", message=f"hangs {r.get('hangs')}, silent corruptions "
-                                    f"{r.get('silent_corruptions')}, mismatches {r.get('mismatches')}")
+            message = (f"stopped (exit {r.get('exit')}) before writing its figures" if r.get("hangs") is None else
+                       f"hangs {r.get('hangs')}, silent corruptions {r.get('silent_corruptions')}, mismatches "
+                       f"{r.get('mismatches')}")
+            failure = ET.SubElement(case, "failure", message=message)
             failure.text = "\n".join(r.get("notes", [])) + f"\nSEED={summary['seed']} make soak reproduces it"
     path = ROOT / "build" / "junit" / "soak.xml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,11 @@ def main(argv=None) -> int:
     for r in summary["runs"]:
         for note in r.get("notes", []):
             print(f"  seed {r.get('seed')}: {note}")
+    for i, (r, c) in enumerate(zip(runs, codes)):
+        if r["figures"] is None:
+            # A run that wrote no figures did not fail a check: it was stopped or crashed, so say which.
+            how = f"stopped by signal {-c}" if c < 0 else f"exited with {c}"
+            print(f"  run {i} (seed {seed + i}) {how} before writing its figures: its frames are not counted")
     if not passed:
         print(f"reproduce: SEED={seed} make soak (logs: build/soak/worker_*.log)")
     return 0 if passed else 1

@@ -154,3 +154,28 @@ def test_every_status_read_follows_its_settling_bank_read():
             statuses += 1
             assert i > 0 and executed[i - 1] == ("read", bank_address(P, 0, 0)), f"STATUS read {i} unguarded"
     assert statuses > 20
+
+
+def test_a_stopped_run_says_so(tmp_path, monkeypatch, capsys):
+    """`make soak` whose runs were stopped (a signal, no figures written) fails and says which run stopped and
+    how, instead of a bare count of zero frames."""
+    import ci.soak as soak
+
+    class Stopped:
+        def __init__(self, argv, cwd):
+            self.argv = argv
+
+        def wait(self):
+            return -15
+
+    monkeypatch.setattr(soak, "OUT", tmp_path / "soak")
+    monkeypatch.setattr(soak, "ROOT", tmp_path)
+    monkeypatch.setattr(soak.subprocess, "Popen", Stopped)
+    monkeypatch.setenv("SEED", "5")
+    assert soak.main(["--frames", "10", "--streams", "2", "--jobs", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "soak FAILED: 0 frames" in out
+    assert "run 0 (seed 5) stopped by signal 15 before writing its figures" in out
+    assert "run 1 (seed 6) stopped by signal 15" in out
+    junit = (tmp_path / "build" / "junit" / "soak.xml").read_text()
+    assert junit.count('message="stopped (exit -15) before writing its figures"') == 2
