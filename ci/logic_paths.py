@@ -128,31 +128,34 @@ class _Graph:
         return 0.0 if same_slice else route_ns(self.fanout[bit])
 
     def output_ns(self, name: str, port: str) -> float:
-        """Arrival at a cell output (memoised; an explicit stack, since carry chains make deep recursions)."""
-        stack = [(name, port)]
+        """Arrival at a cell output (memoised; an explicit stack, since carry chains make deep recursions).
+
+        A cell is expanded (its inputs pushed), then computed once they are known. Only an input whose cell is
+        being expanded further down the same chain closes a combinational loop: the loop is cut there. An input
+        merely waiting elsewhere on the stack (reconvergent fan-out) is computed first, like any other."""
+        expanding = set()
+        stack = [((name, port), False)]
         while stack:
-            key = stack[-1]
+            key, expanded = stack.pop()
             if key in self.arrival:
-                stack.pop()
                 continue
             arcs = self._arcs(*key)
-            pending = [(d, dp) for ports, _ in arcs for _, d, dp, _ in self._inputs(key[0], ports)
-                       if (d, dp) not in self.arrival]
-            if pending:
-                for item in pending:
-                    if item in stack:
-                        self.arrival[item] = 0.0      # a combinational loop: cut it there
-                    else:
-                        stack.append(item)
+            if not expanded:
+                expanding.add(key)
+                stack.append((key, True))
+                stack.extend(((d, dp), False) for ports, _ in arcs for _, d, dp, _ in self._inputs(key[0], ports)
+                             if (d, dp) not in self.arrival and (d, dp) not in expanding)
                 continue
             best, pred = self._start_ns(key[0]), None
             for ports, delay in arcs:
                 for bit, d, dp, sp in self._inputs(key[0], ports):
+                    if (d, dp) not in self.arrival:
+                        continue                      # it closes a combinational loop: cut there
                     t = self.arrival[(d, dp)] + self._wire_ns(bit, d, dp, key[0], sp) + delay
                     if t > best:
                         best, pred = t, (d, dp)
             self.arrival[key], self.pred[key] = best, pred
-            stack.pop()
+            expanding.discard(key)
         return self.arrival[(name, port)]
 
     def input_ns(self, name: str, port: str):

@@ -89,3 +89,24 @@ def test_cli_reads_a_netlist_and_refuses_a_missing_one(tmp_path, capsys):
     assert "dev.src  ->  dev.dst" in out and "LUT4" in out
     assert lp.main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_reconvergent_paths_are_not_taken_for_loops():
+    # q -> lut b -> lut x; lut a reads b and x (b reaches a both directly and through x) -> d. While a's inputs
+    # wait to be evaluated, x's input b is waiting too: that is not a combinational loop.
+    a = _cell("LUT4", A=("input", [11]), B=("input", [12]), C=("input", ["0"]), D=("input", ["0"]),
+              Z=("output", [13]))
+    cells = {"q_TRELLIS_FF_Q": _ff([10], ["0"]), "b_LUT4_Z": _lut(10, 11), "x_LUT4_Z": _lut(11, 12),
+             "a_LUT4_Z": a, "d_TRELLIS_FF_Q": _ff([14], [13])}
+    ends = {e.cell: e for e in lp.estimate(_netlist(cells))}
+    want = lp.CLK_TO_Q_NS + lp.route_ns(1) + lp.LUT4_NS + lp.route_ns(2) + lp.LUT4_NS + lp.route_ns(1) \
+        + lp.LUT4_NS + lp.route_ns(1)
+    assert ends["d_TRELLIS_FF_Q"].arrival_ns == pytest.approx(want, abs=0.01)
+    assert ends["d_TRELLIS_FF_Q"].path == ["q_TRELLIS_FF_Q", "b_LUT4_Z", "x_LUT4_Z", "a_LUT4_Z"]
+
+
+def test_a_combinational_loop_is_cut_not_followed():
+    # two LUTs feeding each other, and a register reading one of them: the estimate ends.
+    cells = {"l0_LUT4_Z": _lut(21, 20), "l1_LUT4_Z": _lut(20, 21), "d_TRELLIS_FF_Q": _ff([22], [20])}
+    ends = {e.cell: e for e in lp.estimate(_netlist(cells))}
+    assert ends["d_TRELLIS_FF_Q"].arrival_ns < 10
