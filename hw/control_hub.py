@@ -95,6 +95,12 @@ class ControlHub(wiring.Component):
         m.submodules.cmd_slice = cmd_slice = StreamRegisterSlice(layout=cmd_layout(p))
         connect(m, cmd_slice.o, array.cmd)
         cmd_in = cmd_slice.i
+        # The sequencer sees both readies whoever holds the array: the windows own it only while the sequencer
+        # is idle (they take it only while no command is fetched complete or executing, and the fetch starts
+        # none while they hold it), and an idle sequencer offers nothing. Gated by `owns`, the readies put the
+        # windows' ownership register in front of every walker register and the CSR events (~21 ns on the
+        # ULX3S build).
+        m.d.comb += [seq.array.ready.eq(cmd_in.ready), seq.expect.ready.eq(router.expect.ready)]
         with m.If(win.owns):
             m.d.comb += [cmd_in.valid.eq(win.array.valid), win.array.ready.eq(cmd_in.ready)]
             m.d.comb += [cmd_in.payload[f].eq(win.array.payload[f]) for f in win.array.payload.shape().members]
@@ -102,8 +108,7 @@ class ControlHub(wiring.Component):
                          router.expect.payload.kind.eq(ResponseKind.WINDOW_CACHE), router.expect.payload.beats.eq(1)]
         with m.Else():
             m.d.comb += [cmd_in.valid.eq(seq.array.valid), cmd_in.payload.eq(seq.array.payload),
-                         seq.array.ready.eq(cmd_in.ready), router.expect.valid.eq(seq.expect.valid),
-                         router.expect.payload.eq(seq.expect.payload), seq.expect.ready.eq(router.expect.ready)]
+                         router.expect.valid.eq(seq.expect.valid), router.expect.payload.eq(seq.expect.payload)]
         m.submodules.resp_slice = resp_slice = StreamRegisterSlice(layout=resp_layout(p))
         connect(m, array.resp, resp_slice.i)
         connect(m, resp_slice.o, router.resp)

@@ -80,8 +80,13 @@ class Sequencer(wiring.Component):
         m.d.comb += self.array.payload.eq(c)          # the walkers override the fields they set
         m.d.comb += self.softmax.scale.eq(c.imm)
         fire = self.array.valid & self.array.ready
-        # Every earlier command has finished and its answers have landed.
-        settled = ~self.array_busy & self.resp_idle
+        # Every earlier command has finished and its answers have landed. Registered (the array's busy is an OR
+        # of every pipeline stage's valid bit; through `settled` into the softmax controls it made ~20.4 ns on the
+        # ULX3S build): a command taken in the cycle before does not show in the registered value yet, so that
+        # cycle never counts as settled. Other work starts only after a fetch, which takes cycles.
+        settled_q, fired_q = Signal(name="settled_q"), Signal(name="fired_q")
+        m.d.sync += [settled_q.eq(~self.array_busy & self.resp_idle), fired_q.eq(fire)]
+        settled = settled_q & ~fired_q
         gemv, attn, ew = self._gemv_geometry(m), self._attn_geometry(m), self._elementwise(m)
         # The array's verdict on an array command (bank_array.command_error, which the array applies behind the
         # hub's command slice), registered from the fetched command like the tiles' checks: such a command is
@@ -89,15 +94,23 @@ class Sequencer(wiring.Component):
         # descriptor push does not wait for the checks of whatever the payload multiplexer offers (the ULX3S
         # build's critical path ran from the walkers' fields through them into the response queue).
         issue = self._issue_decoded(m)
+        first = Signal(name="exec_first")                 # EXEC's first cycle
+        m.d.sync += first.eq(self.start)
+        # Which kind of command EXEC runs, registered from the fetched command as the checks are (the opcode's
+        # decoding in front of the issue, `done` and the CSR's events made ~20.3 ns on the ULX3S build).
+        kind = pipeline_stage(m, name="op_decoded")
+        is_issued, is_gemv, is_attn = (kind(_in_set(c.op, _ISSUED_OPS)), kind(c.op == HubOp.GEMV_TILE),
+                                       kind(c.op == HubOp.ATTN_TILE))
+        is_sync, is_ew = kind((c.op == Op.SYNC) | (c.op == Op.EOC)), kind((c.op == Op.EWMUL) | (c.op == Op.EWADD))
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.next = "EXEC"
             with m.State("EXEC"):
-                with m.If(_in_set(c.op, _ISSUED_OPS)):
+                with m.If(is_issued):
                     self._issue(m, fire, issue)
-                with m.Elif(c.op == HubOp.GEMV_TILE):
+                with m.Elif(is_gemv):
                     with m.If((c.flags & ~int(Flag.BF16)) != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(gemv.bad):
@@ -108,8 +121,10 @@ class Sequencer(wiring.Component):
                         m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0),
                                      gemv.row.eq(c.row), gemv.row0.eq(c.row)]
                         m.next = "GEMV"
-                with m.Elif(c.op == HubOp.ATTN_TILE):
-                    with m.If(c.flags != 0):
+                with m.Elif(is_attn):
+                    with m.If(first):
+                        pass                              # _attn_geometry's second decode stage
+                    with m.Elif(c.flags != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(attn.bad):
                         self._refuse(m, HubError.BAD_TILE)
@@ -119,10 +134,10 @@ class Sequencer(wiring.Component):
                         m.d.comb += self.softmax.clear_max.eq(1)
                         m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0)]
                         m.next = "ATTN_S"
-                with m.Elif((c.op == Op.SYNC) | (c.op == Op.EOC)):
+                with m.Elif(is_sync):
                     with m.If(settled):
                         self._finish(m)
-                with m.Elif((c.op == Op.EWMUL) | (c.op == Op.EWADD)):
+                with m.Elif(is_ew):
                     with m.If(~settled):
                         pass                              # earlier read-outs may still be landing in scratch
                     with m.Elif(~ew.ok):
@@ -293,13 +308,17 @@ class Sequencer(wiring.Component):
                      ch.eq(Mux(big_t, p.row_words, T)), nch.eq(Mux(big_t, T >> rw_log, 1)),
                      key_rows.eq((((T >> a.b_log) << dl_log) + C - 1) >> a.c_log)]
         dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
-        bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
-               | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
-               | (groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + groups * nch > p.rows))
         decoded = pipeline_stage(m, name="attn_decoded")       # as in _gemv_geometry
+        # Two decode stages (EXEC waits a cycle for the second): the key rows' variable shift and the V rows'
+        # product are registered before their compares (in one cycle, T -> nch -> multiplier -> compare was the
+        # ULX3S build's worst path, ~21.9 ns estimated).
+        bad1 = decoded((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
+                       | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
+                       | (groups > p.accs))
+        key_end, v_end = decoded(c.row + key_rows), decoded(c.col + groups * nch)
         a.dl_log, a.kpr_log, a.d_words, a.groups = decoded(dl_log), decoded(kpr_log), decoded(d_words), decoded(groups)
         a.ch, a.nch = decoded(ch), decoded(nch)
-        a.bad = decoded(bad)
+        a.bad = decoded(bad1 | (key_end > p.rows) | (v_end > p.rows))
         a.scratch_bad = decoded(c.gb + d_words > p.scratch_words)
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
