@@ -119,7 +119,7 @@ class Sequencer(wiring.Component):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
                         m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0),
-                                     gemv.row.eq(c.row), gemv.row0.eq(c.row)]
+                                     gemv.row.eq(c.row), gemv.row0.eq(c.row), gemv.pass_end.eq(gemv.first_end)]
                         m.next = "GEMV"
                 with m.Elif(is_attn):
                     with m.If(first):
@@ -132,7 +132,9 @@ class Sequencer(wiring.Component):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
                         m.d.comb += self.softmax.clear_max.eq(1)
-                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0)]
+                        rows = attn.T >> attn.b_log
+                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0),
+                                     attn.q_end.eq(Mux(self.params.accs < rows, self.params.accs, rows))]
                         m.next = "ATTN_S"
                 with m.Elif(is_sync):
                     with m.If(settled):
@@ -226,8 +228,12 @@ class Sequencer(wiring.Component):
                             # array's command path): `row` of group g, `row0` of the pass's first group.
                             row=Signal(16, name="t_row"), row0=Signal(16, name="t_row0"),
                             last=Signal(name="t_last"),          # every command of the tile has been issued
+                            # The pass's end, min(pass_ + accs, groups), a register set with pass_ (formed
+                            # where used, the add and compare before the walker's compares made the ULX3S
+                            # build's critical path at 60 MHz, 22.0 ns).
                             pass_end=Signal(17, name="pass_end"))
-        m.d.comb += g.pass_end.eq(Mux(g.pass_ + p.accs < groups, g.pass_ + p.accs, groups))
+        g.first_end = Mux(p.accs < groups, p.accs, groups)
+        g.next_end = Mux(g.pass_end + p.accs < groups, g.pass_end + p.accs, groups)
         # Registered from the fetched command (complete when `start` rises, held until the command ends), so
         # from EXEC's first cycle on they hold the executing command's values and their multipliers and
         # comparators stay off the walkers' paths (the ULX3S build's critical path ran through them).
@@ -276,7 +282,8 @@ class Sequencer(wiring.Component):
                         m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1), g.row0.eq(g.row0 + 1)]
                     with m.Elif(g.pass_end < g.groups):
                         # The last group's last chunk is row + (pass_end - 1) * chunks + chunks - 1.
-                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1), g.row0.eq(g.row + 1)]
+                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1), g.row0.eq(g.row + 1),
+                                     g.pass_end.eq(g.next_end)]
                     with m.Else():
                         m.d.sync += g.last.eq(1)
 
@@ -322,6 +329,7 @@ class Sequencer(wiring.Component):
         a.scratch_bad = decoded(c.gb + d_words > p.scratch_words)
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
+        a.q_end = Signal(17, name="a_q_end")   # its end, min(q0 + accs, rows), set with q0 (as GEMV's pass_end)
         a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
         a.w = Signal(8, name="a_w")        # cycles to wait (exp pass row gap, p pipeline)
         a.c = Signal(17, name="a_c")       # chunk
@@ -342,7 +350,7 @@ class Sequencer(wiring.Component):
             # B scores per MAC_ABK, each into one row of the score memory. The key slots' MACs go burst by burst
             # over groups of up to `accs` consecutive slots (slot q into accumulator q % accs), so that
             # consecutive bursts go to different accumulators.
-            q_end = Mux(a.q0 + p.accs < rows, a.q0 + p.accs, rows)
+            q_end = a.q_end
             read = a.k + 1 == a.dl
             slot_col = (a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log
             flags = Mux(a.k == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
@@ -358,7 +366,8 @@ class Sequencer(wiring.Component):
                 with m.Elif(~read):
                     m.d.sync += [a.k.eq(a.k + 1), a.q.eq(a.q0)]
                 with m.Elif(q_end < rows):
-                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end), a.k.eq(0)]
+                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end), a.k.eq(0),
+                                 a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))]
                 with m.Else():
                     m.next = "ATTN_MAX"
         with m.State("ATTN_MAX"):
