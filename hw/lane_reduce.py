@@ -20,9 +20,9 @@ class LaneReduce(wiring.Component):
     sum of the burst presented LATENCY enabled cycles earlier. `en` freezes every stage when low.
     """
 
-    # products; the largest exponent (two stages); the aligned magnitudes; the signed terms; their sum; rounding
-    # (its own cuts, then the result)
-    LATENCY = 6 + ROUND_PACK_CUTS + 1
+    # the bursts registered; products; the largest exponent (two stages); the aligned magnitudes; the signed
+    # terms; their sum; rounding (its own cuts, then the result)
+    LATENCY = 7 + ROUND_PACK_CUTS + 1
 
     def __init__(self, *, lanes):
         if not isinstance(lanes, int) or lanes < 2 or lanes & (lanes - 1):
@@ -41,6 +41,13 @@ class LaneReduce(wiring.Component):
         align_bits = 16 + LANE_GUARD_BITS
         sum_bits = align_bits + (L - 1).bit_length() + 1
 
+        # Stage 0: the bursts registered as they arrive. They come straight out of block RAM (the bank memory
+        # and the GB), whose late clock-to-output and the multipliers' inputs made the 60 MHz ULX3S build's
+        # critical path (18.3 ns: the read data through a LUT into a MULT18X18D).
+        w_in, x_in = Signal.like(self.w, name="w_in"), Signal.like(self.x, name="x_in")
+        with m.If(self.en):
+            m.d.sync += [w_in.eq(self.w), x_in.eq(self.x)]
+
         # Stage 1: per-lane exact products and classification.
         p1 = [Signal(16, name=f"p1_{i}") for i in range(L)]
         e1 = [Signal(9, name=f"e1_{i}") for i in range(L)]
@@ -50,8 +57,8 @@ class LaneReduce(wiring.Component):
         nan1 = Signal(L)
         with m.If(self.en):
             for i in range(L):
-                w = self.w[16 * i:16 * i + 16]
-                x = self.x[16 * i:16 * i + 16]
+                w = w_in[16 * i:16 * i + 16]
+                x = x_in[16 * i:16 * i + 16]
                 ew, mw, ex, mx = w[7:15], w[:7], x[7:15], x[:7]
                 wz, xz = ew == 0, ex == 0
                 wi, xi = (ew == 0xFF) & (mw == 0), (ex == 0xFF) & (mx == 0)

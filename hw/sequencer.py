@@ -94,8 +94,9 @@ class Sequencer(wiring.Component):
         # descriptor push does not wait for the checks of whatever the payload multiplexer offers (the ULX3S
         # build's critical path ran from the walkers' fields through them into the response queue).
         issue = self._issue_decoded(m)
-        first = Signal(name="exec_first")                 # EXEC's first cycle
-        m.d.sync += first.eq(self.start)
+        first = Signal(name="exec_first")                 # EXEC's first two cycles
+        first_1 = Signal(name="exec_first_1")
+        m.d.sync += [first_1.eq(self.start), first.eq(self.start | first_1)]
         # Which kind of command EXEC runs, registered from the fetched command as the checks are (the opcode's
         # decoding in front of the issue, `done` and the CSR's events made ~20.3 ns on the ULX3S build).
         kind = pipeline_stage(m, name="op_decoded")
@@ -123,7 +124,7 @@ class Sequencer(wiring.Component):
                         m.next = "GEMV"
                 with m.Elif(is_attn):
                     with m.If(first):
-                        pass                              # _attn_geometry's second decode stage
+                        pass                              # _attn_geometry's second and third decode stages
                     with m.Elif(c.flags != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(attn.bad):
@@ -316,16 +317,16 @@ class Sequencer(wiring.Component):
                      key_rows.eq((((T >> a.b_log) << dl_log) + C - 1) >> a.c_log)]
         dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
         decoded = pipeline_stage(m, name="attn_decoded")       # as in _gemv_geometry
-        # Two decode stages (EXEC waits a cycle for the second): the key rows' variable shift and the V rows'
-        # product are registered before their compares (in one cycle, T -> nch -> multiplier -> compare was the
-        # ULX3S build's worst path, ~21.9 ns estimated).
+        # Three decode stages (EXEC waits two cycles for them): the geometry, then the key rows' and V rows'
+        # ends from registers, then their compares (in one cycle, T -> nch -> multiplier -> compare was the
+        # ULX3S build's worst path: ~21.9 ns estimated, and 19.05 ns in a 60 MHz build with the compares cut off).
         bad1 = decoded((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
                        | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
                        | (groups > p.accs))
-        key_end, v_end = decoded(c.row + key_rows), decoded(c.col + groups * nch)
         a.dl_log, a.kpr_log, a.d_words, a.groups = decoded(dl_log), decoded(kpr_log), decoded(d_words), decoded(groups)
         a.ch, a.nch = decoded(ch), decoded(nch)
-        a.bad = decoded(bad1 | (key_end > p.rows) | (v_end > p.rows))
+        key_end, v_end = decoded(c.row + decoded(key_rows)), decoded(c.col + a.groups * a.nch)
+        a.bad = decoded(decoded(bad1) | (key_end > p.rows) | (v_end > p.rows))
         a.scratch_bad = decoded(c.gb + d_words > p.scratch_words)
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
