@@ -111,7 +111,7 @@ PROOFS = [
               "cmd_held": "the fetch holds the header and payload registers until the command ends",
           },
           mutations={"push_then_refuse": "RD_SBK pushes its descriptor before the array's verdict",
-                     "clear_max_early": "ATTN_TILE clears the softmax maxima in the cycle its checks decide, whatever they decide"},
+                     "clear_max_early": "ATTN_TILE clears the softmax maxima as its checks decide, either way"},
           mutation_expects={"push_then_refuse": "refused_has_no_side_effect",
                             "clear_max_early": "refused_has_no_side_effect"}),
 ]
