@@ -1,4 +1,4 @@
-"""hw/fp32.leading_zeros, the tree count every round_pack starts with, against the count's definition."""
+"""hw/fp32.leading_zeros, the count every round_pack starts with, against the count's definition."""
 
 import random
 
