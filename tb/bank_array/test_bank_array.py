@@ -26,7 +26,7 @@ from tb.support.marks import sim_preset
 from tb.support.results import record
 from tb.support.seed import rngs
 from tb.support.stream import StreamSink, StreamSource
-from tb.support.vectors import bf16_operands, fp32_operands
+from tb.support.vectors import bf16_class_rotation, bf16_operands, fp32_operands
 
 CLK_NS = 10
 
@@ -146,6 +146,11 @@ async def test_memory_roundtrip(dut):
     for c in range(p.bursts_per_row):
         tb.send(Command(Op.WR_ABK, row=1, col=c, data=tuple(data[c])))
     tb.fill_gb()
+    # Every lane gets every operand class (the lane_class bins), not only where random specials happen to land.
+    rotation = bf16_class_rotation(tb.rng, p.lanes, funcov.CLASSES)
+    assert all({funcov.bf16_class(int(b)) for b in lane} == set(funcov.CLASSES) for lane in rotation.T)
+    for g, burst in enumerate(rotation):
+        tb.send(Command(Op.WR_GB, gb=g, data=tuple(int(b) for b in burst)))
     tb.send(Command(Op.WR_GB, gb=p.gb_bursts - 1, data=tb.extreme_spread_burst()))
     tb.read_back([0, 1, p.rows - 1])
     dut._log.info("%d responses match", await tb.drain())

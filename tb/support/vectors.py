@@ -11,6 +11,24 @@ FP32_SPECIALS = np.array([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC0
                           0x3F800000, 0xBF800000], dtype=np.uint32)
 
 
+# One BF16 pattern of each operand class (the names are tb/support/funcov.py's lane_class bins), the sign and
+# low bits drawn per use.
+_BF16_CLASS_EXPONENT = {"zero": 0x00, "subnormal": 0x00, "normal": 0x7F, "inf": 0xFF, "nan": 0xFF}
+
+
+def bf16_class_rotation(rng: np.random.Generator, lanes: int, classes) -> np.ndarray:
+    """len(classes) bursts of `lanes` BF16 patterns in which lane i of burst k is of class
+    classes[(i + k) % len(classes)]: every lane sees every class, whatever the random operands elsewhere do."""
+    n = len(classes)
+    out = np.empty((n, lanes), dtype=np.uint16)
+    for k in range(n):
+        for i in range(lanes):
+            c = classes[(i + k) % n]
+            man = {"zero": 0, "inf": 0}.get(c, int(rng.integers(1, 128)))
+            out[k, i] = (int(rng.integers(0, 2)) << 15) | (_BF16_CLASS_EXPONENT[c] << 7) | man
+    return out
+
+
 def bf16_operands(rng: np.random.Generator, shape, *, special_rate: float = 0.02) -> np.ndarray:
     """BF16 bit patterns: mostly normal numbers around 1 with exponent spread, plus full-range draws,
     exact-cancellation partners and specials."""
