@@ -37,7 +37,8 @@ class Harness(MutableHarness):
             with probe.module.If(in_exec & (dut.cmd.op == Op.RD_SBK)):
                 probe.module.d.comb += dut.expect.valid.eq(1)
         elif self.mutation == "clear_max_early":
-            with probe.module.If(in_exec & (dut.cmd.op == HubOp.ATTN_TILE)):
+            # In the cycle the checks decide (after EXEC's decode wait), whatever they decide.
+            with probe.module.If(in_exec & (dut.cmd.op == HubOp.ATTN_TILE) & ~probe.sig("exec_first")):
                 probe.module.d.comb += dut.softmax.clear_max.eq(1)
         m.submodules.dut = probe.module
 
@@ -101,14 +102,16 @@ class Harness(MutableHarness):
 
 
 PROOFS = [
+    # depth 6: an ATTN_TILE is refused in its third EXEC cycle (two decode stages behind the first): start, the
+    # wait and the refusal fit the base case with room
     # covers: an EWMUL/EWADD element takes EW_STEP cycles, so ew_done needs that and the start around it
-    Proof(name="sequencer", block="hw/sequencer.py", build=Harness, mode="prove", depth=4, cover_depth=EW_STEP + 4,
+    Proof(name="sequencer", block="hw/sequencer.py", build=Harness, mode="prove", depth=6, cover_depth=EW_STEP + 4,
           assumes_why={
               "start_when_idle": "the command fetch (hw/control_hub.py) starts a command only when the last ended",
               "cmd_held": "the fetch holds the header and payload registers until the command ends",
           },
           mutations={"push_then_refuse": "RD_SBK pushes its descriptor before the array's verdict",
-                     "clear_max_early": "ATTN_TILE clears the softmax maxima before its checks"},
+                     "clear_max_early": "ATTN_TILE clears the softmax maxima as its checks decide, either way"},
           mutation_expects={"push_then_refuse": "refused_has_no_side_effect",
                             "clear_max_early": "refused_has_no_side_effect"}),
 ]

@@ -95,6 +95,12 @@ class ControlHub(wiring.Component):
         m.submodules.cmd_slice = cmd_slice = StreamRegisterSlice(layout=cmd_layout(p))
         connect(m, cmd_slice.o, array.cmd)
         cmd_in = cmd_slice.i
+        # The sequencer sees both readies whoever holds the array: the windows own it only while the sequencer
+        # is idle (they take it only while no command is fetched complete or executing, and the fetch starts
+        # none while they hold it), and an idle sequencer offers nothing. Gated by `owns`, the readies put the
+        # windows' ownership register in front of every walker register and the CSR events (~21 ns on the
+        # ULX3S build).
+        m.d.comb += [seq.array.ready.eq(cmd_in.ready), seq.expect.ready.eq(router.expect.ready)]
         with m.If(win.owns):
             m.d.comb += [cmd_in.valid.eq(win.array.valid), win.array.ready.eq(cmd_in.ready)]
             m.d.comb += [cmd_in.payload[f].eq(win.array.payload[f]) for f in win.array.payload.shape().members]
@@ -102,8 +108,7 @@ class ControlHub(wiring.Component):
                          router.expect.payload.kind.eq(ResponseKind.WINDOW_CACHE), router.expect.payload.beats.eq(1)]
         with m.Else():
             m.d.comb += [cmd_in.valid.eq(seq.array.valid), cmd_in.payload.eq(seq.array.payload),
-                         seq.array.ready.eq(cmd_in.ready), router.expect.valid.eq(seq.expect.valid),
-                         router.expect.payload.eq(seq.expect.payload), seq.expect.ready.eq(router.expect.ready)]
+                         router.expect.valid.eq(seq.expect.valid), router.expect.payload.eq(seq.expect.payload)]
         m.submodules.resp_slice = resp_slice = StreamRegisterSlice(layout=resp_layout(p))
         connect(m, array.resp, resp_slice.i)
         connect(m, resp_slice.o, router.resp)
@@ -114,33 +119,43 @@ class ControlHub(wiring.Component):
         # output as a waiting command).
         m.d.comb += [seq.array_busy.eq(array.busy), seq.resp_idle.eq(router.idle)]
 
-        seq_busy, seq_wait = self._fetch(m, cmdq, seq, csr, win)
+        # A command's end reaches the fetch and the CSR a cycle later, registered: `done` and a refusal come
+        # out of the walkers' and checks' logic, and through the fetch state and the CSR's error and event
+        # registers they made ~19.9 ns on the ULX3S build. The sequencer is idle meanwhile, and the fetch (still
+        # in EXEC) starts nothing before it sees the end.
+        seq_done = Signal(name="seq_done_q")
+        seq_error = Signal(name="seq_error_q")
+        seq_code, seq_op = Signal(8, name="seq_error_code_q"), Signal(8, name="seq_error_op_q")
+        m.d.sync += [seq_done.eq(seq.done), seq_error.eq(seq.error.valid), seq_code.eq(seq.error.code),
+                     seq_op.eq(seq.error.op)]
+        m.d.comb += [csr.error.valid.eq(seq_error), csr.error.code.eq(seq_code), csr.error.op.eq(seq_op)]
+        seq_busy, seq_wait = self._fetch(m, cmdq, seq, csr, win, seq_done | seq_error)
 
         connect(m, flipped(self.bus), win.bus)
         connect(m, flipped(self.wide), win.wide)
         connect(m, win.csr, csr.access)
-        connect(m, seq.error, csr.error)
         m.d.comb += [
             cmdq.w_en.eq(win.cmdq.valid), cmdq.w_data.eq(win.cmdq.payload), win.cmdq.ready.eq(cmdq.w_rdy),
             # Served while the sequencer is idle or waits for the rest of a command (which only this bus can
             # push: waiting for it here would wedge the bus for good).
             win.may_take.eq((~seq_busy | seq_wait) & ~cmdq.r_rdy & router.idle),
             # Any command may change memory; waiting for words does not.
-            win.invalidate.eq(seq.done | (seq_busy & ~seq_wait)),
+            win.invalidate.eq(seq_done | (seq_busy & ~seq_wait)),
             csr.queue_overflow.eq(win.queue_overflow), csr.bus_error.eq(win.bus_error),
             csr.bus_error_addr.eq(win.bus_error_addr),
             csr.seq_busy.eq(seq_busy), csr.seq_wait.eq(seq_wait), csr.array_busy.eq(array.busy),
             csr.queue_level.eq(cmdq.r_level), csr.queue_nonempty.eq(cmdq.r_rdy),
-            csr.array_mac.eq(array.mac_active), csr.array_stall.eq(array.stall), csr.cmd_done.eq(seq.done),
+            csr.array_mac.eq(array.mac_active), csr.array_stall.eq(array.stall), csr.cmd_done.eq(seq_done),
             self.uart_baud_div.eq(csr.uart_baud_div), self.irq_error.eq(csr.error_latched),
             self.busy.eq(csr.working),
         ]
         m.d.comb += [getattr(csr, port).eq(getattr(self, port)) for port in UART_COUNTER_PORTS.values()]
         return m
 
-    def _fetch(self, m, cmdq, seq, csr, win):
+    def _fetch(self, m, cmdq, seq, csr, win, ended):
         """The command fetch: queue words into the header and payload registers, a complete command to the
-        sequencer. Returns (seq_busy, seq_wait): a command is held or executing; the fetch waits for words."""
+        sequencer, held until `ended` (its end or refusal, registered). Returns (seq_busy, seq_wait): a command
+        is held or executing; the fetch waits for words."""
         p = self.params
         max_payload = max(payload_words(op, p) for op in PAYLOAD_OPS)
         hdr = Array(Signal(32, name=f"hdr{i}") for i in range(CMD_HEADER_WORDS))
@@ -181,6 +196,6 @@ class ControlHub(wiring.Component):
                     m.next = "EXEC"
             with m.State("EXEC"):
                 m.d.comb += seq_busy.eq(1)
-                with m.If(seq.done | seq.error.valid):
+                with m.If(ended):
                     m.next = "IDLE"
         return seq_busy, seq_wait

@@ -15,7 +15,7 @@ __all__ = ["leading_zeros", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16"
            "ROUND_PACK_CUTS", "FP32_ADD_CUTS", "FP32_MUL_CUTS"]
 
 # How many cuts each operator offers its `stage` function along its longest path.
-ROUND_PACK_CUTS = 2         # after the leading-zero count, after the normalising shift
+ROUND_PACK_CUTS = 3         # after the leading-zero count, after the normalising shift, after the rounding add
 FP32_ADD_CUTS = 3 + ROUND_PACK_CUTS      # after compare/difference, after alignment, after the add
 FP32_MUL_CUTS = 2 + ROUND_PACK_CUTS      # after the partial products, after the significand product
 
@@ -54,14 +54,28 @@ def tree_reduce(values, fn):
     return values[0]
 
 
+def _count_leading_zeros(bits):
+    """(count, all zero) of a power-of-two-wide value, as a tree: each half's count and all-zero flag, and the
+    upper half's flag picks which count continues, so the depth is log2 of the width."""
+    if len(bits) == 2:
+        return ~bits[1], ~bits[1] & ~bits[0]
+    half = len(bits) // 2
+    c_lo, z_lo = _count_leading_zeros(bits[:half])
+    c_hi, z_hi = _count_leading_zeros(bits[half:])
+    return Cat(Mux(z_hi, c_lo, c_hi), z_hi), z_hi & z_lo
+
+
 def leading_zeros(m, value, *, name):
     """Number of zero bits above the most significant set bit of `value` (len(value) - 1 when value is 0, as
-    if bit 0 were set): each case drives its count as a constant, so no subtractor follows the priority mux."""
+    if bit 0 were set). A tree of halves (log2 depth): a priority multiplexer over the bits mapped to a chain of
+    LUTs as long as the value, the first stage of round_pack and on the ULX3S build ~18.4 ns with what follows."""
     width = len(value)
-    lz = Signal(range(max(width, 2)), init=width - 1, name=name)
-    for i in range(width):
-        with m.If(value[i]):
-            m.d.comb += lz.eq(width - 1 - i)
+    padded = 1 << max((width - 1).bit_length(), 1)
+    # Bit 0 forced to one gives the zero value's count; zeros appended below keep every count.
+    bits = Cat(Const(0, padded - width), value | 1) if padded > width else value | 1
+    count, _ = _count_leading_zeros(bits)
+    lz = Signal(range(max(width, 2)), name=name)
+    m.d.comb += lz.eq(count)
     return lz
 
 
@@ -99,11 +113,20 @@ def round_pack(m, sign, mag, exp2, *, name, stage=None):
     m.d.comb += q1.eq(q + up)
     # The exponent is e0, or e0 + 1 when rounding carries out (q1[24]). Both outcomes' range checks and
     # exponent fields are formed from e0 while the significand rounds, so the carry only selects.
-    carry = q1[24]
-    flush = Mux(carry, e0 < -127, e0 < -126)
-    sat = Mux(carry, e0 > 126, e0 > 127)
     # Only the low 8 bits of the biased exponent are kept: add to e0's low byte (a 9-bit sum, not a 16-bit one).
-    field = Mux(carry, (e0[:8] + 128)[:8], (e0[:8] + 127)[:8])
+    # Cut 3 falls between the rounding add and the selection: the sticky OR, the 25-bit carry chain and the
+    # result multiplexers in one cycle were the softmax exp pass's worst paths (~19.7 ns estimated).
+    flush0, flush1 = Signal(name=f"{name}_fl0"), Signal(name=f"{name}_fl1")
+    sat0, sat1 = Signal(name=f"{name}_sat0"), Signal(name=f"{name}_sat1")
+    field0, field1 = Signal(8, name=f"{name}_f0"), Signal(8, name=f"{name}_f1")
+    m.d.comb += [flush0.eq(e0 < -126), flush1.eq(e0 < -127), sat0.eq(e0 > 127), sat1.eq(e0 > 126),
+                 field0.eq(e0[:8] + 127), field1.eq(e0[:8] + 128)]
+    q1, flush0, flush1, sat0, sat1, field0, field1, zero, sign = _through(
+        stage, (q1, flush0, flush1, sat0, sat1, field0, field1, zero, sign))                   # cut 3
+    carry = q1[24]
+    flush = Mux(carry, flush1, flush0)
+    sat = Mux(carry, sat1, sat0)
+    field = Mux(carry, field1, field0)
     out = Signal(32, name=name)
     frac = Mux(carry, Const(0, 23), q1[:23])
     with m.If(zero | flush):
@@ -157,10 +180,11 @@ def fp32_add(m, a, b, *, name, stage=None):
     # significand, three bits up, shifted right by d (at most 27, which leaves nothing), with every bit
     # shifted out ORed into the lowest one. A bit is shifted out exactly when d exceeds y's trailing zeros
     # plus 3, so the sticky bit is a compare, not an OR over the shifted-out bits.
-    # Both orders' sticky bits are formed from the inputs; the swap picks one.
-    sticky_ab = d_ab > _trailing_zeros(m, mb, f"{name}_tzb") + 3        # y = b
-    sticky_ba = d_ba > _trailing_zeros(m, ma, f"{name}_tza") + 3        # y = a
-    sticky = Mux(swap, sticky_ba, sticky_ab)
+    # y's trailing-zero count crosses cut 1 and the compare runs beside the alignment shifter: formed before
+    # the cut, the count, its +3 and the compare made the first stage's worst path (~18.2 ns estimated).
+    tz_b, tz_a = _trailing_zeros(m, mb, f"{name}_tzb"), _trailing_zeros(m, ma, f"{name}_tza")
+    tz_y = Signal(5, name=f"{name}_tzy")
+    m.d.comb += tz_y.eq(Mux(swap, tz_a, tz_b))
     # Every result that is not a rounded sum is decided here, from the inputs, and rides along the cuts.
     special = Signal(name=f"{name}_special")
     special_val = Signal(32, name=f"{name}_sval")
@@ -180,8 +204,9 @@ def fp32_add(m, a, b, *, name, stage=None):
     with m.Else():
         m.d.comb += special.eq(0)
     sub = sx != sy
-    sx, ex, mx, my, d, sticky, sub, special, special_val = _through(
-        stage, (sx, ex, mx, my, d, sticky, sub, special, special_val))                   # cut 1
+    sx, ex, mx, my, d, tz_y, sub, special, special_val = _through(
+        stage, (sx, ex, mx, my, d, tz_y, sub, special, special_val))                     # cut 1
+    sticky = d > tz_y + 3
     shifted = Signal(27, name=f"{name}_ysh")
     # A shift by 27 or more leaves nothing: the range check zeroes the result beside the shifter.
     m.d.comb += shifted.eq(Mux(d > 26, 0, Cat(Const(0, 3), my) >> d[:5]))

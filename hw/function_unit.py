@@ -58,7 +58,9 @@ def exp2_fixed(m, t, *, name, stage=None):
         m.d.comb += [mag.eq(0), inexact.eq(mant != 0)]
     with m.Elif(k > 0):
         ks = k[:5]
-        m.d.comb += [mag.eq(mant >> ks), inexact.eq((mant & ((Const(1, 25) << ks) - 1)) != 0)]
+        # Bits below ks shifted out: a compare per bit against the constant j, not the mask (1 << ks) - 1,
+        # whose 25-bit borrow chain made exp2's first stage the softmax datapath's worst path.
+        m.d.comb += [mag.eq(mant >> ks), inexact.eq(Cat(*(mant[j] & (ks > j) for j in range(24))).any())]
     with m.Else():
         m.d.comb += mag.eq(mant << (-k)[:4])
     # The shifter and the 35-bit negation were one stage: on the ULX3S build the exponent compare, the shift's

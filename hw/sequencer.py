@@ -80,8 +80,13 @@ class Sequencer(wiring.Component):
         m.d.comb += self.array.payload.eq(c)          # the walkers override the fields they set
         m.d.comb += self.softmax.scale.eq(c.imm)
         fire = self.array.valid & self.array.ready
-        # Every earlier command has finished and its answers have landed.
-        settled = ~self.array_busy & self.resp_idle
+        # Every earlier command has finished and its answers have landed. Registered (the array's busy is an OR
+        # of every pipeline stage's valid bit; through `settled` into the softmax controls it made ~20.4 ns on the
+        # ULX3S build): a command taken in the cycle before does not show in the registered value yet, so that
+        # cycle never counts as settled. Other work starts only after a fetch, which takes cycles.
+        settled_q, fired_q = Signal(name="settled_q"), Signal(name="fired_q")
+        m.d.sync += [settled_q.eq(~self.array_busy & self.resp_idle), fired_q.eq(fire)]
+        settled = settled_q & ~fired_q
         gemv, attn, ew = self._gemv_geometry(m), self._attn_geometry(m), self._elementwise(m)
         # The array's verdict on an array command (bank_array.command_error, which the array applies behind the
         # hub's command slice), registered from the fetched command like the tiles' checks: such a command is
@@ -89,15 +94,24 @@ class Sequencer(wiring.Component):
         # descriptor push does not wait for the checks of whatever the payload multiplexer offers (the ULX3S
         # build's critical path ran from the walkers' fields through them into the response queue).
         issue = self._issue_decoded(m)
+        first = Signal(name="exec_first")                 # EXEC's first two cycles
+        first_1 = Signal(name="exec_first_1")
+        m.d.sync += [first_1.eq(self.start), first.eq(self.start | first_1)]
+        # Which kind of command EXEC runs, registered from the fetched command as the checks are (the opcode's
+        # decoding in front of the issue, `done` and the CSR's events made ~20.3 ns on the ULX3S build).
+        kind = pipeline_stage(m, name="op_decoded")
+        is_issued, is_gemv, is_attn = (kind(_in_set(c.op, _ISSUED_OPS)), kind(c.op == HubOp.GEMV_TILE),
+                                       kind(c.op == HubOp.ATTN_TILE))
+        is_sync, is_ew = kind((c.op == Op.SYNC) | (c.op == Op.EOC)), kind((c.op == Op.EWMUL) | (c.op == Op.EWADD))
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.next = "EXEC"
             with m.State("EXEC"):
-                with m.If(_in_set(c.op, _ISSUED_OPS)):
+                with m.If(is_issued):
                     self._issue(m, fire, issue)
-                with m.Elif(c.op == HubOp.GEMV_TILE):
+                with m.Elif(is_gemv):
                     with m.If((c.flags & ~int(Flag.BF16)) != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(gemv.bad):
@@ -106,10 +120,12 @@ class Sequencer(wiring.Component):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
                         m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0),
-                                     gemv.row.eq(c.row), gemv.row0.eq(c.row)]
+                                     gemv.row.eq(c.row), gemv.row0.eq(c.row), gemv.pass_end.eq(gemv.first_end)]
                         m.next = "GEMV"
-                with m.Elif(c.op == HubOp.ATTN_TILE):
-                    with m.If(c.flags != 0):
+                with m.Elif(is_attn):
+                    with m.If(first):
+                        pass                              # _attn_geometry's second and third decode stages
+                    with m.Elif(c.flags != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(attn.bad):
                         self._refuse(m, HubError.BAD_TILE)
@@ -117,12 +133,14 @@ class Sequencer(wiring.Component):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
                         m.d.comb += self.softmax.clear_max.eq(1)
-                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0)]
+                        rows = attn.T >> attn.b_log
+                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0),
+                                     attn.q_end.eq(Mux(self.params.accs < rows, self.params.accs, rows))]
                         m.next = "ATTN_S"
-                with m.Elif((c.op == Op.SYNC) | (c.op == Op.EOC)):
+                with m.Elif(is_sync):
                     with m.If(settled):
                         self._finish(m)
-                with m.Elif((c.op == Op.EWMUL) | (c.op == Op.EWADD)):
+                with m.Elif(is_ew):
                     with m.If(~settled):
                         pass                              # earlier read-outs may still be landing in scratch
                     with m.Elif(~ew.ok):
@@ -211,8 +229,12 @@ class Sequencer(wiring.Component):
                             # array's command path): `row` of group g, `row0` of the pass's first group.
                             row=Signal(16, name="t_row"), row0=Signal(16, name="t_row0"),
                             last=Signal(name="t_last"),          # every command of the tile has been issued
+                            # The pass's end, min(pass_ + accs, groups), a register set with pass_ (formed
+                            # where used, the add and compare before the walker's compares made the ULX3S
+                            # build's critical path at 60 MHz, 22.0 ns).
                             pass_end=Signal(17, name="pass_end"))
-        m.d.comb += g.pass_end.eq(Mux(g.pass_ + p.accs < groups, g.pass_ + p.accs, groups))
+        g.first_end = Mux(p.accs < groups, p.accs, groups)
+        g.next_end = Mux(g.pass_end + p.accs < groups, g.pass_end + p.accs, groups)
         # Registered from the fetched command (complete when `start` rises, held until the command ends), so
         # from EXEC's first cycle on they hold the executing command's values and their multipliers and
         # comparators stay off the walkers' paths (the ULX3S build's critical path ran through them).
@@ -261,7 +283,8 @@ class Sequencer(wiring.Component):
                         m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1), g.row0.eq(g.row0 + 1)]
                     with m.Elif(g.pass_end < g.groups):
                         # The last group's last chunk is row + (pass_end - 1) * chunks + chunks - 1.
-                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1), g.row0.eq(g.row + 1)]
+                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1), g.row0.eq(g.row + 1),
+                                     g.pass_end.eq(g.next_end)]
                     with m.Else():
                         m.d.sync += g.last.eq(1)
 
@@ -293,16 +316,21 @@ class Sequencer(wiring.Component):
                      ch.eq(Mux(big_t, p.row_words, T)), nch.eq(Mux(big_t, T >> rw_log, 1)),
                      key_rows.eq((((T >> a.b_log) << dl_log) + C - 1) >> a.c_log)]
         dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
-        bad = ((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
-               | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
-               | (groups > p.accs) | (c.row + key_rows > p.rows) | (c.col + groups * nch > p.rows))
         decoded = pipeline_stage(m, name="attn_decoded")       # as in _gemv_geometry
+        # Three decode stages (EXEC waits two cycles for them): the geometry, then the key rows' and V rows'
+        # ends from registers, then their compares (in one cycle, T -> nch -> multiplier -> compare was the
+        # ULX3S build's worst path: ~21.9 ns estimated, and 19.05 ns in a 60 MHz build with the compares cut off).
+        bad1 = decoded((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
+                       | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
+                       | (groups > p.accs))
         a.dl_log, a.kpr_log, a.d_words, a.groups = decoded(dl_log), decoded(kpr_log), decoded(d_words), decoded(groups)
         a.ch, a.nch = decoded(ch), decoded(nch)
-        a.bad = decoded(bad)
+        key_end, v_end = decoded(c.row + decoded(key_rows)), decoded(c.col + a.groups * a.nch)
+        a.bad = decoded(decoded(bad1) | (key_end > p.rows) | (v_end > p.rows))
         a.scratch_bad = decoded(c.gb + d_words > p.scratch_words)
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
+        a.q_end = Signal(17, name="a_q_end")   # its end, min(q0 + accs, rows), set with q0 (as GEMV's pass_end)
         a.v = Signal(name="a_v")           # exp pass: a row read last cycle is being processed
         a.w = Signal(8, name="a_w")        # cycles to wait (exp pass row gap, p pipeline)
         a.c = Signal(17, name="a_c")       # chunk
@@ -323,7 +351,7 @@ class Sequencer(wiring.Component):
             # B scores per MAC_ABK, each into one row of the score memory. The key slots' MACs go burst by burst
             # over groups of up to `accs` consecutive slots (slot q into accumulator q % accs), so that
             # consecutive bursts go to different accumulators.
-            q_end = Mux(a.q0 + p.accs < rows, a.q0 + p.accs, rows)
+            q_end = a.q_end
             read = a.k + 1 == a.dl
             slot_col = (a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log
             flags = Mux(a.k == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
@@ -339,7 +367,8 @@ class Sequencer(wiring.Component):
                 with m.Elif(~read):
                     m.d.sync += [a.k.eq(a.k + 1), a.q.eq(a.q0)]
                 with m.Elif(q_end < rows):
-                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end), a.k.eq(0)]
+                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end), a.k.eq(0),
+                                 a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))]
                 with m.Else():
                     m.next = "ATTN_MAX"
         with m.State("ATTN_MAX"):

@@ -78,14 +78,18 @@ class SoftmaxDatapath(wiring.Component):
         B, L = p.banks, p.lanes
         ctl, rd = self.ctl, self.score_rd
 
-        # Scores land in the memory; each lane keeps its maximum (a NaN anywhere makes m NaN).
+        # Scores land in the memory; each lane keeps its maximum (a NaN anywhere makes m NaN). A row is
+        # registered as it arrives (`busy` covers it): the router's queue logic, the maxima's compares and their
+        # enables in one cycle made ~18.1 ns on the ULX3S build.
         run_max = Array(Signal(32, name=f"run_max{i}", init=_NEG_INF) for i in range(B))
         any_nan = Signal()
-        with m.If(self.scores.valid):
-            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(self.scores.payload.row),
-                         self.score_wr.data.eq(self.scores.payload.scores)]
+        sc_valid = Signal(name="score_in_valid")
+        sc = Signal.like(self.scores.payload, name="score_in")
+        m.d.sync += [sc_valid.eq(self.scores.valid), sc.eq(self.scores.payload)]
+        with m.If(sc_valid):
+            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(sc.row), self.score_wr.data.eq(sc.scores)]
             for i in range(B):
-                sv = self.scores.payload.scores[32 * i:32 * i + 32]
+                sv = sc.scores[32 * i:32 * i + 32]
                 with m.If(is_nan(sv)):
                     m.d.sync += any_nan.eq(1)
                 with m.Elif(order_key(sv) > order_key(run_max[i])):
@@ -103,7 +107,7 @@ class SoftmaxDatapath(wiring.Component):
         scale_c = reg(fp32_mul(m, ctl.scale, Const(LOG2E_F32, 32), name="sm_c", stage=reg))
         max_depth = max((B - 1).bit_length(), FP32_MUL_CUTS + 1) + 1
         max_settle = Signal(range(max_depth + 1))
-        with m.If(self.scores.valid | ctl.clear_max):
+        with m.If(sc_valid | ctl.clear_max):
             m.d.sync += max_settle.eq(max_depth)
         with m.Elif(max_settle != 0):
             m.d.sync += max_settle.eq(max_settle - 1)
@@ -156,7 +160,7 @@ class SoftmaxDatapath(wiring.Component):
             m.d.sync += settle.eq(recip_depth)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
-        m.d.comb += ctl.busy.eq(Cat(*valid, *sum_valid).any() | (settle != 0) | (max_settle != 0))
+        m.d.comb += ctl.busy.eq(Cat(*valid, *sum_valid).any() | (settle != 0) | (max_settle != 0) | sc_valid)
         with m.If(ctl.load_recip):
             m.d.sync += r_reg.eq(recip)
 

@@ -121,7 +121,10 @@ class UARTLink(wiring.Component):
         cmd_ok = (cmd == FrameCmd.READ) | (cmd == FrameCmd.WRITE) | (cmd == FrameCmd.WRITE_FIXED)
         len_ok = (length != 0) & (length <= n_max)
         is_write = (cmd == FrameCmd.WRITE) | (cmd == FrameCmd.WRITE_FIXED)
-        timeout = Mux(self.bypass, Frame.BYPASS_TIMEOUT_CYCLES, Frame.TIMEOUT_BYTES * 10 * self.div)
+        # Registered, as is the line-break threshold below: products of the divisor, which changes only between
+        # frames, so one cycle late is never late (with the compares they made ~21 ns on the ULX3S build).
+        timeout = Signal(32, name="timeout_cycles", init=Frame.TIMEOUT_BYTES * 10 * self.reset_div)
+        m.d.sync += timeout.eq(Mux(self.bypass, Frame.BYPASS_TIMEOUT_CYCLES, Frame.TIMEOUT_BYTES * 10 * self.div))
         csr_win = next(w for w in windows(self.params) if w.name == "csr")
         in_csr = ((addr >= csr_win.base) if csr_win.base else Const(1, 1)) & (addr < csr_win.base + csr_win.size)
         check_status = Signal(8)        # the status the header checks give a frame whose CRC matched
@@ -372,12 +375,13 @@ class UARTLink(wiring.Component):
             with m.If(probation == 1):
                 m.d.sync += revert.eq(1)
         # Line break: RX low for UART_BREAK_BITS bit times of the slower rate, longer than any byte at either.
-        slow = Mux(self.div > self.reset_div, self.div, self.reset_div)
+        break_at = Signal(range(low_max + 1), name="break_cycles", init=self.reset_div * UART_BREAK_BITS)
+        m.d.sync += break_at.eq(Mux(self.div > self.reset_div, self.div, self.reset_div) * UART_BREAK_BITS)
         with m.If(self.rx_level):
             m.d.sync += low.eq(0)
         with m.Elif(low != low_max):
             m.d.sync += low.eq(low + 1)
-        with m.If(~self.rx_level & (low == slow * UART_BREAK_BITS)
+        with m.If(~self.rx_level & (low == break_at)
                   & ((self.div != self.reset_div) | (self.div_request != self.reset_div))):
             m.d.sync += revert.eq(1)
         return m
