@@ -72,7 +72,10 @@ def leading_zeros(m, value, *, name):
     width = len(value)
     padded = 1 << max((width - 1).bit_length(), 1)
     # Bit 0 forced to one gives the zero value's count; zeros appended below keep every count.
-    bits = Cat(Const(0, padded - width), value | 1) if padded > width else value | 1
+    # A signal, not the expression: the tree slices it 2 * padded times, and each slice of an expression is the
+    # whole expression again in the Verilog (thousands of 48-bit wires per device, each a toggle-coverage point).
+    bits = Signal(padded, name=f"{name}_bits")
+    m.d.comb += bits.eq(Cat(Const(0, padded - width), value | 1) if padded > width else value | 1)
     count, _ = _count_leading_zeros(bits)
     lz = Signal(range(max(width, 2)), name=name)
     m.d.comb += lz.eq(count)
