@@ -133,3 +133,36 @@ def test_exclusions_need_a_reason_and_match_every_key(tmp_path):
     assert not code[0].matches(p)
     p.kind, p.file = "toggle", "/x/uart_phy.v"
     assert not code[0].matches(p)
+
+
+def test_temporaries_get_no_toggle_points(tmp_path):
+    """Verilator instruments the named signals of the coverage Verilog and none of Amaranth's `$` temporaries;
+    every line keeps its number (the Verilog-to-hw/ line map relies on it)."""
+    import re
+    import subprocess
+
+    from tb.support.coverage_rtl import untoggled_temporaries
+    from tb.support.runner import verilator_on_path
+
+    src = textwrap.dedent("""\
+        module t(input clk, input [3:0] a, output [3:0] y);
+          reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+          wire [3:0] \\$2 ;
+          (* src = "hw/x.py:1" *)
+          wire \\$3 ;
+          wire [3:0] named;
+          assign \\$2 = a ^ 4'h5;
+          assign \\$3 = a[0];
+          always @(posedge clk) \\$auto$verilog_backend.cc:2355:dump_module$1  <= \\$3 ;
+          assign named = \\$2 + {3'h0, \\$auto$verilog_backend.cc:2355:dump_module$1 };
+          assign y = named;
+        endmodule
+        """)
+    out = untoggled_temporaries(src)
+    assert out.count("\n") == src.count("\n") and out.count("coverage_off") == 3
+    (tmp_path / "t.v").write_text(out)
+    verilator_on_path()
+    subprocess.run(["verilator", "--cc", "--coverage-toggle", "t.v", "-Mdir", "obj"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    cpp = "".join(p.read_text() for p in (tmp_path / "obj").glob("*.cpp"))
+    assert sorted(set(re.findall(r'"v_toggle/t", "([^"]+)"', cpp))) == ["a", "clk", "named", "y"]

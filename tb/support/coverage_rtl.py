@@ -6,12 +6,19 @@ rtl/ is left as `make rtl` writes it (no source attributes, the normal models' h
 for a top when a coverage build first needs it; <top>.hash beside it (a hash of hw/ and the contract) skips the
 regeneration, minutes for a sim-preset top, while nothing changed. A lock keeps parallel workers from generating
 the same top twice.
+
+Amaranth's temporaries (escaped names starting with `$`: one per operator, no `hw/` location) are declared
+between `/*verilator coverage_off*/` and `/*verilator coverage_on*/`, so Verilator gives toggle points to the
+signals `hw/` names (ports, registers, every `Signal`) only: the temporaries are functions of those, they map to
+no line a reader could act on, and they were more than half of the board device's toggle instrumentation
+(docs/coverage.md, "Toggle points").
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +30,15 @@ HEADER = """\
 // Produced for `make coverage` (tb/support/coverage_rtl.py) from the Amaranth sources in hw/, with source
 // locations (emit_src=True); top {top}, preset {preset}. rtl/{top}.v is the same design without them.
 """
+
+
+# A declaration of a temporary: `wire \$12 ;`, `wire [47:0] \$13 ;`, `reg \$auto$...$381  = 0;` (one line each).
+_TEMPORARY = re.compile(r"^(\s*)((?:wire|reg)\b(?:\s*\[[^\]]+\])?\s*\\\$[^;]*;)[ \t]*$", re.M)
+
+
+def untoggled_temporaries(text: str) -> str:
+    """The Verilog with every temporary's declaration inside coverage_off/coverage_on metacomments."""
+    return _TEMPORARY.sub(r"\1/*verilator coverage_off*/ \2 /*verilator coverage_on*/", text)
 
 
 def source_hash() -> str:
@@ -50,8 +66,8 @@ def ensure(top: str) -> Path:
             raise FileNotFoundError(f"{top} is not a top of hw/generate.py")
         _, preset, _, factory = found[0]
         print(f"coverage: generating {path} (emit_src=True)", file=sys.stderr)
-        text = HEADER.format(top=top, preset=preset) + strip_zero_memory_init(
-            verilog.convert(factory(), name=top, emit_src=True))
+        text = HEADER.format(top=top, preset=preset) + untoggled_temporaries(strip_zero_memory_init(
+            verilog.convert(factory(), name=top, emit_src=True)))
         path.write_text(text)
         stamp.write_text(want)
     return path
