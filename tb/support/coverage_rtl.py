@@ -11,7 +11,7 @@ Amaranth's temporaries (escaped names starting with `$`: one per operator, no `h
 between `/*verilator coverage_off*/` and `/*verilator coverage_on*/`, so Verilator gives toggle points to the
 signals `hw/` names (ports, registers, every `Signal`) only: the temporaries are functions of those, they map to
 no line a reader could act on, and they were more than half of the board device's toggle instrumentation
-(docs/coverage.md, "Toggle points").
+(docs/coverage.md, the toggle figures).
 """
 
 from __future__ import annotations
