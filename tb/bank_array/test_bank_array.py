@@ -313,12 +313,12 @@ async def test_gemv(dut):
                           "total_cycles": total_cycles, "wall_s": wall, "cycles_per_s": total_cycles / wall})
     # Back-to-back MACs: the only overhead is filling the pipeline once (the input register, s0 to the response
     # stage, the response register, the clock edge), as long as there are at least ACC_GAP row groups to rotate
-    # over.
+    # over. This bound is the utilisation check: a fixed floor (0.98 until the timing pass) restated it for one
+    # pipeline depth; since the pass the fill is 23 cycles, and the sim preset's 1,024-cycle GEMV measured 22 extra
+    # (utilisation 0.979).
     fill = BankArray.IN_STAGE + BankArray.RESP_STAGE + 2
     if groups >= BankPU.ACC_GAP:
         assert cycles - ideal <= fill, f"{cycles - ideal} overhead cycles beyond the pipeline fill ({fill})"
-    if k >= 1024:
-        assert util >= 0.98, f"MAC utilisation {util:.4f} below 0.98"
 
 
 # The sim preset's 16-bank array runs the same checks as the board's for minutes: a soak-class run.
