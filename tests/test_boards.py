@@ -203,6 +203,29 @@ def test_nextpnr_placement_is_timing_driven_unless_asked_not_to_be():
         assert "--placer static --router router2" in opts and "--report top.report.json" in opts
 
 
+def test_nextpnr_seed_goes_on_the_command_line_and_back_into_the_report():
+    assert "--seed 1 " in ci_board.nextpnr_opts() and ci_board.DEFAULT_SEED == 1    # what CI builds
+    opts = ci_board.nextpnr_opts(seed=7)
+    assert "--seed 7 " in opts and "--seed 1 " not in opts
+    assert ci_board.nextpnr_seed(f'"$NEXTPNR_ECP5" --quiet {opts} --log top.tim') == 7
+    assert ci_board.nextpnr_seed("nextpnr-ecp5 --json top.json") is None
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="positive integer"):
+            ci_board.nextpnr_opts(seed=bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ulx3s-85f", "--seed", "0"], "--seed 0: expected a positive integer"),
+    (["nitefury", "--seed", "2"], "--set and --seed are for ECP5 boards"),
+    (["litefury", "--set", "banks=8"], "--set and --seed are for ECP5 boards"),
+])
+def test_seed_and_set_refusals_build_nothing(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        ci_board.main([*argv, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_report_fails_when_fmax_is_below_the_clock(tmp_path, capsys):
     (tmp_path / "top.report.json").write_text(json.dumps(NEXTPNR_REPORT))
     (tmp_path / "top.rpt").write_text(YOSYS_LOG)
