@@ -705,8 +705,9 @@ def main(argv=None) -> int:
                             seed=args.seed)
         report["lut_map"] = args.lut_map
         script = build_dir / "build_top.sh"      # what the build ran (also under --report-only)
-        report["timing_driven"] = script.exists() and NO_TMDRIV not in script.read_text()
-        report["nextpnr_seed"] = nextpnr_seed(script.read_text()) if script.exists() else None
+        plan = script.read_text() if script.exists() else None
+        report["timing_driven"] = plan is not None and NO_TMDRIV not in plan
+        report["nextpnr_seed"] = nextpnr_seed(plan) if plan is not None else None
     else:
         report = build_vivado(board, module, build_dir)
     (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
