@@ -21,9 +21,9 @@ class ActivationUnit(wiring.Component):
     The LUT is written through `lut_wr_en`, `lut_idx`, `lut_a` (slope) and `lut_b` (intercept), FP32 bits.
     """
 
-    # x registered; the segment's integer part registered; the LUT read; the multiply (its cuts and a register);
-    # the add (its cuts, the output register)
-    LATENCY = 5 + FP32_MUL_CUTS + FP32_ADD_CUTS
+    # x registered; the segment's integer part registered; the LUT read; its data registered; the multiply (its
+    # cuts and a register); the add (its cuts, the output register)
+    LATENCY = 6 + FP32_MUL_CUTS + FP32_ADD_CUTS
 
     def __init__(self):
         super().__init__({
@@ -86,7 +86,10 @@ class ActivationUnit(wiring.Component):
         stage = pipeline_stage(m, name="af")
         x1, v1 = Signal(32), Signal()
         m.d.sync += [x1.eq(daz), v1.eq(v0)]
-        a1, b1 = rd.data[:32], rd.data[32:]
+        # The LUT's read data is registered before the multiply: a block RAM's output comes late in the cycle
+        # (5.8 ns on the ECP5), and into the partial products' multipliers it was the ULX3S build's critical
+        # path (16.06 ns).
+        a1, b1, x1, v1 = stage(rd.data[:32]), stage(rd.data[32:]), stage(x1), stage(v1)
         prod = fp32_mul(m, a1, x1, name="af_mul", zero_wins=True, stage=stage)
         b2, x2, v2 = b1, x1, v1
         for _ in range(FP32_MUL_CUTS + 1):

@@ -282,8 +282,14 @@ class BankArray(wiring.Component):
             m.d.sync += s[2].data.eq(Mux(s1.op == Op.RD_GB, gb.rd_data, bank_rd))
 
         # ---- AF: drain, then stream every bank's accumulator through the unit and write it back ------------
-        rd_all = Array(pu.rd_data for pu in pus)
-        m.d.comb += [af.in_valid.eq(af_run & (af_i < B)), af.x.eq(rd_all[af_i])]
+        # Each PU's read is registered beside it, and the unit takes the registered value a cycle later: the
+        # run flag through the read index and the accumulators' multiplexers, then across the device to the
+        # unit's input register, was the ULX3S build's critical path (17.90 ns, 15.47 of it routing).
+        af_rd = [Signal(32, name=f"af_rd{i}") for i in range(B)]
+        af_sel_valid, af_sel = Signal(), Signal.like(af_i)
+        m.d.sync += [q.eq(pu.rd_data) for q, pu in zip(af_rd, pus)]
+        m.d.sync += [af_sel_valid.eq(af_run & (af_i < B)), af_sel.eq(af_i)]
+        m.d.comb += [af.in_valid.eq(af_sel_valid), af.x.eq(Array(af_rd)[af_sel])]
         with m.If(af_run & (af_i < B)):
             m.d.sync += af_i.eq(af_i + 1)
         with m.If(af.out_valid):

@@ -154,12 +154,9 @@ def _unpack(m, bits, name):
 
 
 def _trailing_zeros(m, mant, name):
-    """Trailing zero bits of a 24-bit significand whose top bit is set (so at most 23)."""
-    tz = Signal(5, name=name)
-    for i in reversed(range(len(mant))):
-        with m.If(mant[i]):
-            m.d.comb += tz.eq(i)
-    return tz
+    """Trailing zero bits of a 24-bit significand whose top bit is set (so at most 23): the leading zeros of
+    its bit reversal, a log-depth tree (a priority chain over the 24 bits was most of fp32_add's first stage)."""
+    return leading_zeros(m, mant[::-1], name=name)
 
 
 def fp32_add(m, a, b, *, name, stage=None):
@@ -188,27 +185,29 @@ def fp32_add(m, a, b, *, name, stage=None):
     tz_b, tz_a = _trailing_zeros(m, mb, f"{name}_tzb"), _trailing_zeros(m, ma, f"{name}_tza")
     tz_y = Signal(5, name=f"{name}_tzy")
     m.d.comb += tz_y.eq(Mux(swap, tz_a, tz_b))
-    # Every result that is not a rounded sum is decided here, from the inputs, and rides along the cuts.
+    # Every result that is not a rounded sum is decided from the inputs' classes, which cross cut 1 as flags:
+    # the result itself (NaN, Inf of x's sign, a zero, or x itself beside a zero y) is formed after the cut
+    # from x's registered fields, so the first stage does not carry a 32-bit priority selection.
+    sub = sx != sy
+    s_nan = Signal(name=f"{name}_snan")
+    s_inf, s_zz, s_z1 = Signal(name=f"{name}_sinf"), Signal(name=f"{name}_szz"), Signal(name=f"{name}_sz1")
+    m.d.comb += [s_nan.eq(na | nb | (ia & ib & (sa != sb))), s_inf.eq(ia | ib), s_zz.eq(za & zb),
+                 s_z1.eq(za | zb)]
+    sx, sy, ex, mx, my, d, tz_y, sub, s_nan, s_inf, s_zz, s_z1 = _through(
+        stage, (sx, sy, ex, mx, my, d, tz_y, sub, s_nan, s_inf, s_zz, s_z1))              # cut 1
+    # Which is x: an Inf (not both, or both of one sign) is the larger magnitude, so x and its sign; a nonzero
+    # beside a zero (DAZ: a subnormal is smaller than any normal) is x, bits unchanged.
     special = Signal(name=f"{name}_special")
     special_val = Signal(32, name=f"{name}_sval")
-    m.d.comb += special.eq(1)
-    with m.If(na | nb | (ia & ib & (sa != sb))):
+    m.d.comb += special.eq(s_nan | s_inf | s_z1)
+    with m.If(s_nan):
         m.d.comb += special_val.eq(FP32_QNAN)
-    with m.Elif(ia):
-        m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), sa))
-    with m.Elif(ib):
-        m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), sb))
-    with m.Elif(za & zb):
-        m.d.comb += special_val.eq(Cat(Const(0, 31), sa & sb))      # -0 only for (-0) + (-0)
-    with m.Elif(za):
-        m.d.comb += special_val.eq(Cat(b[:23], b[23:31], sb))
-    with m.Elif(zb):
-        m.d.comb += special_val.eq(Cat(a[:23], a[23:31], sa))
+    with m.Elif(s_inf):
+        m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), sx))
+    with m.Elif(s_zz):
+        m.d.comb += special_val.eq(Cat(Const(0, 31), sx & sy))      # -0 only for (-0) + (-0)
     with m.Else():
-        m.d.comb += special.eq(0)
-    sub = sx != sy
-    sx, ex, mx, my, d, tz_y, sub, special, special_val = _through(
-        stage, (sx, ex, mx, my, d, tz_y, sub, special, special_val))                     # cut 1
+        m.d.comb += special_val.eq(Cat(mx[:23], ex, sx))
     sticky = d > tz_y + 3
     shifted = Signal(27, name=f"{name}_ysh")
     # A shift by 27 or more leaves nothing: the range check zeroes the result beside the shifter.
