@@ -10,7 +10,8 @@ then groups the endpoints over a threshold by the register scopes they start and
 
 The delays are estimates: cell delays of the LFE5U-85F-6 as nextpnr reports them in its critical-path listing,
 and routing as a function of fan-out only, since nothing is placed yet (ROUTE_BASE_NS + ROUTE_FANOUT_NS x
-log2(fan-out + 1), at most ROUTE_MAX_NS; nothing between cells of one slice or one carry chain). The worst path
+log2(fan-out + 1), at most ROUTE_MAX_NS; at least HARD_ROUTE_NS into or out of a DSP; nothing
+between cells of one slice or one carry chain). The worst path
 came out 1-3 ns above nextpnr's on the board device (26.5 against 23.4 ns, 21.9 against 20.2 ns, 2026-12-04);
 the ranking is what it is for: which paths to cut next.
 """
@@ -36,12 +37,17 @@ MUX_SELECT_NS = 0.26         # their select input
 CARRY_IN_NS = 0.45           # CCU2C: a LUT input to COUT or S
 CARRY_CHAIN_NS = 0.07        # CIN -> COUT, per CCU2C
 CARRY_OUT_NS = 0.44          # CIN -> S
-MULT_NS = 3.5                # MULT18X18D without input or output registers
-EBR_CLK_TO_Q_NS = 3.6        # DP16KD output without its output register
+MULT_NS = 3.93               # MULT18X18D without input or output registers
+EBR_CLK_TO_Q_NS = 5.83       # DP16KD output without its output register
 LUTRAM_READ_NS = 0.5         # TRELLIS_DPR16X4 read address -> data
 ROUTE_BASE_NS = 0.75
 ROUTE_FANOUT_NS = 0.3
 ROUTE_MAX_NS = 4.0
+# A net into or out of a DSP: they sit in a few fixed rows, so their nets are long whatever the fan-out
+# (2.2-5.2 ns in the routed builds of 2026-12-05, against ~1 ns for other nets of fan-out 1; a block RAM's
+# output net was 1.2 ns there, so block RAMs are not counted).
+HARD_ROUTE_NS = 2.5
+_HARD_CELLS = ("MULT18X18D",)
 
 # Where paths end: the inputs sampled by a clock edge.
 _ENDPOINT_PORTS = {"TRELLIS_FF": ("DI", "CE", "LSR", "M"),
@@ -125,7 +131,11 @@ class _Graph:
         same_slice = ((self.cells[driver]["type"] == "CCU2C" and dport == "COUT")
                       or (self.cells[sink]["type"] == "PFUMX" and sport in ("ALUT", "BLUT"))
                       or (self.cells[sink]["type"] == "L6MUX21" and sport in ("D0", "D1")))
-        return 0.0 if same_slice else route_ns(self.fanout[bit])
+        if same_slice:
+            return 0.0
+        if self.cells[driver]["type"] in _HARD_CELLS or self.cells[sink]["type"] in _HARD_CELLS:
+            return max(HARD_ROUTE_NS, route_ns(self.fanout[bit]))
+        return route_ns(self.fanout[bit])
 
     def output_ns(self, name: str, port: str) -> float:
         """Arrival at a cell output (memoised; an explicit stack, since carry chains make deep recursions).

@@ -145,7 +145,7 @@ class Harness(MutableHarness):
                       "helper: the AF unit holds the values given and not answered")
         # af_run is declared in a tuple in hw/bank_array.py, so Amaranth could not name it: the one unnamed
         # register.
-        af_run, af_done, k, bubble = a.sig("$signal"), a.sig("af_done"), a.sig("k"), a.sig("bubble")
+        af_run, af_done, k, bubble = a.sig("af_run"), a.sig("af_done"), a.sig("k"), a.sig("bubble")
         head_valid, head_op, head_err = a.sig("head_valid"), a.field("head", "op"), a.field("head", "err")
         head_af = head_valid & (head_op == Op.AF) & (head_err == 0)
         props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & head_af))

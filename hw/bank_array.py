@@ -159,7 +159,7 @@ class BankArray(wiring.Component):
         # ---- issue state ----------------------------------------------------------------------------------
         k = Signal(16)                 # burst within the head command
         bubble = Signal()              # one idle cycle after a COPY, whose write lands a stage late
-        af_run, af_done = Signal(), Signal()
+        af_run, af_done = Signal(name="af_run"), Signal(name="af_done")
         af_acc = Signal(8)
         af_i = Signal(range(B + 1))
         af_o = Signal(range(B + 1))
@@ -286,7 +286,7 @@ class BankArray(wiring.Component):
         # run flag through the read index and the accumulators' multiplexers, then across the device to the
         # unit's input register, was the ULX3S build's critical path (17.90 ns, 15.47 of it routing).
         af_rd = [Signal(32, name=f"af_rd{i}") for i in range(B)]
-        af_sel_valid, af_sel = Signal(), Signal.like(af_i)
+        af_sel_valid, af_sel = Signal(name="af_sel_valid"), Signal.like(af_i, name="af_sel")
         m.d.sync += [q.eq(pu.rd_data) for q, pu in zip(af_rd, pus)]
         m.d.sync += [af_sel_valid.eq(af_run & (af_i < B)), af_sel.eq(af_i)]
         m.d.comb += [af.in_valid.eq(af_sel_valid), af.x.eq(Array(af_rd)[af_sel])]

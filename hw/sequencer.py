@@ -112,7 +112,9 @@ class Sequencer(wiring.Component):
                 with m.If(is_issued):
                     self._issue(m, fire, issue)
                 with m.Elif(is_gemv):
-                    with m.If((c.flags & ~int(Flag.BF16)) != 0):
+                    with m.If(first):
+                        pass                              # _gemv_geometry's second decode stage
+                    with m.Elif((c.flags & ~int(Flag.BF16)) != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(gemv.bad):
                         self._refuse(m, HubError.BAD_TILE)
@@ -238,9 +240,13 @@ class Sequencer(wiring.Component):
         # Registered from the fetched command (complete when `start` rises, held until the command ends), so
         # from EXEC's first cycle on they hold the executing command's values and their multipliers and
         # comparators stay off the walkers' paths (the ULX3S build's critical path ran through them).
+        # Two stages (EXEC waits for them as for the attention tile's): the multiply, then the add and compare.
+        # In one cycle, from the fetched command across the device to a DSP block and on, they made the
+        # ULX3S build's critical path (19.2 ns).
         decoded = pipeline_stage(m, name="gemv_decoded")
-        g.bad = decoded((groups == 0) | (chunks == 0) | (c.row + groups * chunks > p.rows) | (c.bank >= p.banks)
-                        | (c.gb + chunks > p.rows))
+        weight_rows = decoded(groups * chunks)
+        g.bad = decoded(decoded((groups == 0) | (chunks == 0) | (c.bank >= p.banks) | (c.gb + chunks > p.rows))
+                        | (decoded(c.row) + weight_rows > p.rows))
         g.scratch_bad = decoded(c.imm + groups * p.banks > p.scratch_words)
         return g
 

@@ -110,3 +110,13 @@ def test_a_combinational_loop_is_cut_not_followed():
     cells = {"l0_LUT4_Z": _lut(21, 20), "l1_LUT4_Z": _lut(20, 21), "d_TRELLIS_FF_Q": _ff([22], [20])}
     ends = {e.cell: e for e in lp.estimate(_netlist(cells))}
     assert ends["d_TRELLIS_FF_Q"].arrival_ns < 10
+
+
+def test_nets_of_a_dsp_cost_a_long_route():
+    # q -> MULT18X18D (A0 -> P0) -> d: both nets touch the DSP, so both cost at least HARD_ROUTE_NS.
+    mult = _cell("MULT18X18D", A0=("input", [10]), B0=("input", ["0"]), P0=("output", [11]))
+    cells = {"q_TRELLIS_FF_Q": _ff([10], ["0"]), "m": mult, "d_TRELLIS_FF_Q": _ff([12], [11])}
+    ends = {e.cell: e for e in lp.estimate(_netlist(cells))}
+    want = lp.CLK_TO_Q_NS + 2 * lp.HARD_ROUTE_NS + lp.MULT_NS
+    assert lp.HARD_ROUTE_NS > lp.route_ns(1)
+    assert ends["d_TRELLIS_FF_Q"].arrival_ns == pytest.approx(want, abs=0.01)
