@@ -100,8 +100,13 @@ class ResponseRouter(wiring.Component):
                                  self.cache.payload.eq(resp.payload.data[:p.burst_bits])]
                 with m.Default():
                     m.d.sync += [beat.eq(resp.payload.data), beat_full.eq(1), word_i.eq(0)]
+        # Both beat sizes are powers of two, so the beat's offset is a shift: as a multiply it went through a DSP
+        # block, on the path from the queue's head into the scratch write port and the hub's command slice.
+        assert B & (B - 1) == 0 and words_per_burst & (words_per_burst - 1) == 0
+        beat_offset = Mux(head.kind == ResponseKind.SCRATCH_BANKS, beat_done << (B - 1).bit_length(),
+                          beat_done << (words_per_burst - 1).bit_length())
         with m.If(beat_full):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(head.dest + beat_done * words_in_beat + word_i),
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(head.dest + beat_offset + word_i),
                          wr.data.eq(beat_words[word_i])]
             with m.If(word_i == words_in_beat - 1):
                 m.d.sync += [word_i.eq(0), beat_full.eq(0)]
