@@ -139,8 +139,17 @@ class HubWindows(wiring.Component):
         stg_data = Array(Signal(32, name=f"stg{i}") for i in range(words_per_burst))
         cache_valid, cache_gb, cache_bank, cache_burst = Signal(), Signal(), Signal(8), Signal(32)
         cache_data = Signal(p.burst_bits)
-        same_stage = stg_valid & (stg_gb == in_gb) & (in_gb | (stg_bank == w_bank)) & (stg_burst == w_burst)
-        cache_hit = cache_valid & (cache_gb == in_gb) & (in_gb | (cache_bank == w_bank)) & (cache_burst == w_burst)
+        # Whether the request's burst is the staged or the cached one: the keys' compares are registered, free-running
+        # (the compares, the answer and the bus slice's registers made the ULX3S build's critical path, 17.88 ns).
+        # That holds in WIN: the request's decoding was registered a cycle before IDLE takes it, nothing changes the
+        # keys while this port owns the array but its own WIN (which leaves WIN as it does) and the reads' fire (a
+        # WIN_READ of several cycles follows), and the burst port changes them only while it owns the array, which
+        # it gives up a cycle before this port can take it. `valid` comes in live (`invalidate`, the burst port).
+        stage_key, cache_key = Signal(name="stage_key_q"), Signal(name="cache_key_q")
+        m.d.sync += [stage_key.eq((stg_gb == in_gb) & (in_gb | (stg_bank == w_bank)) & (stg_burst == w_burst)),
+                     cache_key.eq((cache_gb == in_gb) & (in_gb | (cache_bank == w_bank)) & (cache_burst == w_burst))]
+        same_stage = stg_valid & stage_key
+        cache_hit = cache_valid & cache_key
 
         def burst_command(op, bank, burst, is_gb):
             return [cmd.op.eq(op), cmd.count.eq(1), cmd.bank.eq(Mux(is_gb, 0, bank)),
