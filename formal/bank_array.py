@@ -140,12 +140,12 @@ class Harness(MutableHarness):
         props.assert_("helper_b_never_refused", ~b_dut.cmd.valid | (b_dut.cmd_err == 0),
                       "helper: the copy with NOPs for refused commands is never offered a refused command")
 
-        props.assert_("helper_af_tokens", (tokens == a.sig("af_i") - a.sig("af_o")) & (a.sig("af_o") <= a.sig("af_i"))
-                      & (a.sig("af_i") <= SMALLEST.banks),
-                      "helper: the AF unit holds the values given and not answered")
-        # af_run is declared in a tuple in hw/bank_array.py, so Amaranth could not name it: the one unnamed
-        # register.
         af_run, af_done, k, bubble = a.sig("af_run"), a.sig("af_done"), a.sig("k"), a.sig("bubble")
+        # A value is counted out (af_i) a cycle before the unit takes it (af_sel_valid, the registered read).
+        sel_valid = a.sig("af_sel_valid")
+        props.assert_("helper_af_tokens", (tokens + sel_valid == a.sig("af_i") - a.sig("af_o"))
+                      & (a.sig("af_o") <= a.sig("af_i")) & (a.sig("af_i") <= SMALLEST.banks) & (~sel_valid | af_run),
+                      "helper: the AF unit holds the values given and not answered, and the one on its way")
         head_valid, head_op, head_err = a.sig("head_valid"), a.field("head", "op"), a.field("head", "err")
         head_af = head_valid & (head_op == Op.AF) & (head_err == 0)
         props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & head_af))
