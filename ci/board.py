@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hw.replica import REPLICA_ATTR
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "board"
 CACHE = ROOT / "build" / "yowasp-cache"
@@ -85,6 +87,10 @@ def synth_script(top: str, lut_map: str) -> tuple:
             f"synth_ecp5 -top {top} -run map_cells:",
             {"abc9_fast.abc": ABC9_FAST_SCRIPT})
 
+
+# Registers the design copies on purpose (hw/replica.py) carry REPLICA_ATTR on their wires; their flip-flops are
+# marked `keep` before synthesis, or opt_merge folds the copies back into the one far-reaching register.
+KEEP_REPLICAS = f"setattr -set keep 1 a:{REPLICA_ATTR} %ci1 c:* %i"
 
 DEFAULT_TIMEOUT_MIN = 45.0
 ECP5_85F_CELLS = 83640          # LUT4s and flip-flops of an LFE5U-85F
@@ -296,6 +302,24 @@ def throughput_vs_sim(params_dict: dict, clk_mhz: float) -> dict:
             "sim_preset_over_board": round(sim_peak / board_peak, 1) if board_peak else None}
 
 
+_REPLICA_NAME = re.compile(r"^(.*)_r(\d+)$")
+
+
+def replica_groups(netlist: dict) -> dict:
+    """hw/replica.py's copies in a Yosys JSON netlist: {group name: {"asked": registers the design made,
+    "kept": registers the netlist still has}}. A copy opt_merge folded into another is gone or shares its bits."""
+    groups = {}
+    for module in netlist.get("modules", {}).values():
+        for name, net in module.get("netnames", {}).items():
+            found = _REPLICA_NAME.match(name)
+            if REPLICA_ATTR not in net.get("attributes", {}) or not found:
+                continue
+            g = groups.setdefault(found.group(1), {"asked": 0, "bits": set()})
+            g["asked"] = max(g["asked"], int(found.group(2)) + 1)
+            g["bits"].add(tuple(net["bits"]))
+    return {name: {"asked": g["asked"], "kept": len(g["bits"])} for name, g in sorted(groups.items())}
+
+
 def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict) -> dict:
     """report.json's content from whatever the build directory holds (complete or stopped build)."""
     rpt = build_dir / "top.rpt"
@@ -316,9 +340,14 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
         if figures["ff"] is not None:
             figures["ff_pct"] = round(100.0 * figures["ff"] / ECP5_85F_CELLS, 2)
     bit = build_dir / "top.bit"
+    netlist = build_dir / "top.json"
+    replicas = replica_groups(json.loads(netlist.read_text())) if steps.get("yosys", {}).get("status") == "ok" \
+        and netlist.exists() else None
+    merged = sorted(n for n, g in (replicas or {}).items() if g["kept"] < g["asked"])
     failed = [n for n, s in steps.items() if s["status"] != "ok"]
     timing_met = fmax is not None and fmax >= clk_mhz
     status = (f"{failed[0]} {steps[failed[0]]['status']}" if failed else
+              f"replicas merged: {', '.join(merged)}" if merged else
               "ok" if timing_met else "timing failed" if fmax is not None else "no timing figure")
     return {
         "board": board.name, "flow": board.flow, "fpga": board.fpga, **extra,
@@ -328,7 +357,7 @@ def ecp5_report(board, build_dir: Path, clk_mhz: float, steps: dict, extra: dict
         "build_s": round(sum(s["seconds"] for s in steps.values()), 1),
         "steps": steps, "status": status, "git": steps.get("elaborate", {}).get("git") or git_describe(),
         "bitstream": _rel(bit) if bit.exists() and not failed else None,
-        "yosys": yosys, "nextpnr": pnr,
+        "replicas": replicas, "yosys": yosys, "nextpnr": pnr,
     }
 
 
@@ -531,7 +560,7 @@ BLOCK_NAMES = ("fp32_add", "fp32_mul", "fp32_add_piped", "fp32_mul_piped", "lane
 
 def _synth_overrides(top: str, lut_map: str) -> dict:
     opts, after, _ = synth_script(top, lut_map)
-    return {"synth_opts": opts, "script_after_synth": after} if opts else {}
+    return {"script_after_read": KEEP_REPLICAS, **({"synth_opts": opts, "script_after_synth": after} if opts else {})}
 
 
 def build_block(name: str, build_dir: Path, *, timeout_s: float, lut_map: str = DEFAULT_LUT_MAP) -> dict:
@@ -548,8 +577,8 @@ def build_block(name: str, build_dir: Path, *, timeout_s: float, lut_map: str = 
     opts, after, files = synth_script(name, lut_map)
     for fname, ftext in files.items():
         (build_dir / fname).write_text(ftext)
-    (build_dir / "top.ys").write_text(f"read_verilog {name}.v\nsynth_ecp5 {opts} -top {name}\n{after}\n"
-                                      "write_json top.json\n")
+    (build_dir / "top.ys").write_text(f"read_verilog {name}.v\n{KEEP_REPLICAS}\n"
+                                      f"synth_ecp5 {opts} -top {name}\n{after}\nwrite_json top.json\n")
     for stale in ("top.rpt", "top.tim", "top.report.json", "top.json"):
         (build_dir / stale).unlink(missing_ok=True)
     steps = {"elaborate": {"seconds": round(time.monotonic() - t0, 1), "status": "ok"}}
