@@ -24,7 +24,9 @@ def replicas(m, value, count, *, en=None, name):
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, not {count!r}")
     value = Value.cast(value)
-    regs = [Signal(value.shape(), name=f"{name}_r{i}", attrs={REPLICA_ATTR: 1}) for i in range(count)]
+    # `keep` on the wires as well: Yosys may otherwise drop a copy's name for another name of the same net (a port
+    # it drives), and the board flow's check could not tell a renamed copy from a merged one.
+    regs = [Signal(value.shape(), name=f"{name}_r{i}", attrs={REPLICA_ATTR: 1, "keep": 1}) for i in range(count)]
     if en is None:
         m.d.sync += [r.eq(value) for r in regs]
     else:
