@@ -27,8 +27,9 @@ EXEC_WORD = BUS_WAIT + 1              # most cycles one word's bus access takes
 
 
 def tx_cost(n):
-    """Most cycles the transmitter takes for a response with n payload words, from its first header byte."""
-    return (Frame.RESP_HEADER + 4 * n + Frame.CRC_BYTES) * TX_BYTE
+    """Most cycles the transmitter takes for a response with n payload words, from its first header byte (the
+    CRC bytes wait one cycle for the CRC's last update)."""
+    return (Frame.RESP_HEADER + 4 * n + Frame.CRC_BYTES) * TX_BYTE + 1
 
 
 # Most cycles the executor holds a frame: START (for a CSR frame, waiting for the transmitter to finish the
@@ -67,6 +68,7 @@ class Harness(MutableHarness):
         length, cmd = probe.sig("length"), probe.sig("cmd")
         ex_len, ex_idx, ex_status = probe.sig("ex_len"), probe.sig("ex_idx"), probe.sig("ex_status")
         t_len, tidx, tcount = probe.sig("t_len"), probe.sig("tidx"), probe.sig("tcount")
+        crc_pending = probe.sig("tx_crc_pending")
         hand_ex, ex_csr = probe.sig("hand_ex"), probe.sig("ex_csr")
         rx, tx, bus = dut.rx, dut.tx, dut.bus
         got = rx.valid & rx.ready
@@ -145,8 +147,8 @@ class Harness(MutableHarness):
                                        & (tidx == 0)))
                   & (~tx_st["PAYLOAD"] | ((tx_age <= (Frame.RESP_HEADER + payload_sent) * TX_BYTE + tx_wait)
                                           & (tidx < t_len) & (tcount < 4)))
-                  & (~tx_st["CRC"] | ((tx_age <= (Frame.RESP_HEADER + 4 * t_len + tcount[0]) * TX_BYTE + tx_wait)
-                                      & (tcount < Frame.CRC_BYTES)))
+                  & (~tx_st["CRC"] | ((tx_age <= (Frame.RESP_HEADER + 4 * t_len + tcount[0]) * TX_BYTE + tx_wait + 1)
+                                      & (tcount < Frame.CRC_BYTES) & (~crc_pending | (tcount == 0))))
                   & (t_len <= Frame.MAX_WORDS),
             # The executor took its frame after the transmitter took its own, and before the receiver's frame
             # began (so the later stage's wait is bounded by the earlier stage's hold).
