@@ -35,7 +35,6 @@ from .activation import ActivationUnit
 from .bank_pu import BankPU, PUOp
 from .burst_memory import BurstMemory
 from .fp32 import fp32_to_bf16
-from .replica import replicas
 
 __all__ = ["BankArray", "cmd_layout", "command_error", "resp_layout"]
 
@@ -264,13 +263,13 @@ class BankArray(wiring.Component):
         with m.Else():
             m.d.comb += [gb.wr_en.eq(wr0 & (op == Op.WR_GB)), gb.wr_addr.eq(gb_addr), gb.wr_data.eq(c.data)]
 
-        # The accumulator read index is a register per PU (replicas, so that each sits beside its PU), formed a
-        # cycle ahead: s[-2]'s accumulator as it will be (s[-3]'s when the pipeline advances), or the AF walk's.
-        # The selection in front of every PU's accumulator multiplexers made the 60 MHz build's critical path
-        # (16.74 ns, one hop of 7.5 ns); one register fanned out to every PU instead made 19.54 ns. The index
-        # follows the AF walk's start a cycle late, so the walk's reads wait a cycle (`af_primed`); after the walk
-        # the pipeline is empty, so the cycle it still reads the walk's accumulator reads for no burst.
-        rd_idx = replicas(m, Mux(af_run, af_acc, Mux(advance, s[-3].acc, s[-2].acc)), B, name="acc_rd_idx")
+        # The accumulator read index goes to the PUs a cycle ahead (each registers it beside its multiplexers):
+        # s[-2]'s accumulator as it will be (s[-3]'s when the pipeline advances), or the AF walk's. The selection
+        # in front of every PU's accumulator multiplexers made the 60 MHz build's critical path (16.74 ns, one
+        # hop of 7.5 ns). The index follows the AF walk's start a cycle late, so the walk's reads wait a cycle
+        # (`af_primed`); after the walk the pipeline is empty, so the cycle it still reads the walk's accumulator
+        # reads for no burst.
+        rd_idx = Mux(af_run, af_acc, Mux(advance, s[-3].acc, s[-2].acc))
         s1_all = s1.flags[Flag.ALL.bit_length() - 1]
         s1_zero = s1.flags[Flag.ZERO.bit_length() - 1] & s1.first
         for i, pu in enumerate(pus):
@@ -280,7 +279,7 @@ class BankArray(wiring.Component):
                 pu.en.eq(advance), pu.w.eq(banks[i].rd_data), pu.x.eq(gb.rd_data),
                 pu.in_op.eq(Mux(mac, PUOp.MAC, Mux(set_, PUOp.SET, PUOp.NONE))),
                 pu.in_acc.eq(s1.acc), pu.in_zero.eq(s1_zero), pu.in_value.eq(s1.imm),
-                pu.rd_idx.eq(rd_idx[i]),
+                pu.rd_idx.eq(rd_idx),
             ]
         acc_q = [Signal(32, name=f"acc_q{i}") for i in range(B)]
         with m.If(advance):

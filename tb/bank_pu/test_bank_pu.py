@@ -54,6 +54,7 @@ async def test_accumulate_with_stalls(dut):
     acc = np.zeros(tb.accs, np.uint32)
     pipe = [None] * BankPU.LATENCY          # tokens in the PU's stages, newest first
     mism = 0
+    prev_rd = 0                           # the read index register's reset value
     for i in range(n):
         await RisingEdge(dut.clk)
         en = r.random() < 0.8
@@ -98,12 +99,14 @@ async def test_accumulate_with_stalls(dut):
         elif direct:
             write = (rd, int(values[n - 1 - i]))
         await ReadOnly()
-        expect_rd = int(acc[rd])          # the value before this cycle's write: no forwarding
+        # The read index is taken a cycle ahead; the value is the one before this cycle's write: no forwarding.
+        read, prev_rd = prev_rd, rd
+        expect_rd = int(acc[read])
         got = int(dut.rd_data.value)
         if got != expect_rd:
             mism += 1
             if mism < 5:
-                dut._log.error("cycle %d: rd_data[%d] = %08x, expected %08x", i, rd, got, expect_rd)
+                dut._log.error("cycle %d: rd_data[%d] = %08x, expected %08x", i, read, got, expect_rd)
         if write:
             acc[write[0]] = write[1]
         if en:
