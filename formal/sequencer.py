@@ -79,6 +79,10 @@ class Harness(MutableHarness):
         props.assert_("ends_only_running", ~(dut.done | dut.error.valid) | running,
                       "done and error fire only for a running command")
         props.assert_("done_xor_error", ~(dut.done & dut.error.valid), "a command ends one way")
+        ended = past(m, dut.done | dut.error.valid, name="ended_prev")
+        was_busy = past(m, ~dut.idle, name="busy_prev")
+        props.assert_("idle_after_end", ended == (dut.idle & was_busy),
+                      "idle rises exactly in the cycle after done or error (the control hub takes that as the end)")
         props.assert_("helper_running", (running == ~in_idle) & probe.fsm_legal("seq"),
                       "helper: the sequencer is idle exactly when no command runs")
         props.assert_("helper_exec_clean", ~in_exec | ~dirty | (expected & (array_err == 0)),

@@ -47,6 +47,8 @@ class Sequencer(wiring.Component):
     - `start` (in): `cmd` is complete, execute it (the sequencer is idle).
     - `done` (out): the command completes this cycle; `error` (Out ErrorEventSignature): it is refused this
       cycle. Either ends it; the next may start in the following cycle.
+    - `idle` (out): no command runs (it is high again the cycle after `done` or `error`, and only then rises: a
+      register's decode, for the control hub to see a command's end a cycle later without `done`'s logic).
     - `array` (out stream): commands to the bank array; `array_busy` (the array's `busy`); `expect` (out
       stream): the response descriptor of an answering command, in the cycle it is accepted; `resp_idle` (in):
       the response router has nothing in flight.
@@ -63,6 +65,7 @@ class Sequencer(wiring.Component):
             "cmd": In(cmd_layout(params)),
             "start": In(1),
             "done": Out(1),
+            "idle": Out(1),
             "error": Out(ErrorEventSignature()),
             "array": Out(stream.Signature(cmd_layout(params))),
             "array_busy": In(1),
@@ -109,7 +112,7 @@ class Sequencer(wiring.Component):
                                        kind(c.op == HubOp.ATTN_TILE))
         is_sync, is_ew = kind((c.op == Op.SYNC) | (c.op == Op.EOC)), kind((c.op == Op.EWMUL) | (c.op == Op.EWADD))
 
-        with m.FSM(name="seq"):
+        with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.next = "EXEC"
@@ -164,6 +167,7 @@ class Sequencer(wiring.Component):
             self._gemv_states(m, fire_now, fire_room, settled, gemv)
             self._attn_states(m, fire_now, fire_room, settled, attn)
             self._ew_state(m, ew)
+        m.d.comb += self.idle.eq(fsm.ongoing("IDLE"))
         return m
 
     # ---- ending a command ----------------------------------------------------------------------------------
