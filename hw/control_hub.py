@@ -131,7 +131,7 @@ class ControlHub(wiring.Component):
         m.d.sync += [seq_was_busy.eq(~seq.idle), seq_error.eq(seq.error.valid), seq_code.eq(seq.error.code),
                      seq_op.eq(seq.error.op)]
         seq_ended = Signal(name="seq_ended")           # done or refused in the previous cycle
-        seq_done = Signal(name="seq_done_q")
+        seq_done = Signal(name="seq_done")
         m.d.comb += [seq_ended.eq(seq.idle & seq_was_busy), seq_done.eq(seq_ended & ~seq_error)]
         m.d.comb += [csr.error.valid.eq(seq_error), csr.error.code.eq(seq_code), csr.error.op.eq(seq_op)]
         seq_busy, seq_wait = self._fetch(m, cmdq, seq, csr, win, seq_ended)
