@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.bank_array import BankArray
 from hw.bank_pu import PUOp
-from pimhil.contract import COUNTED_OPS, Op
+from pimhil.contract import COUNTED_OPS, Flag, Op
 
 from ._common import MutableHarness, Probe, ProbeError, Proof, Properties, SMALLEST
 
@@ -146,26 +146,45 @@ class Harness(MutableHarness):
         props.assert_("helper_af_tokens", (tokens + sel_valid == a.sig("af_i") - a.sig("af_o"))
                       & (a.sig("af_o") <= a.sig("af_i")) & (a.sig("af_i") <= SMALLEST.banks) & (~sel_valid | af_run),
                       "helper: the AF unit holds the values given and not answered, and the one on its way")
-        head_valid, head_op, head_err = a.sig("head_valid"), a.field("head", "op"), a.field("head", "err")
-        head_af = head_valid & (head_op == Op.AF) & (head_err == 0)
+        head_valid, head_op = a.sig("head_valid"), a.field("head", "op")
+        head_ok = a.field("head", "failed") == 0
+        head_af = head_valid & (head_op == Op.AF) & head_ok
         props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & head_af))
                       & ~(af_run & af_done) & (~bubble | (k == 0)) & (af_run | (tokens == 0)),
                       "helper: an AF in progress holds the head of the stream and no other command is mid-way")
         def counted(reg):
             return Cat(*(a.field(reg, "op") == int(op) for op in sorted(COUNTED_OPS))).any()
 
-        props.assert_("helper_mid_command", (k == 0) | (head_valid & (head_err == 0) & counted("head")
+        props.assert_("helper_mid_command", (k == 0) | (head_valid & head_ok & counted("head")
                                                          & (k <= a.field("head", "count_m1"))),
                       "helper: a command in the middle of its bursts is at the head of the input register, "
                       "accepted, and has bursts left")
         consistent = []
         for reg in ("head", "skid"):
             count, count_m1 = a.field(reg, "count"), a.field(reg, "count_m1")
-            consistent.append(~a.sig(f"{reg}_valid") | (a.field(reg, "err") != 0)
+            consistent.append(~a.sig(f"{reg}_valid") | (a.field(reg, "failed") != 0)
                               | Mux(counted(reg), (count != 0) & (count_m1 == count - 1), count_m1 == 0))
-        props.assert_("helper_input_register", (~a.sig("skid_valid") | head_valid) & Cat(*consistent).all(),
-                      "helper: the skid register holds a command only behind one at the head, and an accepted "
-                      "command's burst count less one is its count less one (one burst if not counted)")
+            consistent.append(~a.sig(f"{reg}_valid") | _decodings_hold(a, reg))
+        props.assert_("helper_input_register", (~a.sig("skid_valid") | head_valid) & Cat(*consistent).all()
+                      & (a.sig("first") == (k == 0)) & (a.sig("last") == (k == a.field("head", "count_m1"))),
+                      "helper: the skid register holds a command only behind one at the head; an accepted "
+                      "command's burst count less one is its count less one (one burst if not counted); the "
+                      "verdict bit and the op's decodings kept beside a command are its own; first and last are "
+                      "k == 0 and k == count_m1")
+        for name, x in (("a", a), ("b", b)):
+            ok1 = x.field("s1", "valid") & (x.field("s1", "err") == 0)
+            op1, bank1, acc1 = x.field("s1", "op"), x.field("s1", "bank"), x.field("s1", "acc")
+            writes1 = ok1 & ((op1 == Op.MAC_ABK) | (op1 == Op.MAC_SBK) | (op1 == Op.WR_BIAS))
+            decoded = [x.sig("copy_to_gb") == (ok1 & (op1 == Op.COPY_BKGB))]
+            decoded += [x.sig("copy_to_bank")[i] == (ok1 & (op1 == Op.COPY_GBBK) & (bank1 == i))
+                        for i in range(SMALLEST.banks)]
+            acc_bits = max((SMALLEST.accs - 1).bit_length(), 1)
+            decoded += [x.sig("s1_hit")[i] == (writes1 & (acc1[:acc_bits] == i)) for i in range(SMALLEST.accs)]
+            decoded.append(x.sig("hazard") == _hazard_of_head(x))
+            props.assert_(f"helper_s1_decoded_{name}", Cat(*decoded).all(),
+                          f"helper ({name.upper()}): the decodings of s1 registered as its burst issued (the COPYs' "
+                          "write selections, the accumulator it writes) are those of s1, and the registered "
+                          "hazard is the head burst's")
         # Helper invariants: the two copies' registers agree, but for the valid bit of a pipeline stage (or of
         # the response) that holds a refused command in A.
         regs_a, regs_b = _sync_registers(a.module), _sync_registers(b.module)
@@ -179,8 +198,16 @@ class Harness(MutableHarness):
                 helpers.append(_refused_as_nop(a, b, ra.name, ra, rb, {"last": 1}, ("data",)))
             elif ra.name in ("head", "skid"):
                 # The input register: a refused command in A is a NOP in B, which differs in op, flags, its
-                # verdict and its burst count less one (a NOP is one burst).
-                helpers.append(_refused_as_nop(a, b, ra.name, ra, rb, {"count_m1": 0}))
+                # checks' outcomes, its burst count less one (a NOP is one burst) and the op's decodings.
+                helpers.append(_refused_as_nop(a, b, ra.name, ra, rb, {"count_m1": 0, **_NOP_DECODED},
+                                               verdict="failed"))
+            elif ra.name == "hazard":
+                # The head burst's (helper_s1_decoded), and a refused MAC in A is a NOP in B.
+                helpers.append(rb == _hazard_of_head(b))
+            elif ra.name == "last":
+                # k == count_m1 in each copy (helper_input_register for A), and their counts differ where A
+                # holds a refused command.
+                helpers.append(rb == (b.sig("k") == b.field("head", "count_m1")))
             elif ra is a_dut.resp.valid:
                 helpers.append(rb == (ra & (a_dut.resp.payload.err == 0)))
             elif ra.name == "resp__payload":
@@ -205,11 +232,12 @@ class Harness(MutableHarness):
         return m
 
 
-def _refused_as_nop(a, b, name, ra, rb, nop_extra, also_differ=()):
+def _refused_as_nop(a, b, name, ra, rb, nop_extra, also_differ=(), *, verdict="err"):
     """Lock-step rule for a register holding a command (a pipeline stage, the input register): A's and B's agree
-    but for op, flags, err, the fields of `nop_extra` and `also_differ`; where A holds a refused command B holds
-    a NOP (op NOP, flags 0, err 0, `nop_extra`'s values), elsewhere those fields agree too."""
-    nop = {"op": Op.NOP, "flags": 0, "err": 0, **nop_extra}
+    but for op, flags, the verdict (`verdict`: a stage's error code, the input register's failed checks), the
+    fields of `nop_extra` and `also_differ`; where A holds a refused command B holds a NOP (op NOP, flags 0,
+    verdict 0, `nop_extra`'s values), elsewhere those fields agree too."""
+    nop = {"op": Op.NOP, "flags": 0, verdict: 0, **nop_extra}
     fa = {f: a.field(name, f) for f in (*nop, *also_differ)}
     fb = {f: b.field(name, f) for f in (*nop, *also_differ)}
     skip = {i for f in fa.values() for i in range(f.start, f.stop)}
@@ -217,7 +245,32 @@ def _refused_as_nop(a, b, name, ra, rb, nop_extra, also_differ=()):
     rest_b = Cat(*(rb[i] for i in range(len(rb)) if i not in skip))
     refused = Cat(*(fb[f] == v for f, v in nop.items())).all()
     accepted = Cat(*(fa[f] == fb[f] for f in fa)).all()
-    return (rest_a == rest_b) & ((fa["err"] != 0) & refused | (fa["err"] == 0) & accepted)
+    return (rest_a == rest_b) & ((fa[verdict] != 0) & refused | (fa[verdict] == 0) & accepted)
+
+
+# The op's decodings the input register keeps beside each command, as a NOP's are.
+_NOP_DECODED = {"bad": 0, "mac": 0, "writes_acc": 0, "af": 0, "copy": 0}
+
+
+def _hazard_of_head(x):
+    """The head burst's wait as the array once formed it combinationally: it reads its accumulator (a MAC but a
+    ZERO command's first burst) and that accumulator is busy (acc_wait != 0, or written by the burst at s1)."""
+    acc = x.field("head", "acc")[:max((SMALLEST.accs - 1).bit_length(), 1)]
+    busy = Cat(*((x.sig(f"acc_wait{i}") != 0) | x.sig("s1_hit")[i] for i in range(SMALLEST.accs)))
+    op = x.field("head", "op")
+    reads = ((op == Op.MAC_ABK) | (op == Op.MAC_SBK)) & ~(x.field("head", "flags")[Flag.ZERO.bit_length() - 1]
+                                                          & (x.sig("k") == 0))
+    return reads & busy.bit_select(acc, 1)
+
+
+def _decodings_hold(x, reg):
+    """The verdict bit and op decodings `reg` (head or skid) keeps are those of its command."""
+    op = x.field(reg, "op")
+    return Cat(x.field(reg, "bad") == (x.field(reg, "failed") != 0),
+               x.field(reg, "mac") == ((op == Op.MAC_ABK) | (op == Op.MAC_SBK)),
+               x.field(reg, "writes_acc") == ((op == Op.MAC_ABK) | (op == Op.MAC_SBK) | (op == Op.WR_BIAS)),
+               x.field(reg, "af") == (op == Op.AF),
+               x.field(reg, "copy") == ((op == Op.COPY_BKGB) | (op == Op.COPY_GBBK))).all()
 
 
 # Inputs of a state holder that matter only while an enable is high: (holder kind, port) -> enable.

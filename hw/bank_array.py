@@ -9,10 +9,11 @@ MAC or WR_BIAS burst into that accumulator is BankPU.ACC_GAP stages ahead (the h
 accumulators burst by burst; a command stream that does not is slower, never wrong).
 
 Commands enter through an input register (a skid pair, so one command per cycle still goes through) that
-carries, beside each command, its verdict (command_error) and its burst count less one, both formed on the way
-in: the issue logic then decides from registers, and no adder or comparison of the command's fields stands
-between `cmd` and the decision to take the next command (on the ULX3S build that chain and the enable it drives
-were the critical path at 40.6 MHz).
+carries, beside each command, the outcome of each of its checks (command_checks), its burst count less one and
+its first bank address, all formed on the way in: the issue logic then decides from registers, and no adder or
+comparison of the command's fields stands between `cmd` and the decision to take the next command (on the ULX3S
+build that chain and the enable it drives were the critical path at 40.6 MHz). The head burst's bank and GB
+addresses are registers too, one copy of the bank address beside each bank's block RAMs.
 
 Pipeline (all stages freeze together while a response waits on `resp.ready`):
   s0  issue (the head of the input register): memory addresses, writes of WR_* ops, LUT writes
@@ -35,8 +36,9 @@ from .activation import ActivationUnit
 from .bank_pu import BankPU, PUOp
 from .burst_memory import BurstMemory
 from .fp32 import fp32_to_bf16
+from .replica import replicas
 
-__all__ = ["BankArray", "cmd_layout", "command_error", "resp_layout"]
+__all__ = ["BankArray", "cmd_layout", "command_checks", "command_error", "first_error", "resp_layout"]
 
 
 def cmd_layout(params):
@@ -47,14 +49,17 @@ def resp_layout(params):
     return data.StructLayout({name: width for name, width in resp_fields(params)})
 
 
+MAC_OPS = frozenset({Op.MAC_ABK, Op.MAC_SBK})
+
+
 def _in_set(value, ops):
     return Cat(*(value == int(o) for o in sorted(ops))).any()
 
 
-def command_error(m, c, params):
-    """The error code `c` (a command in cmd_layout) is refused with, 0 if it is accepted: contract.check_command's
-    checks in its order. A function so that the sequencer, which reaches the array through the hub's command slice,
-    forms the array's verdict on the command it fetched (hw/sequencer.py)."""
+def command_checks(m, c, params):
+    """contract.check_command's checks on `c` (a command in cmd_layout), in its order: a list of (ErrorCode,
+    1-bit Value), each high when its check fails, independent of the others (the first that fails is the
+    verdict: first_error)."""
     p = params
     op = c.op
     allowed = Signal(8)
@@ -65,26 +70,35 @@ def command_error(m, c, params):
     all_banks = (op == Op.WR_BIAS) & c.flags[Flag.ALL.bit_length() - 1]
     counted = _in_set(op, COUNTED_OPS)
     count = Mux(counted, c.count, 1)
+    row_op = _in_set(op, ROW_OPS)
+    return [
+        (ErrorCode.BAD_OPCODE, ~_in_set(op, ARRAY_OPS)),
+        (ErrorCode.BAD_FLAGS, (c.flags & ~allowed) != 0),
+        (ErrorCode.BAD_BANK, (_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks)) & (c.bank >= p.banks)),
+        (ErrorCode.BAD_COUNT, counted & (c.count == 0)),
+        (ErrorCode.BAD_ROW, row_op & (c.row >= p.rows)),
+        (ErrorCode.BAD_COL, row_op & (c.col + count > p.bursts_per_row)),
+        (ErrorCode.BAD_GB, _in_set(op, GB_OPS) & (c.gb + count > p.gb_bursts)),
+        (ErrorCode.BAD_ACC, _in_set(op, ACC_OPS) & (c.acc >= p.accs)),
+        (ErrorCode.BAD_LUT, (op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)),
+    ]
+
+
+def first_error(m, codes, failed):
+    """The code of the first check that failed (`failed`, one bit per entry of `codes`), 0 if none did."""
     err = Signal(8)
-    with m.If(~_in_set(op, ARRAY_OPS)):
-        m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
-    with m.Elif((c.flags & ~allowed) != 0):
-        m.d.comb += err.eq(ErrorCode.BAD_FLAGS)
-    with m.Elif((_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks)) & (c.bank >= p.banks)):
-        m.d.comb += err.eq(ErrorCode.BAD_BANK)
-    with m.Elif(counted & (c.count == 0)):
-        m.d.comb += err.eq(ErrorCode.BAD_COUNT)
-    with m.Elif(_in_set(op, ROW_OPS) & (c.row >= p.rows)):
-        m.d.comb += err.eq(ErrorCode.BAD_ROW)
-    with m.Elif(_in_set(op, ROW_OPS) & (c.col + count > p.bursts_per_row)):
-        m.d.comb += err.eq(ErrorCode.BAD_COL)
-    with m.Elif(_in_set(op, GB_OPS) & (c.gb + count > p.gb_bursts)):
-        m.d.comb += err.eq(ErrorCode.BAD_GB)
-    with m.Elif(_in_set(op, ACC_OPS) & (c.acc >= p.accs)):
-        m.d.comb += err.eq(ErrorCode.BAD_ACC)
-    with m.Elif((op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)):
-        m.d.comb += err.eq(ErrorCode.BAD_LUT)
+    for i, code in enumerate(codes):
+        with (m.If if i == 0 else m.Elif)(failed[i]):
+            m.d.comb += err.eq(code)
     return err
+
+
+def command_error(m, c, params):
+    """The error code `c` (a command in cmd_layout) is refused with, 0 if it is accepted: contract.check_command's
+    checks in its order. A function so that the sequencer, which reaches the array through the hub's command slice,
+    forms the array's verdict on the command it fetched (hw/sequencer.py)."""
+    checks = command_checks(m, c, params)
+    return first_error(m, [code for code, _ in checks], Cat(*(failed for _, failed in checks)))
 
 
 class BankArray(wiring.Component):
@@ -128,15 +142,32 @@ class BankArray(wiring.Component):
         advance = Signal()
         m.d.comb += [advance.eq(~self.resp.valid | self.resp.ready), self.stall.eq(~advance)]
 
-        # ---- the input register: each command with its verdict and its burst count less one --------------
+        # ---- the input register: each command with its checks' outcomes, its burst count less one and its
+        # first bank address --------------------------------------------------------------------------------
+        # The checks are kept one bit each and the verdict's code is formed at issue: the priority encoding of
+        # the code behind the checks' comparisons was the ULX3S build's critical path (18.36 ns at 45 MHz).
         fields = {name: width for name, width in cmd_fields(p)}
-        head_layout = data.StructLayout({**fields, "err": 8, "count_m1": 16})
         cmd_in = self.cmd
+        checks = command_checks(m, cmd_in.payload, p)
+        codes = [code for code, _ in checks]
+        # Also kept: the verdict as one bit (`bad`) and the op's decodings the issue logic tests.
+        head_layout = data.StructLayout({**fields, "failed": len(checks), "bad": 1, "count_m1": 16,
+                                         "base": max(addr_bits, 1), "mac": 1, "writes_acc": 1, "af": 1,
+                                         "copy": 1})
         entry = Signal(head_layout)
-        in_err = command_error(m, cmd_in.payload, p)
+        in_failed = Signal(len(checks), name="in_failed")
+        m.d.comb += in_failed.eq(Cat(*(failed for _, failed in checks)))
         m.d.comb += [entry[f].eq(cmd_in.payload[f]) for f in fields]
-        m.d.comb += [entry.err.eq(in_err), self.cmd_err.eq(in_err),
-                     entry.count_m1.eq(Mux(_in_set(cmd_in.payload.op, COUNTED_OPS), cmd_in.payload.count - 1, 0))]
+        m.d.comb += [
+            entry.failed.eq(in_failed), entry.bad.eq(in_failed.any()),
+            entry.mac.eq(_in_set(cmd_in.payload.op, MAC_OPS)),
+            entry.writes_acc.eq(_in_set(cmd_in.payload.op, MAC_OPS | {Op.WR_BIAS})),
+            entry.af.eq(cmd_in.payload.op == Op.AF),
+            entry.copy.eq(_in_set(cmd_in.payload.op, {Op.COPY_BKGB, Op.COPY_GBBK})),
+            self.cmd_err.eq(first_error(m, codes, in_failed)),
+            entry.count_m1.eq(Mux(_in_set(cmd_in.payload.op, COUNTED_OPS), cmd_in.payload.count - 1, 0)),
+            entry.base.eq((cmd_in.payload.row << (C - 1).bit_length()) + cmd_in.payload.col),
+        ]
         head, skid = Signal(head_layout, name="head"), Signal(head_layout, name="skid")
         head_valid, skid_valid = Signal(name="head_valid"), Signal(name="skid_valid")
         take = Signal()                # the head command is done with: the next one may take its place
@@ -153,8 +184,8 @@ class BankArray(wiring.Component):
         # ---- s0: issue the head command -------------------------------------------------------------------
         c = head
         op = c.op
-        err = c.err
-        ok = err == 0
+        err = first_error(m, codes, c.failed)
+        ok = ~c.bad
 
         # ---- issue state ----------------------------------------------------------------------------------
         k = Signal(16)                 # burst within the head command
@@ -172,34 +203,43 @@ class BankArray(wiring.Component):
         pipe_empty = ~Cat(*(st.valid for st in s[1:])).any()
 
         issue = Signal()
-        last = k == c.count_m1
+        step = Signal()                # the head's next burst follows the one issued now
+        # k == 0 and k == count_m1, kept as registers beside k (compares of k in the issue decision made it
+        # nine logic levels deep on the ULX3S build); both start true, as k == 0 == count_m1 of an empty head.
+        first = Signal(init=1, name="first")
+        last = Signal(init=1, name="last")
         # BankPU's rule: a MAC burst that reads its accumulator (all but a ZERO command's first) waits while a
         # MAC or WR_BIAS burst into the same accumulator is fewer than ACC_GAP stages ahead.
-        mac_ops = {Op.MAC_ABK, Op.MAC_SBK}
-        reads_acc = _in_set(op, mac_ops) & ~(c.flags[Flag.ZERO.bit_length() - 1] & (k == 0))
-        # The burst just issued (s1) is compared; those further on are kept per accumulator, not compared
-        # against every stage as the head reaches issue (the stages' compares, the enable they drive and the
-        # input register's load made ~18 ns on the ULX3S build). `acc_wait[a]` counts the advances until the
-        # last such burst into accumulator a beyond s1 is ACC_GAP stages on (it sits at stage
-        # ACC_GAP - acc_wait[a]); `acc_near[a]` is acc_wait[a] != 0, registered beside it.
+        # Bursts in flight are kept per accumulator, not compared against every stage as the head reaches issue
+        # (the stages' compares, the enable they drive and the input register's load made ~18 ns on the ULX3S
+        # build). `s1_hit[a]`: the burst at s1 writes accumulator a, registered as it issues. `acc_wait[a]`
+        # counts the advances until the last such burst into accumulator a beyond s1 is ACC_GAP stages on (it
+        # sits at stage ACC_GAP - acc_wait[a]). Accumulator a is busy while (acc_wait[a] != 0) | s1_hit[a].
+        # `hazard` is the head burst's wait, reads_acc & busy[head.acc], itself a register: formed a cycle ahead
+        # for the burst that will be at the head, the one after this one or the first of the command coming
+        # in, with the burst issuing now counted in (the selection and compares of a combinational hazard put
+        # nine logic levels between the head and the issue decision's loads, 18.6 ns estimated).
         assert BankPU.ACC_GAP >= 3
         acc_bits = max((p.accs - 1).bit_length(), 1)
         acc_wait = [Signal(range(BankPU.ACC_GAP - 1), name=f"acc_wait{a}") for a in range(p.accs)]
-        acc_near = Signal(p.accs, name="acc_near")
-        s1_writes = s[1].valid & (s[1].err == 0) & _in_set(s[1].op, mac_ops | {Op.WR_BIAS})
-        hazard = Signal()
-        m.d.comb += hazard.eq(reads_acc & (acc_near.bit_select(c.acc[:acc_bits], 1)
-                                           | (s1_writes & (s[1].acc == c.acc))))
+        s1_hit = Signal(p.accs, name="s1_hit")
+        s0_writes = issue & ok & c.writes_acc
+        with m.If(advance):
+            # An accepted command's accumulator is below accs: its low bits are all of it.
+            m.d.sync += s1_hit.eq(Cat(*(s0_writes & (c.acc[:acc_bits] == a) for a in range(p.accs))))
+        waits_next = Signal(p.accs, name="waits_next")   # acc_wait[a] != 0 in the next cycle
         for a in range(p.accs):
             nxt = Signal.like(acc_wait[a], name=f"acc_wait{a}_next")
-            with m.If(advance & s1_writes & (s[1].acc == a)):
+            with m.If(advance & s1_hit[a]):
                 m.d.comb += nxt.eq(BankPU.ACC_GAP - 2)
             with m.Elif(advance & (acc_wait[a] != 0)):
                 m.d.comb += nxt.eq(acc_wait[a] - 1)
             with m.Else():
                 m.d.comb += nxt.eq(acc_wait[a])
-            m.d.sync += [acc_wait[a].eq(nxt), acc_near[a].eq(nxt != 0)]
-        is_af = op == Op.AF
+            m.d.sync += acc_wait[a].eq(nxt)
+            m.d.comb += waits_next[a].eq(nxt != 0)
+        hazard = Signal(name="hazard")
+        is_af = c.af
         with m.If(af_done):
             m.d.comb += take.eq(1)
             m.d.sync += af_done.eq(0)
@@ -217,23 +257,41 @@ class BankArray(wiring.Component):
             with m.If(~ok | last):
                 m.d.comb += take.eq(1)
                 m.d.sync += k.eq(0)
-                with m.If(ok & ((op == Op.COPY_BKGB) | (op == Op.COPY_GBBK))):
+                with m.If(ok & c.copy):
                     m.d.sync += bubble.eq(1)
             with m.Else():
+                m.d.comb += step.eq(1)
                 m.d.sync += k.eq(k + 1)
 
-        bank_addr = Signal(max(addr_bits, 1))
-        m.d.comb += bank_addr.eq((c.row << (C - 1).bit_length()) + c.col + k)
-        gb_addr = Signal(gb_bits)
-        m.d.comb += gb_addr.eq(c.gb + k)
+        # The head burst's memory addresses are registers (base + k, kept as k is): the adder into every bank's
+        # block RAMs made 16.57 ns, 11.86 of it one route. Each bank has its own copy beside its block RAMs.
+        load = ~head_valid | take
+        bank_addr = Signal(max(addr_bits, 1), name="bank_addr")
+        def incoming(field):           # the field of the command the head takes if it loads
+            return Mux(skid_valid, skid[field], entry[field])
+        bank_addr_next = Mux(load, incoming("base"), bank_addr + step)
+        m.d.sync += bank_addr.eq(bank_addr_next)
+        bank_addr_at = replicas(m, bank_addr_next, B, name="bank_addr")
+        m.d.sync += [first.eq(load | (first & ~step)),
+                     last.eq(Mux(load, incoming("count_m1") == 0, Mux(step, k + 1 == c.count_m1, last)))]
+
+        def busy_next(acc):            # accumulator `acc` (an index of acc_bits) busy in the next cycle
+            s0_hit = s0_writes & (c.acc[:acc_bits] == acc) & (acc < p.accs)   # as s1_hit will record it
+            return waits_next.bit_select(acc, 1) | Mux(advance, s0_hit, s1_hit.bit_select(acc, 1))
+        zero = Flag.ZERO.bit_length() - 1
+        in_acc, head_acc = incoming("acc")[:acc_bits], c.acc[:acc_bits]
+        m.d.sync += hazard.eq(Mux(load, incoming("mac") & ~incoming("flags")[zero] & busy_next(in_acc),
+                                  c.mac & ~(c.flags[zero] & first & ~step) & busy_next(head_acc)))
+        gb_addr = Signal(gb_bits, name="gb_addr")
+        m.d.sync += gb_addr.eq(Mux(load, incoming("gb"), gb_addr + step))
         m.d.comb += [
             s[0].valid.eq(issue), s[0].op.eq(op), s[0].err.eq(err), s[0].flags.eq(c.flags),
             s[0].bank.eq(c.bank), s[0].acc.eq(c.acc), s[0].imm.eq(c.imm), s[0].addr.eq(bank_addr),
-            s[0].gbaddr.eq(gb_addr), s[0].first.eq(k == 0), s[0].last.eq(last),
+            s[0].gbaddr.eq(gb_addr), s[0].first.eq(first), s[0].last.eq(last),
         ]
         wr0 = issue & ok & advance
         for i in range(B):
-            m.d.comb += [banks[i].rd_addr.eq(bank_addr), banks[i].rd_en.eq(advance)]
+            m.d.comb += [banks[i].rd_addr.eq(bank_addr_at[i]), banks[i].rd_en.eq(advance)]
         m.d.comb += [gb.rd_addr.eq(gb_addr), gb.rd_en.eq(advance)]
         m.d.comb += [
             af.lut_wr_en.eq(wr0 & (op == Op.WR_AFLUT)), af.lut_idx.eq(c.imm),
@@ -248,15 +306,20 @@ class BankArray(wiring.Component):
         s1 = s[1]
         ok1 = s1.valid & (s1.err == 0)
         bank_rd = Array(b.rd_data for b in banks)[s1.bank[:max((B - 1).bit_length(), 1)]]
-        copy_to_bank = ok1 & (s1.op == Op.COPY_GBBK)
-        copy_to_gb = ok1 & (s1.op == Op.COPY_BKGB)
+        # The COPYs' write selections are decoded as they issue and registered with s1, so that s1's fields do
+        # not decode in front of the memories' address multiplexers.
+        copy_to_bank = Signal(B, name="copy_to_bank")
+        copy_to_gb = Signal(name="copy_to_gb")
+        with m.If(advance):
+            m.d.sync += [copy_to_bank.eq(Cat(*(issue & ok & (op == Op.COPY_GBBK) & (c.bank == i) for i in range(B)))),
+                         copy_to_gb.eq(issue & ok & (op == Op.COPY_BKGB))]
         for i in range(B):
             to_this = (op == Op.WR_ABK) | ((op == Op.WR_SBK) & (c.bank == i))
-            with m.If(copy_to_bank & (s1.bank == i)):
+            with m.If(copy_to_bank[i]):
                 m.d.comb += [banks[i].wr_en.eq(advance), banks[i].wr_addr.eq(s1.addr),
                              banks[i].wr_data.eq(gb.rd_data)]
             with m.Else():
-                m.d.comb += [banks[i].wr_en.eq(wr0 & to_this), banks[i].wr_addr.eq(bank_addr),
+                m.d.comb += [banks[i].wr_en.eq(wr0 & to_this), banks[i].wr_addr.eq(bank_addr_at[i]),
                              banks[i].wr_data.eq(c.data)]
         with m.If(copy_to_gb):
             m.d.comb += [gb.wr_en.eq(advance), gb.wr_addr.eq(s1.gbaddr), gb.wr_data.eq(bank_rd)]
