@@ -193,8 +193,10 @@ def fp32_add(m, a, b, *, name, stage=None):
     s_inf, s_zz, s_z1 = Signal(name=f"{name}_sinf"), Signal(name=f"{name}_szz"), Signal(name=f"{name}_sz1")
     m.d.comb += [s_nan.eq(na | nb | (ia & ib & (sa != sb))), s_inf.eq(ia | ib), s_zz.eq(za & zb),
                  s_z1.eq(za | zb)]
+    # The significands cross without their leading 1 (a constant register: see cut 2).
     sx, sy, ex, mx, my, d, tz_y, sub, s_nan, s_inf, s_zz, s_z1 = _through(
-        stage, (sx, sy, ex, mx, my, d, tz_y, sub, s_nan, s_inf, s_zz, s_z1))              # cut 1
+        stage, (sx, sy, ex, mx[:23], my[:23], d, tz_y, sub, s_nan, s_inf, s_zz, s_z1))    # cut 1
+    mx, my = Cat(mx, Const(1, 1)), Cat(my, Const(1, 1))
     # Which is x: an Inf (not both, or both of one sign) is the larger magnitude, so x and its sign; a nonzero
     # beside a zero (DAZ: a subnormal is smaller than any normal) is x, bits unchanged.
     special = Signal(name=f"{name}_special")
@@ -214,10 +216,13 @@ def fp32_add(m, a, b, *, name, stage=None):
     m.d.comb += shifted.eq(Mux(d > 26, 0, Cat(Const(0, 3), my) >> d[:5]))
     y_al = Signal(27, name=f"{name}_yal")
     m.d.comb += y_al.eq(shifted | sticky)
+    # x's significand crosses the cut without its leading 1: a register holding a constant is one that Yosys
+    # merges with every other such register (the same input), and that one register's route across the device
+    # to the AF unit, the sequencer and the softmax made a 60 MHz build's critical path (15.0 ns in one hop).
+    mx_frac, y_al, sx, ex, sub, special, special_val = _through(
+        stage, (mx[:23], y_al, sx, ex, sub, special, special_val))                       # cut 2
     x_al = Signal(27, name=f"{name}_xal")
-    m.d.comb += x_al.eq(Cat(Const(0, 3), mx))
-    x_al, y_al, sx, ex, sub, special, special_val = _through(
-        stage, (x_al, y_al, sx, ex, sub, special, special_val))                          # cut 2
+    m.d.comb += x_al.eq(Cat(Const(0, 3), mx_frac, Const(1, 1)))
     total = Signal(28, name=f"{name}_sum")
     with m.If(~sub):
         m.d.comb += total.eq(x_al + y_al)
@@ -274,7 +279,11 @@ def fp32_mul(m, a, b, *, name, zero_wins=False, stage=None):
     # Cut 0: each multiplier's operands in registers of their own, so that each pair can sit beside its block
     # (one operand register into two multipliers and the unpacking logic made the 60 MHz build's critical
     # path, 17.14 ns, 7.88 of it the route from the register to a MULT18X18D across the device).
-    ops = _through(stage, (al, bl, al, bh, ah, bl, ah, bh))
+    # The high halves cross the cut without their leading 1 (a constant register: see fp32_add's cut 2).
+    al_r, bl_r, al_r2, bh_r, ah_r, bl_r2, ah_r2, bh_r2 = _through(
+        stage, (al, bl, al, bh[:11], ah[:11], bl, ah[:11], bh[:11]))
+    one = Const(1, 1)
+    ops = (al_r, bl_r, al_r2, Cat(bh_r, one), Cat(ah_r, one), bl_r2, Cat(ah_r2, one), Cat(bh_r2, one))
     exp2, s, special, special_val = _through(stage, (exp2, s, special, special_val))                 # cut 0
     pp = [Signal(24, name=f"{name}_pp{i}") for i in range(4)]
     m.d.comb += [pp[i].eq(ops[2 * i] * ops[2 * i + 1]) for i in range(4)]
