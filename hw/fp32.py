@@ -276,17 +276,15 @@ def fp32_mul(m, a, b, *, name, zero_wins=False, stage=None):
         m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), s))
     with m.Else():
         m.d.comb += special.eq(0)
-    # Cut 0: each multiplier's operands in registers of their own, so that each pair can sit beside its block
-    # (one operand register into two multipliers and the unpacking logic made the 60 MHz build's critical
-    # path, 17.14 ns, 7.88 of it the route from the register to a MULT18X18D across the device).
-    # The high halves cross the cut without their leading 1 (a constant register: see fp32_add's cut 2).
-    al_r, bl_r, al_r2, bh_r, ah_r, bl_r2, ah_r2, bh_r2 = _through(
-        stage, (al, bl, al, bh[:11], ah[:11], bl, ah[:11], bh[:11]))
-    one = Const(1, 1)
-    ops = (al_r, bl_r, al_r2, Cat(bh_r, one), Cat(ah_r, one), bl_r2, Cat(ah_r2, one), Cat(bh_r2, one))
+    # Cut 0: the operand halves registered after the unpacking, each feeding only its two multipliers (the
+    # operand register into the unpacking logic and two multipliers made the 60 MHz build's critical path,
+    # 17.14 ns, 7.88 of it the route from the register to a MULT18X18D across the device). The high halves
+    # cross the cut without their leading 1 (a constant register: see fp32_add's cut 2).
+    al, bl, ah, bh = _through(stage, (al, bl, ah[:11], bh[:11]))
+    ah, bh = Cat(ah, Const(1, 1)), Cat(bh, Const(1, 1))
     exp2, s, special, special_val = _through(stage, (exp2, s, special, special_val))                 # cut 0
     pp = [Signal(24, name=f"{name}_pp{i}") for i in range(4)]
-    m.d.comb += [pp[i].eq(ops[2 * i] * ops[2 * i + 1]) for i in range(4)]
+    m.d.comb += [pp[0].eq(al * bl), pp[1].eq(al * bh), pp[2].eq(ah * bl), pp[3].eq(ah * bh)]
     *pp, exp2, s, special, special_val = _through(stage, (*pp, exp2, s, special, special_val))      # cut 1
     prod = Signal(48, name=f"{name}_prod")
     m.d.comb += prod.eq(pp[0] + ((pp[1] + pp[2]) << 12) + (pp[3] << 24))
