@@ -46,7 +46,7 @@ _REG_DOC = {
     Reg.PERF_CYCLES: "free-running cycle counter (clear_counters leaves it)",
     Reg.PERF_BUSY: "cycles with the sequencer working or the array busy (not waiting for command words)",
     Reg.PERF_MAC: "cycles in which a MAC burst issued",
-    Reg.PERF_STALL: "cycles the array was frozen by response back-pressure",
+    Reg.PERF_STALL: "cycles the array held its issue for want of answer room (response back-pressure)",
     Reg.PERF_CMDS: "commands completed (refused ones not counted)",
     Reg.UART_BAUD_DIV: "clock cycles per UART bit (16 bits); a written value below 4 sets 4; takes effect once "
                        "its answer is sent (docs/uart_link.md, \"Changing the rate\")",

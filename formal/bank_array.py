@@ -4,21 +4,24 @@ Proved as a miter: two copies of the array, A and B, get the same command stream
 A refuses (cmd_err != 0) is a NOP for B (op NOP, flags 0, the other fields as they were). The assertion: in
 every cycle, everything the array sends to its state holders that can change them or what they answer (the
 bank and GB memories' read ports and, when enabled, write ports; each bank PU's token and, for a MAC or SET
-token, its operands, its accumulator writes and read index; the AF unit's inputs) is the same in A and B,
-and so is every non-error response beat. A refused command is thus indistinguishable from a NOP, cycle for
-cycle, whatever ran before, during or after it; and a NOP reaches no state holder (`nop_touches_nothing`).
+token, its operands, its accumulator writes and read index; the AF unit's inputs; the answer buffer's writes
+and reads, so every answer) is the same in A and B; only A announces refusals (`refusal_valid`). A refused
+command is thus indistinguishable from a NOP, cycle for cycle, whatever ran before, during or after it; and a
+NOP reaches no state holder (`nop_touches_nothing`).
 (Against an empty cycle instead of a NOP the copies would not stay in step: a refused command, like a NOP,
 occupies a pipeline slot, which delays a following AF until the pipeline is empty; that changes when, not
 what, it writes.)
 
-The state holders themselves are abstracted (the datapath): the memories, the PUs and the AF unit are taken
+The state holders themselves are abstracted (the datapath): the memories, the PUs, the AF unit and the answer
+buffer (a FIFO) are taken
 out and their outputs are free values shared by the two copies. This is sound for the miter because each of
 them is a deterministic function of its input history: up to the first cycle in which A's and B's inputs to
 it differ (which the assertion catches) the real blocks would answer both copies alike.
 
-Environment: the command stream is free (valid, payload) within the stream rules; the response consumer takes
-error beats at once (hw/hub_responses.py does) and otherwise applies the same back-pressure to both copies; the
-AF unit answers each value it was given, later (it is a pipeline). Smallest legal DeviceParams (4 banks of 4
+Environment: the command stream is free (valid, payload) within the stream rules; the answer consumer applies
+the same back-pressure to both copies; the AF unit answers each value it was given, later (it is a pipeline).
+(Refusals leave on a port of their own, without back-pressure: a refusal held in a buffer with the answers
+would occupy room a NOP does not, and the copies would part.) Smallest legal DeviceParams (4 banks of 4
 lanes, 2 bursts, 1 accumulator).
 """
 
@@ -27,15 +30,16 @@ import re
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.hdl._dsl import resolve_statement
+from amaranth.lib.fifo import FIFOInterface
 from amaranth.lib.wiring import In, Out
 
 from hw.bank_array import BankArray
 from hw.bank_pu import PUOp
-from pimhil.contract import COUNTED_OPS, Flag, Op
+from pimhil.contract import COUNTED_OPS, RESPONDING_OPS, Flag, Op
 
 from ._common import MutableHarness, Probe, ProbeError, Proof, Properties, SMALLEST
 
-STATE_HOLDERS = ("bank0", "bank1", "bank2", "bank3", "gb", "pu0", "pu1", "pu2", "pu3", "af")
+STATE_HOLDERS = ("bank0", "bank1", "bank2", "bank3", "gb", "pu0", "pu1", "pu2", "pu3", "af", "resp_buffer")
 
 
 def _sync_registers(module) -> list:
@@ -76,11 +80,10 @@ class Harness(MutableHarness):
 
         # The state holders' outputs: free, one value for both copies.
         for name, (ha, hb) in holders.items():
-            for port, member in ha.signature.members.items():
-                if member.flow == Out:
-                    shared = Signal(len(getattr(ha, port)), name=f"{name}_{port}")
-                    m.d.comb += [shared.eq(AnySeq(len(shared))), getattr(ha, port).eq(shared),
-                                 getattr(hb, port).eq(shared)]
+            for port in _ports(ha, Out):
+                shared = Signal(len(getattr(ha, port)), name=f"{name}_{port}")
+                m.d.comb += [shared.eq(AnySeq(len(shared))), getattr(ha, port).eq(shared),
+                             getattr(hb, port).eq(shared)]
 
         # The AF unit abstracted as a pipeline: every output answers an earlier input (left free, an output would
         # end an AF that never started).
@@ -96,7 +99,7 @@ class Harness(MutableHarness):
         m.d.comb += [valid.eq(AnySeq(1)), payload.eq(AnySeq(len(payload))), ready.eq(AnySeq(1))]
         m.d.comb += [a_dut.cmd.valid.eq(valid), a_dut.cmd.payload.eq(payload), b_dut.cmd.payload.eq(payload),
                      b_dut.cmd.valid.eq(valid),
-                     a_dut.resp.ready.eq(ready | (a_dut.resp.payload.err != 0)), b_dut.resp.ready.eq(ready)]
+                     a_dut.resp.ready.eq(ready), b_dut.resp.ready.eq(ready)]
         # After the plain connection above: in Amaranth the last assignment wins.
         with m.If(a_dut.cmd_err != 0):
             m.d.comb += [b_dut.cmd.payload.op.eq(Op.NOP), b_dut.cmd.payload.flags.eq(0)]
@@ -110,9 +113,7 @@ class Harness(MutableHarness):
         # ---- the property: the state holders see the same inputs in A and B --------------------------------
         for name, (ha, hb) in holders.items():
             checks = []
-            for port, member in ha.signature.members.items():
-                if member.flow != In:
-                    continue
+            for port in _ports(ha, In):
                 same = getattr(ha, port) == getattr(hb, port)
                 # An input that only matters together with an enable is compared when it is enabled.
                 gate = _GATES.get((name[:2] if name[:2] in ("ba", "pu") else name, port))
@@ -133,10 +134,6 @@ class Harness(MutableHarness):
                       & (~nop_head | copy_s1 | (writes == 0)),
                       "a NOP sends no token to any PU (memory stage) and writes no memory or LUT entry (issue stage; "
                       "a COPY one stage ahead may write then)")
-        a_beat = a_dut.resp.valid & (a_dut.resp.payload.err == 0)
-        props.assert_("same_answers", (a_beat == b_dut.resp.valid)
-                      & (~b_dut.resp.valid | (a_dut.resp.payload.as_value() == b_dut.resp.payload.as_value())),
-                      "the non-error response beats are the same with the refused commands as without them")
         props.assert_("helper_b_never_refused", ~b_dut.cmd.valid | (b_dut.cmd_err == 0),
                       "helper: the copy with NOPs for refused commands is never offered a refused command")
 
@@ -208,18 +205,20 @@ class Harness(MutableHarness):
                 # k == count_m1 in each copy (helper_input_register for A), and their counts differ where A
                 # holds a refused command.
                 helpers.append(rb == (b.sig("k") == b.field("head", "count_m1")))
-            elif ra is a_dut.resp.valid:
-                helpers.append(rb == (ra & (a_dut.resp.payload.err == 0)))
-            elif ra.name == "resp__payload":
-                helpers.append(~b_dut.resp.valid | (ra == rb))
+            elif ra.name == "refusal_valid":
+                helpers.append(rb == 0)
+            elif ra.name == "refusal":
+                helpers.append(1)
+            elif ra.name == "answer":
+                helpers.append(~b.sig("answer_valid") | (ra == rb))
             else:
                 helpers.append(ra == rb)
         for i, (ra, helper) in enumerate(zip(regs_a, helpers)):
             name = ra.name if re.match(r"^\w+$", ra.name) else f"reg{i}"
             props.assert_(f"helper_lockstep_{name}", helper,
                           f"helper: A's and B's {ra.name} agree (a stage holding a refused command in A holds a NOP "
-                          "in B, which differs in op, flags, err, last and read data; a response register holding an "
-                          "error beat in A is empty in B)")
+                          "in B, which differs in op, flags, err, last and read data; only A announces refusals; the "
+                          "answer register's payload matters only while it holds an answer)")
 
         props.cover("refused_between_macs", valid & (a_dut.cmd_err != 0) & a.field("s2", "valid")
                     & (a.field("s2", "op") == Op.MAC_ABK) & (a.field("s2", "err") == 0),
@@ -227,8 +226,8 @@ class Harness(MutableHarness):
         props.cover("refused_wr_gb", valid & a_dut.cmd.ready & (a_dut.cmd.payload.op == Op.WR_GB)
                     & (a_dut.cmd_err != 0), "a refused WR_GB is taken")
         props.cover("accepted_write", holders["gb"][0].wr_en & holders["gb"][1].wr_en, "an accepted GB write lands")
-        props.cover("error_beat", a_dut.resp.valid & (a_dut.resp.payload.err != 0) & ~ready,
-                    "A answers a refusal while the consumer holds off the other beats")
+        props.cover("refusal_held_answers", a_dut.refusal_valid & a_dut.resp.valid & ~ready,
+                    "A announces a refusal while the consumer holds off the answers")
         return m
 
 
@@ -249,7 +248,7 @@ def _refused_as_nop(a, b, name, ra, rb, nop_extra, also_differ=(), *, verdict="e
 
 
 # The op's decodings the input register keeps beside each command, as a NOP's are.
-_NOP_DECODED = {"bad": 0, "mac": 0, "writes_acc": 0, "af": 0, "copy": 0}
+_NOP_DECODED = {"bad": 0, "mac": 0, "writes_acc": 0, "af": 0, "copy": 0, "answers": 0}
 
 
 def _hazard_of_head(x):
@@ -270,7 +269,19 @@ def _decodings_hold(x, reg):
                x.field(reg, "mac") == ((op == Op.MAC_ABK) | (op == Op.MAC_SBK)),
                x.field(reg, "writes_acc") == ((op == Op.MAC_ABK) | (op == Op.MAC_SBK) | (op == Op.WR_BIAS)),
                x.field(reg, "af") == (op == Op.AF),
-               x.field(reg, "copy") == ((op == Op.COPY_BKGB) | (op == Op.COPY_GBBK))).all()
+               x.field(reg, "copy") == ((op == Op.COPY_BKGB) | (op == Op.COPY_GBBK)),
+               x.field(reg, "answers") == Cat(*(op == int(o) for o in sorted(RESPONDING_OPS))).any()).all()
+
+
+# amaranth.lib.fifo's FIFOs are not wiring components: their ports, by flow.
+_FIFO_PORTS = {In: ("w_en", "w_data", "r_en"), Out: ("w_rdy", "w_level", "r_rdy", "r_data", "r_level")}
+
+
+def _ports(holder, flow):
+    """The names of a state holder's ports of one flow (In: what drives it, Out: what it answers)."""
+    if isinstance(holder, FIFOInterface):
+        return _FIFO_PORTS[flow]
+    return [port for port, member in holder.signature.members.items() if member.flow == flow]
 
 
 # Inputs of a state holder that matter only while an enable is high: (holder kind, port) -> enable.
@@ -285,11 +296,12 @@ _GATES = {
     ("af", "x"): lambda h: h.in_valid,
     ("af", "lut_idx"): lambda h: h.lut_wr_en, ("af", "lut_a"): lambda h: h.lut_wr_en,
     ("af", "lut_b"): lambda h: h.lut_wr_en,
+    ("resp_buffer", "w_data"): lambda h: h.w_en,
 }
 
 
 PROOFS = [
-    # covers: an error beat leaves from the response stage (RESP_STAGE), a few cycles after the command
+    # covers: a refusal leaves from the response stage (RESP_STAGE), a few cycles after the command
     Proof(name="bank_array", block="hw/bank_array.py", build=Harness, mode="prove", depth=6,
           cover_depth=BankArray.RESP_STAGE + 4,
           assumes_why={"af_answers_inputs": "the AF unit is a pipeline: one output per earlier input",

@@ -1,7 +1,8 @@
 """The bank array: B bank memories and PUs, the global buffer, the AF unit and the local command port.
 
 Every command enters through `cmd` (a stream in the layout of contract.cmd_fields) and is checked exactly as
-contract.check_command checks it; a refused command leaves no trace but an error beat on `resp`. Multi-burst
+contract.check_command checks it; a refused command leaves no trace but its code, on `cmd_err` while it is
+offered and on `refusal` as it leaves the pipeline (answers and refusals are separate ports). Multi-burst
 commands issue one burst per cycle and the next command follows in the very next cycle, so MACs stream at
 one column burst per cycle across command boundaries, as long as consecutive bursts go to different
 accumulators: the accumulate adder is pipelined, so a MAC burst that reads an accumulator waits until every
@@ -15,7 +16,13 @@ comparison of the command's fields stands between `cmd` and the decision to take
 build that chain and the enable it drives were the critical path at 40.6 MHz). The head burst's bank and GB
 addresses are registers too, one copy of the bank address beside each bank's block RAMs.
 
-Pipeline (all stages freeze together while a response waits on `resp.ready`):
+The pipeline never stalls. Its answers go into a buffer (RESP_BUFFER entries, block RAM) in front of `resp`,
+and a burst that answers issues only while the buffer has room for every answer on its way (a count of answers
+issued and not yet taken, kept as `room`, a register): back-pressure on `resp` holds the issue, never the
+stages. A pipeline that froze on `~resp.valid | resp.ready` fanned that one signal out to every stage register,
+PU, lane reduction and block RAM enable of every bank (8.47 ns of route on the ULX3S 60 MHz build).
+
+Pipeline:
   s0  issue (the head of the input register): memory addresses, writes of WR_* ops, LUT writes
   s1  memory data: PU tokens enter, COPY writes land
   s2..  the PU's lane reduction, then its accumulate adder; the last of them (LATENCY) writes accumulators
@@ -25,12 +32,12 @@ Pipeline (all stages freeze together while a response waits on `resp.ready`):
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pimhil.contract import (ACC_OPS, AF_SEGMENTS, ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, GB_OPS,
                              RESPONDING_OPS, ROW_OPS, SINGLE_BANK_OPS, DeviceParams, ErrorCode, Flag, Op,
-                             cmd_fields, resp_fields)
+                             cmd_fields, refusal_fields, resp_fields)
 
 from .activation import ActivationUnit
 from .bank_pu import BankPU, PUOp
@@ -38,7 +45,8 @@ from .burst_memory import BurstMemory
 from .fp32 import fp32_to_bf16
 from .replica import replicas
 
-__all__ = ["BankArray", "cmd_layout", "command_checks", "command_error", "first_error", "resp_layout"]
+__all__ = ["BankArray", "cmd_layout", "command_checks", "command_error", "first_error", "refusal_layout",
+           "resp_layout"]
 
 
 def cmd_layout(params):
@@ -47,6 +55,10 @@ def cmd_layout(params):
 
 def resp_layout(params):
     return data.StructLayout({name: width for name, width in resp_fields(params)})
+
+
+def refusal_layout():
+    return data.StructLayout({name: width for name, width in refusal_fields()})
 
 
 MAC_OPS = frozenset({Op.MAC_ABK, Op.MAC_SBK})
@@ -102,10 +114,12 @@ def command_error(m, c, params):
 
 
 class BankArray(wiring.Component):
-    """Ports: `cmd` (stream in), `resp` (stream out), `busy` (work in flight), `mac_active` (a MAC burst
-    issues this cycle), `stall` (pipeline frozen by response back-pressure), `cmd_err` (the error code the
-    command offered on `cmd` will be refused with, 0 if accepted: lets a driver stop at a refusal without
-    waiting for its error beat)."""
+    """Ports: `cmd` (stream in), `resp` (stream out: the answers, in command order), `refusal` (a command
+    leaves the pipeline refused: its op and code, in the one cycle `refusal_valid` is high; in command order, no
+    back-pressure),
+    `busy` (work in flight), `mac_active` (a MAC burst issues this cycle), `stall` (the head command waits for
+    room in the answer buffer: response back-pressure), `cmd_err` (the error code the command offered on `cmd`
+    will be refused with, 0 if accepted: lets a driver stop at a refusal without waiting for it to leave)."""
 
     def __init__(self, *, params):
         if not isinstance(params, DeviceParams):
@@ -114,6 +128,8 @@ class BankArray(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout(params))),
             "resp": Out(stream.Signature(resp_layout(params))),
+            "refusal_valid": Out(1),
+            "refusal": Out(refusal_layout()),
             "busy": Out(1),
             "mac_active": Out(1),
             "stall": Out(1),
@@ -123,6 +139,11 @@ class BankArray(wiring.Component):
     IN_STAGE = 1                   # cmd -> s0: the input register
     LATENCY = 1 + BankPU.LATENCY   # s0 -> the stage that writes accumulators
     RESP_STAGE = LATENCY + 2
+    # Answers the buffer holds: enough that answers issued back to back (the windows' reads) stream while
+    # `resp` takes them at once: issue to buffer (RESP_STAGE + 1), through its output register, and the count's
+    # register (`room`) keeps one entry spare.
+    RESP_BUFFER = 1 << (RESP_STAGE + 8).bit_length()
+    BUFFER_LATENCY = 2             # the answer register to `resp.valid`: the buffer's memory and output register
 
     def elaborate(self, platform):
         m = Module()
@@ -139,9 +160,6 @@ class BankArray(wiring.Component):
         m.submodules.gb = gb = BurstMemory(lanes=L, depth=p.gb_bursts)
         m.submodules.af = af = ActivationUnit()
 
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.resp.valid | self.resp.ready), self.stall.eq(~advance)]
-
         # ---- the input register: each command with its checks' outcomes, its burst count less one and its
         # first bank address --------------------------------------------------------------------------------
         # The checks are kept one bit each and the verdict's code is formed at issue: the priority encoding of
@@ -153,7 +171,7 @@ class BankArray(wiring.Component):
         # Also kept: the verdict as one bit (`bad`) and the op's decodings the issue logic tests.
         head_layout = data.StructLayout({**fields, "failed": len(checks), "bad": 1, "count_m1": 16,
                                          "base": max(addr_bits, 1), "mac": 1, "writes_acc": 1, "af": 1,
-                                         "copy": 1})
+                                         "copy": 1, "answers": 1})
         entry = Signal(head_layout)
         in_failed = Signal(len(checks), name="in_failed")
         m.d.comb += in_failed.eq(Cat(*(failed for _, failed in checks)))
@@ -164,6 +182,7 @@ class BankArray(wiring.Component):
             entry.writes_acc.eq(_in_set(cmd_in.payload.op, MAC_OPS | {Op.WR_BIAS})),
             entry.af.eq(cmd_in.payload.op == Op.AF),
             entry.copy.eq(_in_set(cmd_in.payload.op, {Op.COPY_BKGB, Op.COPY_GBBK})),
+            entry.answers.eq(_in_set(cmd_in.payload.op, RESPONDING_OPS)),
             self.cmd_err.eq(first_error(m, codes, in_failed)),
             entry.count_m1.eq(Mux(_in_set(cmd_in.payload.op, COUNTED_OPS), cmd_in.payload.count - 1, 0)),
             entry.base.eq((cmd_in.payload.row << (C - 1).bit_length()) + cmd_in.payload.col),
@@ -213,7 +232,7 @@ class BankArray(wiring.Component):
         # Bursts in flight are kept per accumulator, not compared against every stage as the head reaches issue
         # (the stages' compares, the enable they drive and the input register's load made ~18 ns on the ULX3S
         # build). `s1_hit[a]`: the burst at s1 writes accumulator a, registered as it issues. `acc_wait[a]`
-        # counts the advances until the last such burst into accumulator a beyond s1 is ACC_GAP stages on (it
+        # counts the cycles until the last such burst into accumulator a beyond s1 is ACC_GAP stages on (it
         # sits at stage ACC_GAP - acc_wait[a]). Accumulator a is busy while (acc_wait[a] != 0) | s1_hit[a].
         # `hazard` is the head burst's wait, reads_acc & busy[head.acc], itself a register: formed a cycle ahead
         # for the burst that will be at the head, the one after this one or the first of the command coming
@@ -224,26 +243,38 @@ class BankArray(wiring.Component):
         acc_wait = [Signal(range(BankPU.ACC_GAP - 1), name=f"acc_wait{a}") for a in range(p.accs)]
         s1_hit = Signal(p.accs, name="s1_hit")
         s0_writes = issue & ok & c.writes_acc
-        with m.If(advance):
-            # An accepted command's accumulator is below accs: its low bits are all of it.
-            m.d.sync += s1_hit.eq(Cat(*(s0_writes & (c.acc[:acc_bits] == a) for a in range(p.accs))))
+        # An accepted command's accumulator is below accs: its low bits are all of it.
+        m.d.sync += s1_hit.eq(Cat(*(s0_writes & (c.acc[:acc_bits] == a) for a in range(p.accs))))
         waits_next = Signal(p.accs, name="waits_next")   # acc_wait[a] != 0 in the next cycle
         for a in range(p.accs):
             nxt = Signal.like(acc_wait[a], name=f"acc_wait{a}_next")
-            with m.If(advance & s1_hit[a]):
+            with m.If(s1_hit[a]):
                 m.d.comb += nxt.eq(BankPU.ACC_GAP - 2)
-            with m.Elif(advance & (acc_wait[a] != 0)):
+            with m.Elif(acc_wait[a] != 0):
                 m.d.comb += nxt.eq(acc_wait[a] - 1)
             with m.Else():
                 m.d.comb += nxt.eq(acc_wait[a])
             m.d.sync += acc_wait[a].eq(nxt)
             m.d.comb += waits_next[a].eq(nxt != 0)
         hazard = Signal(name="hazard")
+
+        # The answers issued and not yet taken from `resp` (on their way or in the buffer), and `room`: one more
+        # may issue. `room` is a register, formed without this cycle's issue (as if a burst that answers issued
+        # now): one buffer entry is spare, and the issue decision reads a flip-flop.
+        in_flight = Signal(range(self.RESP_BUFFER + 1), name="answers_in_flight")
+        room = Signal(init=1, name="room")
+        answers = Signal(name="answers")       # the head burst answers
+        m.d.comb += answers.eq(c.answers | (c.mac & c.flags[Flag.READ.bit_length() - 1] & last))
+        taken = self.resp.valid & self.resp.ready
+        m.d.sync += [in_flight.eq(in_flight + (issue & ok & answers) - taken),
+                     room.eq(in_flight - taken < self.RESP_BUFFER - 1)]
+
         is_af = c.af
         with m.If(af_done):
             m.d.comb += take.eq(1)
             m.d.sync += af_done.eq(0)
-        with m.Elif(af_run | ~advance):
+        with m.Elif(af_run | ~room):
+            # Held for room whether the head answers or not: the decision then reads one register.
             pass
         with m.Elif(bubble):
             m.d.sync += bubble.eq(0)
@@ -277,7 +308,7 @@ class BankArray(wiring.Component):
 
         def busy_next(acc):            # accumulator `acc` (an index of acc_bits) busy in the next cycle
             s0_hit = s0_writes & (c.acc[:acc_bits] == acc) & (acc < p.accs)   # as s1_hit will record it
-            return waits_next.bit_select(acc, 1) | Mux(advance, s0_hit, s1_hit.bit_select(acc, 1))
+            return waits_next.bit_select(acc, 1) | s0_hit
         zero = Flag.ZERO.bit_length() - 1
         in_acc, head_acc = incoming("acc")[:acc_bits], c.acc[:acc_bits]
         m.d.sync += hazard.eq(Mux(load, incoming("mac") & ~incoming("flags")[zero] & busy_next(in_acc),
@@ -289,18 +320,16 @@ class BankArray(wiring.Component):
             s[0].bank.eq(c.bank), s[0].acc.eq(c.acc), s[0].imm.eq(c.imm), s[0].addr.eq(bank_addr),
             s[0].gbaddr.eq(gb_addr), s[0].first.eq(first), s[0].last.eq(last),
         ]
-        wr0 = issue & ok & advance
+        wr0 = issue & ok
         for i in range(B):
-            m.d.comb += [banks[i].rd_addr.eq(bank_addr_at[i]), banks[i].rd_en.eq(advance)]
-        m.d.comb += [gb.rd_addr.eq(gb_addr), gb.rd_en.eq(advance)]
+            m.d.comb += [banks[i].rd_addr.eq(bank_addr_at[i]), banks[i].rd_en.eq(1)]
+        m.d.comb += [gb.rd_addr.eq(gb_addr), gb.rd_en.eq(1)]
         m.d.comb += [
             af.lut_wr_en.eq(wr0 & (op == Op.WR_AFLUT)), af.lut_idx.eq(c.imm),
             af.lut_a.eq(c.data[:32]), af.lut_b.eq(c.data[32:64]),
         ]
 
-        with m.If(advance):
-            for i in range(self.RESP_STAGE):
-                m.d.sync += s[i + 1].eq(s[i])
+        m.d.sync += [s[i + 1].eq(s[i]) for i in range(self.RESP_STAGE)]
 
         # ---- s1: memory data, COPY writes, PU tokens ------------------------------------------------------
         s1 = s[1]
@@ -310,46 +339,43 @@ class BankArray(wiring.Component):
         # not decode in front of the memories' address multiplexers.
         copy_to_bank = Signal(B, name="copy_to_bank")
         copy_to_gb = Signal(name="copy_to_gb")
-        with m.If(advance):
-            m.d.sync += [copy_to_bank.eq(Cat(*(issue & ok & (op == Op.COPY_GBBK) & (c.bank == i) for i in range(B)))),
-                         copy_to_gb.eq(issue & ok & (op == Op.COPY_BKGB))]
+        m.d.sync += [copy_to_bank.eq(Cat(*(issue & ok & (op == Op.COPY_GBBK) & (c.bank == i) for i in range(B)))),
+                     copy_to_gb.eq(issue & ok & (op == Op.COPY_BKGB))]
         for i in range(B):
             to_this = (op == Op.WR_ABK) | ((op == Op.WR_SBK) & (c.bank == i))
             with m.If(copy_to_bank[i]):
-                m.d.comb += [banks[i].wr_en.eq(advance), banks[i].wr_addr.eq(s1.addr),
+                m.d.comb += [banks[i].wr_en.eq(1), banks[i].wr_addr.eq(s1.addr),
                              banks[i].wr_data.eq(gb.rd_data)]
             with m.Else():
                 m.d.comb += [banks[i].wr_en.eq(wr0 & to_this), banks[i].wr_addr.eq(bank_addr_at[i]),
                              banks[i].wr_data.eq(c.data)]
         with m.If(copy_to_gb):
-            m.d.comb += [gb.wr_en.eq(advance), gb.wr_addr.eq(s1.gbaddr), gb.wr_data.eq(bank_rd)]
+            m.d.comb += [gb.wr_en.eq(1), gb.wr_addr.eq(s1.gbaddr), gb.wr_data.eq(bank_rd)]
         with m.Else():
             m.d.comb += [gb.wr_en.eq(wr0 & (op == Op.WR_GB)), gb.wr_addr.eq(gb_addr), gb.wr_data.eq(c.data)]
 
         # The accumulator read index goes to the PUs a cycle ahead (each registers it beside its multiplexers):
-        # s[-2]'s accumulator as it will be (s[-3]'s when the pipeline advances), or the AF walk's. The selection
+        # s[-2]'s accumulator as it will be (s[-3]'s), or the AF walk's. The selection
         # in front of every PU's accumulator multiplexers made the 60 MHz build's critical path (16.74 ns, one
         # hop of 7.5 ns). The index follows the AF walk's start a cycle late, so the walk's reads wait a cycle
         # (`af_primed`); after the walk the pipeline is empty, so the cycle it still reads the walk's accumulator
         # reads for no burst.
-        rd_idx = Mux(af_run, af_acc, Mux(advance, s[-3].acc, s[-2].acc))
+        rd_idx = Mux(af_run, af_acc, s[-3].acc)
         s1_all = s1.flags[Flag.ALL.bit_length() - 1]
         s1_zero = s1.flags[Flag.ZERO.bit_length() - 1] & s1.first
         for i, pu in enumerate(pus):
             mac = ok1 & ((s1.op == Op.MAC_ABK) | ((s1.op == Op.MAC_SBK) & (s1.bank == i)))
             set_ = ok1 & (s1.op == Op.WR_BIAS) & (s1_all | (s1.bank == i))
             m.d.comb += [
-                pu.en.eq(advance), pu.w.eq(banks[i].rd_data), pu.x.eq(gb.rd_data),
+                pu.en.eq(1), pu.w.eq(banks[i].rd_data), pu.x.eq(gb.rd_data),
                 pu.in_op.eq(Mux(mac, PUOp.MAC, Mux(set_, PUOp.SET, PUOp.NONE))),
                 pu.in_acc.eq(s1.acc), pu.in_zero.eq(s1_zero), pu.in_value.eq(s1.imm),
                 pu.rd_idx.eq(rd_idx),
             ]
         acc_q = [Signal(32, name=f"acc_q{i}") for i in range(B)]
-        with m.If(advance):
-            m.d.sync += [q.eq(pu.rd_data) for q, pu in zip(acc_q, pus)]
+        m.d.sync += [q.eq(pu.rd_data) for q, pu in zip(acc_q, pus)]
         # Read data rides along to the response stage so that responses leave in command order.
-        with m.If(advance):
-            m.d.sync += s[2].data.eq(Mux(s1.op == Op.RD_GB, gb.rd_data, bank_rd))
+        m.d.sync += s[2].data.eq(Mux(s1.op == Op.RD_GB, gb.rd_data, bank_rd))
 
         # ---- AF: drain, then stream every bank's accumulator through the unit and write it back ------------
         # Each PU's read is registered beside it, and the unit takes the registered value a cycle later: the
@@ -371,31 +397,40 @@ class BankArray(wiring.Component):
             with m.If(af_o == B - 1):
                 m.d.sync += [af_run.eq(0), af_done.eq(1)]
 
-        # ---- RESP_STAGE: responses ------------------------------------------------------------------------
+        # ---- RESP_STAGE: answers into the buffer, refusals out ---------------------------------------------
         sl = s[-1]
         is_mac = (sl.op == Op.MAC_ABK) | (sl.op == Op.MAC_SBK)
         read_after = is_mac & sl.flags[Flag.READ.bit_length() - 1] & sl.last
-        responds = sl.valid & ((sl.err != 0) | _in_set(sl.op, RESPONDING_OPS) | read_after)
+        refused = sl.valid & (sl.err != 0)
+        responds = sl.valid & (sl.err == 0) & (_in_set(sl.op, RESPONDING_OPS) | read_after)
         results = []
         for q in acc_q:
             bf = fp32_to_bf16(m, q, name=f"bf16_{len(results)}")
             results.append(Mux(sl.flags[Flag.BF16.bit_length() - 1], Cat(bf, Const(0, 16)), q))
         rdata = Signal(p.resp_data_bits)
-        with m.If(sl.err != 0):
-            m.d.comb += rdata.eq(0)
-        with m.Elif((sl.op == Op.RD_MAC) | read_after):
+        with m.If((sl.op == Op.RD_MAC) | read_after):
             m.d.comb += rdata.eq(Cat(*results))
         with m.Elif((sl.op == Op.RD_SBK) | (sl.op == Op.RD_GB)):
             m.d.comb += rdata.eq(sl.data)
-        with m.If(advance):
-            m.d.sync += [
-                self.resp.valid.eq(responds), self.resp.payload.op.eq(sl.op),
-                self.resp.payload.err.eq(sl.err), self.resp.payload.data.eq(rdata),
-            ]
+        # The answer is registered before the buffer, so that the rounding and the multiplexer above do not run
+        # into the block RAM's write port.
+        answer = Signal(resp_layout(p), name="answer")
+        answer_valid = Signal(name="answer_valid")
+        m.d.sync += [answer_valid.eq(responds), answer.op.eq(sl.op), answer.data.eq(rdata),
+                     self.refusal_valid.eq(refused), self.refusal.op.eq(sl.op),
+                     self.refusal.err.eq(sl.err)]
+        m.submodules.resp_buffer = buffer = fifo.SyncFIFOBuffered(width=len(answer.as_value()),
+                                                                  depth=self.RESP_BUFFER)
+        # `room` keeps the buffer from filling: w_rdy is always high when an answer arrives.
+        m.d.comb += [
+            buffer.w_en.eq(answer_valid), buffer.w_data.eq(answer),
+            self.resp.valid.eq(buffer.r_rdy), self.resp.payload.eq(buffer.r_data), buffer.r_en.eq(self.resp.ready),
+        ]
 
         m.d.comb += [
             self.busy.eq(self.cmd.valid | head_valid | skid_valid | ~pipe_empty | af_run | af_done
-                         | self.resp.valid),
-            self.mac_active.eq(issue & ok & advance & ((op == Op.MAC_ABK) | (op == Op.MAC_SBK))),
+                         | (in_flight != 0)),
+            self.mac_active.eq(issue & ok & c.mac),
+            self.stall.eq(head_valid & ~room & ~af_run & ~af_done),
         ]
         return m

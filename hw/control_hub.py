@@ -14,9 +14,8 @@ executes it with no host action in between. The rooms, each in its own file:
 Commands reach the bank array through a register slice (stream_slice.StreamRegisterSlice), so that the windows'
 address decoding and the walkers' next command do not run into the array's checks and memory addresses in the
 same cycle; the sequencer forms the array's verdict on an array command itself, from the fetched command, with
-the same checks (bank_array.command_error). Its answers reach the router through a second slice: the array's
-pipeline advances on `~resp.valid | resp.ready`, which fans out to every pipeline register of every bank, and
-behind the slice `resp.ready` is a register instead of the router's decision on the head beat.
+the same checks (bank_array.command_error). Its answers come from its answer buffer (block RAM, an output
+register), whose read enable is the router's decision on the head beat; the array's pipeline does not wait on it.
 """
 
 from amaranth.hdl import Array, Cat, Module, ResetInserter, Signal
@@ -25,7 +24,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from pimhil.contract import CMD_HEADER, CMD_HEADER_WORDS, PAYLOAD_OPS, DeviceParams, payload_words
 
-from .bank_array import BankArray, cmd_layout, resp_layout
+from .bank_array import BankArray, cmd_layout
 from .bus import BurstBusSignature, BusSignature
 from .hub_csr import UART_COUNTER_PORTS, HubCSR
 from .hub_responses import ResponseKind, ResponseRouter
@@ -109,9 +108,7 @@ class ControlHub(wiring.Component):
         with m.Else():
             m.d.comb += [cmd_in.valid.eq(seq.array.valid), cmd_in.payload.eq(seq.array.payload),
                          router.expect.valid.eq(seq.expect.valid), router.expect.payload.eq(seq.expect.payload)]
-        m.submodules.resp_slice = resp_slice = StreamRegisterSlice(layout=resp_layout(p))
-        connect(m, array.resp, resp_slice.i)
-        connect(m, resp_slice.o, router.resp)
+        connect(m, array.resp, router.resp)
         connect(m, router.cache, win.cache)
         connect(m, router.scores, softmax.scores)
         connect(m, seq.softmax, softmax.ctl)

@@ -34,8 +34,8 @@ def score_row(params):
 class ResponseRouter(wiring.Component):
     """Ports:
 
-    - `resp` (in stream): the bank array's response beats. Error beats are dropped (refusals are handled
-      when the command issues).
+    - `resp` (in stream): the bank array's answer beats (refusals are handled when the command issues, from
+      the array's `cmd_err`).
     - `expect` (in stream of `response_descriptor()`): what the next answers are, in command order.
     - `scratch_wr` (memory write port, driven): SCRATCH_* beats, word by word. A beat is taken into a
       register at once and written out from there, so the array is never frozen while it is serialised.
@@ -87,9 +87,7 @@ class ResponseRouter(wiring.Component):
         beat_words = Array(beat[32 * i:32 * i + 32] for i in range(max(B, words_per_burst)))
         words_in_beat = Mux(head.kind == ResponseKind.SCRATCH_BANKS, B, words_per_burst)
 
-        with m.If(resp.valid & (resp.payload.err != 0)):
-            m.d.comb += resp.ready.eq(1)
-        with m.Elif(resp.valid & queue.r_rdy & ~beat_full):
+        with m.If(resp.valid & queue.r_rdy & ~beat_full):
             m.d.comb += resp.ready.eq(1)
             with m.Switch(head.kind):
                 with m.Case(ResponseKind.SCORES):

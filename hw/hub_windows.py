@@ -29,9 +29,9 @@ from .hub_csr import CSRAccessSignature
 __all__ = ["HubWindows", "burst_access_layout", "READ_AHEAD"]
 
 # Bursts in flight or waiting on the burst port: at least the round trip from the hub's command slice through
-# the array's input register and pipeline to its response register, the hub's response slice, the router and
-# the burst port (5 cycles beyond IN_STAGE + RESP_STAGE), so reads stream.
-READ_AHEAD = BankArray.IN_STAGE + BankArray.RESP_STAGE + 6
+# the array's input register and pipeline to its answer register and buffer, the router and the burst port
+# (4 cycles beyond IN_STAGE + RESP_STAGE + BUFFER_LATENCY), so reads stream.
+READ_AHEAD = BankArray.IN_STAGE + BankArray.RESP_STAGE + BankArray.BUFFER_LATENCY + 5
 
 
 def burst_access_layout(params):

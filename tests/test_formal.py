@@ -108,7 +108,7 @@ def test_docs_list_every_proof_property_and_mutation(elaborated):
             if prop.startswith("helper_") or props.entries[prop][0] == "cover" or prop == "no_reset":
                 continue
             shown = re.sub(r"^m\d_", "m<i>_", prop)
-            shown = re.sub(r"^same_(bank\d|gb|pu\d|af)_inputs$", "same_<holder>_inputs", shown)
+            shown = re.sub(r"^same_(bank\d|gb|pu\d|af|resp_buffer)_inputs$", "same_<holder>_inputs", shown)
             shown = re.sub(r"^master_\w+_held$", "", shown)
             assert not shown or shown in doc, f"docs/formal.md does not explain {name}.{prop}"
 

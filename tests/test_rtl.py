@@ -8,7 +8,7 @@ import pytest
 
 from hw.generate import generate, tops
 from hw.ports import parse_ports
-from pimhil.contract import PRESETS, cmd_fields, resp_fields
+from pimhil.contract import PRESETS, cmd_fields, refusal_fields, resp_fields
 from tb.support.marks import sim_preset
 from tb.support.runner import ROOT
 
@@ -30,6 +30,7 @@ def expected_ports(params):
         ("cmd__valid", "input", 1), ("cmd__ready", "output", 1),
         ("resp__payload", "output", sum(w for _, w in resp_fields(params))),
         ("resp__valid", "output", 1), ("resp__ready", "input", 1),
+        ("refusal", "output", sum(w for _, w in refusal_fields())), ("refusal_valid", "output", 1),
         ("busy", "output", 1), ("mac_active", "output", 1), ("stall", "output", 1), ("cmd_err", "output", 8),
     }
 

@@ -14,7 +14,7 @@ __all__ = [
     "CONTRACT_VERSION", "MAGIC", "AXI_DATA_BITS", "DeviceParams", "PRESETS", "preset",
     "Op", "Flag", "ErrorCode", "ARRAY_OPS", "COUNTED_OPS", "SINGLE_BANK_OPS",
     "Command", "CommandError", "ParamError",
-    "cmd_fields", "resp_fields", "pack_fields", "unpack_fields",
+    "cmd_fields", "resp_fields", "refusal_fields", "pack_fields", "unpack_fields",
     "BF16_EXP_BIAS", "BF16_MANT_BITS", "FP32_EXP_BIAS", "FP32_MANT_BITS", "LANE_GUARD_BITS",
     "FP32_QNAN", "BF16_QNAN", "AF_SEGMENTS", "AF_DOMAIN_LOG2",
     "HubOp", "HUB_FIELDS", "Reg", "HubError", "Window", "windows", "bank_stride", "bank_address",
@@ -261,8 +261,14 @@ def cmd_fields(params: DeviceParams) -> tuple[tuple[str, int], ...]:
 
 
 def resp_fields(params: DeviceParams) -> tuple[tuple[str, int], ...]:
-    """Fields of one response beat, least significant first."""
-    return (("op", 8), ("err", 8), ("data", params.resp_data_bits))
+    """Fields of one answer beat of the bank array (`resp`), least significant first."""
+    return (("op", 8), ("data", params.resp_data_bits))
+
+
+def refusal_fields() -> tuple[tuple[str, int], ...]:
+    """Fields of one refusal of the bank array (`refusal`: a refused command leaving its pipeline), least
+    significant first: the command's op and its ErrorCode."""
+    return (("op", 8), ("err", 8))
 
 
 def pack_fields(layout, values: dict) -> int:
@@ -423,7 +429,7 @@ class Reg(enum.IntEnum):
     PERF_CYCLES = 0x060     # free-running cycle counter
     PERF_BUSY = 0x064       # cycles with the sequencer or the array busy
     PERF_MAC = 0x068        # cycles in which a MAC burst issued
-    PERF_STALL = 0x06C      # cycles the array was frozen by back-pressure
+    PERF_STALL = 0x06C      # cycles the array held its issue for answer room (back-pressure)
     PERF_CMDS = 0x070       # commands completed
     UART_BAUD_DIV = 0x080   # clock cycles per UART bit
     UART_FRAMES_OK = 0x084

@@ -92,3 +92,22 @@ class StreamSink:
                 await RisingEdge(self.valid)
                 continue
             await RisingEdge(self.clk)
+
+
+class PulseMonitor:
+    """Collects `payload` in every cycle `valid` is high: a port without back-pressure (items are integers in the
+    payload's bit layout). Wakes at valid's rising edges while it is low, so idle stretches cost nothing."""
+
+    def __init__(self, valid, payload, clk):
+        self.clk, self.valid, self.payload = clk, valid, payload
+        self.items: deque[int] = deque()
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await ReadOnly()
+            if not int(self.valid.value):
+                await RisingEdge(self.valid)
+                await ReadOnly()
+            self.items.append(int(self.payload.value))
+            await RisingEdge(self.clk)
