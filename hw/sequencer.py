@@ -144,8 +144,9 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.comb += self.softmax.clear_max.eq(1)
                         rows = attn.T >> attn.b_log
-                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0), attn.k.eq(0),
+                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0),
                                      attn.q_end.eq(Mux(self.params.accs < rows, self.params.accs, rows))]
+                        attn.set_k(m, step=False)
                         m.next = "ATTN_S"
                 with m.Elif(is_sync):
                     with m.If(settled):
@@ -357,6 +358,29 @@ class Sequencer(wiring.Component):
         a.vrow, a.vrow0 = Signal(16, name="a_vrow"), Signal(16, name="a_vrow0")
         a.elem = Signal(32, name="elem")   # first token of burst a_k of chunk a_c
         m.d.comb += a.elem.eq(a.c_ch + (a.k << a.l_log))
+        # The walkers' end tests are registers, set with the counter they test (every assignment of a_k, a_g and
+        # a_c goes through set_k, set_g and set_c), against limits that hold still while the command runs: the
+        # adders and compares of the counters in front of the walkers' enables made the 60 MHz build's critical
+        # path (16.43 ns, a_k through `k + 1 < ch / L` into a_vrow0's enable).
+        a.k_last_s = Signal(name="a_k_last_s")   # a_k + 1 == dl: a key's last score burst
+        a.k_last_v = Signal(name="a_k_last_v")   # a_k + 1 == ch / L: a chunk's last burst
+        a.g_last = Signal(name="a_g_last")       # a_g + 1 >= groups: the last output group
+        a.c_last = Signal(name="a_c_last")       # a_c + 1 == nch: the last chunk
+        bursts = a.ch >> a.l_log
+
+        def set_k(m, step):            # a_k <- a_k + 1 if step, else 0
+            after = a.k + 2 if step else Const(1, 2)
+            m.d.sync += [a.k.eq(a.k + 1 if step else 0), a.k_last_s.eq(after == a.dl),
+                         a.k_last_v.eq(after == bursts)]
+
+        def set_g(m, step):
+            after = a.g + 2 if step else Const(1, 2)
+            m.d.sync += [a.g.eq(a.g + 1 if step else 0), a.g_last.eq(after >= a.groups)]
+
+        def set_c(m, step):
+            after = a.c + 2 if step else Const(1, 2)
+            m.d.sync += [a.c.eq(a.c + 1 if step else 0), a.c_last.eq(after == a.nch)]
+        a.set_k, a.set_g, a.set_c = set_k, set_g, set_c
         return a
 
     def _attn_states(self, m, fire_now, fire_room, settled, a):
@@ -367,7 +391,7 @@ class Sequencer(wiring.Component):
             # over groups of up to `accs` consecutive slots (slot q into accumulator q % accs), so that
             # consecutive bursts go to different accumulators.
             q_end = a.q_end
-            read = a.k + 1 == a.dl
+            read = a.k_last_s
             slot_col = (a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log
             flags = Mux(a.k == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
@@ -380,10 +404,12 @@ class Sequencer(wiring.Component):
                 with m.If(a.q + 1 < q_end):
                     m.d.sync += a.q.eq(a.q + 1)
                 with m.Elif(~read):
-                    m.d.sync += [a.k.eq(a.k + 1), a.q.eq(a.q0)]
+                    m.d.sync += a.q.eq(a.q0)
+                    a.set_k(m, step=True)
                 with m.Elif(q_end < rows):
-                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end), a.k.eq(0),
+                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end),
                                  a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))]
+                    a.set_k(m, step=False)
                 with m.Else():
                     m.next = "ATTN_MAX"
         with m.State("ATTN_MAX"):
@@ -407,7 +433,9 @@ class Sequencer(wiring.Component):
             # The exp pass's last results reach the lane sums, then S and 1/S follow through their stages.
             with m.If(~sm.busy):
                 m.d.comb += sm.load_recip.eq(1)
-                m.d.sync += [a.c.eq(0), a.k.eq(0), a.c_ch.eq(0), a.vrow0.eq(c.col)]
+                m.d.sync += [a.c_ch.eq(0), a.vrow0.eq(c.col)]
+                a.set_c(m, step=False)
+                a.set_k(m, step=False)
                 m.next = "ATTN_PREAD"
         with m.State("ATTN_PREAD"):
             m.d.comb += sm.row.eq(a.elem >> a.b_log)
@@ -425,16 +453,18 @@ class Sequencer(wiring.Component):
             m.d.comb += [cmd.op.eq(Op.WR_GB), cmd.flags.eq(0), cmd.gb.eq(a.k), cmd.count.eq(1), cmd.row.eq(0),
                          cmd.col.eq(0), cmd.bank.eq(0), cmd.acc.eq(0), cmd.data.eq(sm.p_burst), self.array.valid.eq(1)]
             with m.If(fire_now):
-                with m.If(a.k + 1 == (a.ch >> a.l_log)):
-                    m.d.sync += [a.k.eq(0), a.g.eq(0), a.vrow.eq(a.vrow0)]
+                with m.If(a.k_last_v):
+                    m.d.sync += a.vrow.eq(a.vrow0)
+                    a.set_k(m, step=False)
+                    a.set_g(m, step=False)
                     m.next = "ATTN_V"
                 with m.Else():
-                    m.d.sync += a.k.eq(a.k + 1)
+                    a.set_k(m, step=True)
                     m.next = "ATTN_PREAD"
         with m.State("ATTN_V"):
             # The chunk's V-transpose MACs, burst by burst over the output groups' accumulators.
-            last_chunk = a.c + 1 == a.nch
-            read = last_chunk & (a.k + 1 == (a.ch >> a.l_log))
+            last_chunk = a.c_last
+            read = last_chunk & a.k_last_v
             flags = Mux((a.c == 0) & (a.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
                          cmd.row.eq(a.vrow), cmd.col.eq(a.k), cmd.count.eq(1),
@@ -442,12 +472,17 @@ class Sequencer(wiring.Component):
             with m.If(fire_room):
                 with m.If(read):
                     self._push(m, ResponseKind.SCRATCH_BANKS, c.gb + (a.g << a.b_log))
-                with m.If(a.g + 1 < a.groups):
-                    m.d.sync += [a.g.eq(a.g + 1), a.vrow.eq(a.vrow + a.nch)]
-                with m.Elif(a.k + 1 < (a.ch >> a.l_log)):
-                    m.d.sync += [a.k.eq(a.k + 1), a.g.eq(0), a.vrow.eq(a.vrow0)]
+                with m.If(~a.g_last):
+                    m.d.sync += a.vrow.eq(a.vrow + a.nch)
+                    a.set_g(m, step=True)
+                with m.Elif(~a.k_last_v):
+                    m.d.sync += a.vrow.eq(a.vrow0)
+                    a.set_k(m, step=True)
+                    a.set_g(m, step=False)
                 with m.Elif(~last_chunk):
-                    m.d.sync += [a.c.eq(a.c + 1), a.k.eq(0), a.c_ch.eq(a.c_ch + a.ch), a.vrow0.eq(a.vrow0 + 1)]
+                    m.d.sync += [a.c_ch.eq(a.c_ch + a.ch), a.vrow0.eq(a.vrow0 + 1)]
+                    a.set_c(m, step=True)
+                    a.set_k(m, step=False)
                     m.next = "ATTN_PREAD"
                 with m.Else():
                     m.next = "ATTN_DONE"
