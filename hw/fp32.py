@@ -17,7 +17,8 @@ __all__ = ["leading_zeros", "round_pack", "fp32_add", "fp32_mul", "fp32_to_bf16"
 # How many cuts each operator offers its `stage` function along its longest path.
 ROUND_PACK_CUTS = 3         # after the leading-zero count, after the normalising shift, after the rounding add
 FP32_ADD_CUTS = 3 + ROUND_PACK_CUTS      # after compare/difference, after alignment, after the add
-FP32_MUL_CUTS = 3 + ROUND_PACK_CUTS      # before the multipliers, after the partial products, after the product
+# Two cuts before the multipliers and two after them (see fp32_mul), then after the product.
+FP32_MUL_CUTS = 5 + ROUND_PACK_CUTS
 
 
 def pipeline_stage(m, en=None, *, name="pipe"):
@@ -276,19 +277,24 @@ def fp32_mul(m, a, b, *, name, zero_wins=False, stage=None):
         m.d.comb += special_val.eq(Cat(Const(0, 23), Const(0xFF, 8), s))
     with m.Else():
         m.d.comb += special.eq(0)
-    # Cut 0: the operand halves registered after the unpacking, each feeding only its two multipliers (the
-    # operand register into the unpacking logic and two multipliers made the 60 MHz build's critical path,
-    # 17.14 ns, 7.88 of it the route from the register to a MULT18X18D across the device). The high halves
-    # cross the cut without their leading 1 (a constant register: see fp32_add's cut 2).
-    al, bl, ah, bh = _through(stage, (al, bl, ah[:11], bh[:11]))
+    # Cuts 0 and 1: the operand halves registered twice after the unpacking; cuts 2 and 3: the partial products
+    # registered twice after the multipliers. The DSP blocks sit in a few rows, often far from the logic around
+    # them (84 of them in use), and the placer puts a register beside its logic: one register on each side made
+    # the 60 MHz builds' critical paths, register -> route -> MULT18X18D -> route -> register (18.24 ns, 13.79 of
+    # it the two routes across the device; 17.14 ns with the route in front only). With two, one register of
+    # each pair sits beside the block and the route is split. The high halves cross the cuts without their
+    # leading 1 (a constant register: see fp32_add's cut 2).
+    al, bl, ah, bh = _through(stage, _through(stage, (al, bl, ah[:11], bh[:11])))
     ah, bh = Cat(ah, Const(1, 1)), Cat(bh, Const(1, 1))
-    exp2, s, special, special_val = _through(stage, (exp2, s, special, special_val))                 # cut 0
+    for _ in range(2):                                                                               # cuts 0, 1
+        exp2, s, special, special_val = _through(stage, (exp2, s, special, special_val))
     pp = [Signal(24, name=f"{name}_pp{i}") for i in range(4)]
     m.d.comb += [pp[0].eq(al * bl), pp[1].eq(al * bh), pp[2].eq(ah * bl), pp[3].eq(ah * bh)]
-    *pp, exp2, s, special, special_val = _through(stage, (*pp, exp2, s, special, special_val))      # cut 1
+    for _ in range(2):                                                                               # cuts 2, 3
+        *pp, exp2, s, special, special_val = _through(stage, (*pp, exp2, s, special, special_val))
     prod = Signal(48, name=f"{name}_prod")
     m.d.comb += prod.eq(pp[0] + ((pp[1] + pp[2]) << 12) + (pp[3] << 24))
-    prod, exp2, s, special, special_val = _through(stage, (prod, exp2, s, special, special_val))   # cut 2
+    prod, exp2, s, special, special_val = _through(stage, (prod, exp2, s, special, special_val))   # cut 4
     rp = round_pack(m, s, prod, exp2, name=f"{name}_rp", stage=stage)
     for _ in range(ROUND_PACK_CUTS):
         special, special_val = _through(stage, (special, special_val))

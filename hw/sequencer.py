@@ -23,10 +23,9 @@ from .softmax_datapath import SoftmaxControlSignature, SoftmaxDatapath
 
 __all__ = ["Sequencer", "EW_STEP"]
 
-# Cycles per EWMUL/EWADD element: the operand read, the operands' register, the operator pipeline (the adder's
-# cuts; the product is delayed to match), the cycle whose result is written.
-EW_STEP = FP32_ADD_CUTS + 3
-assert FP32_ADD_CUTS >= FP32_MUL_CUTS
+# Cycles per EWMUL/EWADD element: the operand read, the operands' register, the operator pipeline (the longer
+# operator's cuts; the other's result is delayed to match), the cycle whose result is written.
+EW_STEP = max(FP32_ADD_CUTS, FP32_MUL_CUTS) + 3
 
 # Array ops the sequencer issues (SYNC is the sequencer's own wait); which of them answer, and which answer
 # one burst per counted burst rather than one FP32 word per bank.
@@ -501,16 +500,17 @@ class Sequencer(wiring.Component):
             (c.row + c.count <= p.scratch_words) & (c.col + c.count <= p.scratch_words)
             & (c.gb + c.count <= p.scratch_words))
         # Both operators run freely on the operands read for element i (stable for the element's EW_STEP
-        # cycles); the product is delayed to leave when the sum does.
+        # cycles); the shorter operator's result is delayed to leave with the other's.
         stage = pipeline_stage(m, name="ew")
         # The operands are registered as they leave the block RAM: its clock-to-output delay and the operators'
         # first cut (unpacking, compares, exponent differences) did not fit one cycle on the ULX3S build.
         a, b = stage(self.ew_a.data), stage(self.ew_b.data)
         e.sum = fp32_add(m, a, b, name="ew_add", stage=stage)
-        prod = fp32_mul(m, a, b, name="ew_mul", stage=stage)
+        e.prod = fp32_mul(m, a, b, name="ew_mul", stage=stage)
         for _ in range(FP32_ADD_CUTS - FP32_MUL_CUTS):
-            prod = stage(prod)
-        e.prod = prod
+            e.prod = stage(e.prod)
+        for _ in range(FP32_MUL_CUTS - FP32_ADD_CUTS):
+            e.sum = stage(e.sum)
         m.d.comb += [self.ew_a.en.eq(1), self.ew_b.en.eq(1), self.ew_a.addr.eq(c.row + e.i),
                      self.ew_b.addr.eq(c.col + e.i)]
         return e
