@@ -16,7 +16,7 @@ comparison of the command's fields stands between `cmd` and the decision to take
 build that chain and the enable it drives were the critical path at 40.6 MHz). The head burst's bank and GB
 addresses are registers too, one copy of the bank address beside each bank's block RAMs.
 
-The pipeline never stalls. Its answers go into a buffer (RESP_BUFFER entries, block RAM) in front of `resp`,
+The pipeline never stalls. Its answers go into a buffer (a FIFO of RESP_BUFFER entries) in front of `resp`,
 and a burst that answers issues only while the buffer has room for every answer on its way (a count of answers
 issued and not yet taken, kept as `room`, a register): back-pressure on `resp` holds the issue, never the
 stages. A pipeline that froze on `~resp.valid | resp.ready` fanned that one signal out to every stage register,

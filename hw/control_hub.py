@@ -14,7 +14,7 @@ executes it with no host action in between. The rooms, each in its own file:
 Commands reach the bank array through a register slice (stream_slice.StreamRegisterSlice), so that the windows'
 address decoding and the walkers' next command do not run into the array's checks and memory addresses in the
 same cycle; the sequencer forms the array's verdict on an array command itself, from the fetched command, with
-the same checks (bank_array.command_error). Its answers come from its answer buffer (block RAM, an output
+the same checks (bank_array.command_error). Its answers come from its answer buffer (a FIFO with an output
 register), whose read enable is the router's decision on the head beat; the array's pipeline does not wait on it.
 """
 
