@@ -39,6 +39,15 @@ def _in_set(value, ops):
     return Cat(*(value == int(o) for o in sorted(ops))).any()
 
 
+def _counter_setter(counter, ends):
+    """A function (m, step) that sets `counter` to counter + 1 (step) or 0, and with it each registered end test
+    of `ends`, (flag, test): flag <- test(the new value + 1)."""
+    def set_(m, step):
+        after = counter + 2 if step else Const(1, 2)
+        m.d.sync += [counter.eq(counter + 1 if step else 0), *(flag.eq(test(after)) for flag, test in ends)]
+    return set_
+
+
 class Sequencer(wiring.Component):
     """Ports:
 
@@ -366,20 +375,9 @@ class Sequencer(wiring.Component):
         a.g_last = Signal(name="a_g_last")       # a_g + 1 >= groups: the last output group
         a.c_last = Signal(name="a_c_last")       # a_c + 1 == nch: the last chunk
         bursts = a.ch >> a.l_log
-
-        def set_k(m, step):            # a_k <- a_k + 1 if step, else 0
-            after = a.k + 2 if step else Const(1, 2)
-            m.d.sync += [a.k.eq(a.k + 1 if step else 0), a.k_last_s.eq(after == a.dl),
-                         a.k_last_v.eq(after == bursts)]
-
-        def set_g(m, step):
-            after = a.g + 2 if step else Const(1, 2)
-            m.d.sync += [a.g.eq(a.g + 1 if step else 0), a.g_last.eq(after >= a.groups)]
-
-        def set_c(m, step):
-            after = a.c + 2 if step else Const(1, 2)
-            m.d.sync += [a.c.eq(a.c + 1 if step else 0), a.c_last.eq(after == a.nch)]
-        a.set_k, a.set_g, a.set_c = set_k, set_g, set_c
+        a.set_k = _counter_setter(a.k, [(a.k_last_s, lambda n: n == a.dl), (a.k_last_v, lambda n: n == bursts)])
+        a.set_g = _counter_setter(a.g, [(a.g_last, lambda n: n >= a.groups)])
+        a.set_c = _counter_setter(a.c, [(a.c_last, lambda n: n == a.nch)])
         return a
 
     def _attn_states(self, m, fire_now, fire_room, settled, a):
