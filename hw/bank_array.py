@@ -413,7 +413,7 @@ class BankArray(wiring.Component):
         with m.Elif((sl.op == Op.RD_SBK) | (sl.op == Op.RD_GB)):
             m.d.comb += rdata.eq(sl.data)
         # The answer is registered before the buffer, so that the rounding and the multiplexer above do not run
-        # into the block RAM's write port.
+        # into the buffer's write port.
         answer = Signal(resp_layout(p), name="answer")
         answer_valid = Signal(name="answer_valid")
         m.d.sync += [answer_valid.eq(responds), answer.op.eq(sl.op), answer.data.eq(rdata),
