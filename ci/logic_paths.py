@@ -22,6 +22,7 @@ import argparse
 import collections
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -232,13 +233,19 @@ def main(argv=None) -> int:
     ends = estimate(netlist)
     late = sum(1 for e in ends if e.arrival_ns > args.over)
     worst = ends[0].arrival_ns if ends else 0.0
-    print(f"{len(ends)} endpoints; worst {worst:.2f} ns (~{1000 / worst:.1f} MHz); {late} later than "
-          f"{args.over} ns" if worst else f"{len(ends)} endpoints")
-    for start, end, n, e in group(ends, args.over)[:args.top]:
-        print(f"{e.arrival_ns:6.2f} ns {n:5d} x  {start}  ->  {end}")
-        if args.detail:
-            for cell in e.path:
-                print(f"             {netlist['modules']['top']['cells'][cell]['type']:16s} {cell[:140]}")
+    try:
+        print(f"{len(ends)} endpoints; worst {worst:.2f} ns (~{1000 / worst:.1f} MHz); {late} later than "
+              f"{args.over} ns" if worst else f"{len(ends)} endpoints", flush=True)
+        for start, end, n, e in group(ends, args.over)[:args.top]:
+            print(f"{e.arrival_ns:6.2f} ns {n:5d} x  {start}  ->  {end}")
+            if args.detail:
+                for cell in e.path:
+                    print(f"             {netlist['modules']['top']['cells'][cell]['type']:16s} {cell[:140]}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head -1`): what it read is what it wanted. Python's own flush at exit
+        # would raise again, so the rest goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

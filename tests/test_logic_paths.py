@@ -120,3 +120,27 @@ def test_nets_of_a_dsp_cost_a_long_route():
     want = lp.CLK_TO_Q_NS + 2 * lp.HARD_ROUTE_NS + lp.MULT_NS
     assert lp.HARD_ROUTE_NS > lp.route_ns(1)
     assert ends["d_TRELLIS_FF_Q"].arrival_ns == pytest.approx(want, abs=0.01)
+
+
+def test_cli_stops_quietly_when_its_reader_does(tmp_path):
+    # `python -m ci.logic_paths top.json | head -1` is how the estimate is read; the reader closing the pipe
+    # early is no error (it was a BrokenPipeError traceback per run).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cells = {}
+    for i in range(400):
+        cells[f"dev.s{i}_TRELLIS_FF_Q"] = _ff([10 + 3 * i], ["0"])
+        cells[f"dev.x{i}_LUT4_Z"] = _lut(10 + 3 * i, 11 + 3 * i)
+        cells[f"dev.d{i}_TRELLIS_FF_Q"] = _ff([12 + 3 * i], [11 + 3 * i])
+    path = tmp_path / "top.json"
+    path.write_text(json.dumps(_netlist(cells)))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ci.logic_paths", str(path), "--over", "0", "--top", "400",
+                             "--detail"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert b"endpoints" in first and "BrokenPipeError" not in err and "Traceback" not in err
