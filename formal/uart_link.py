@@ -69,6 +69,8 @@ class Harness(MutableHarness):
         ex_len, ex_idx, ex_status = probe.sig("ex_len"), probe.sig("ex_idx"), probe.sig("ex_status")
         t_len, tidx, tcount = probe.sig("t_len"), probe.sig("tidx"), probe.sig("tcount")
         crc_pending = probe.sig("tx_crc_pending")
+        idx, idx_last = probe.sig("idx"), probe.sig("rx_idx_last")
+        ex_last, t_last = probe.sig("ex_last"), probe.sig("t_last")
         hand_ex, ex_csr = probe.sig("hand_ex"), probe.sig("ex_csr")
         rx, tx, bus = dut.rx, dut.tx, dut.bus
         got = rx.valid & rx.ready
@@ -156,6 +158,12 @@ class Harness(MutableHarness):
                      & (~ex_busy | ~receiving | (ex_age > 0)) & (~ex_busy | ~rx_st["CHECK"] | (rx_hold < ex_age)),
             "state_legal": probe.fsm_legal("rx") & probe.fsm_legal("exec") & probe.fsm_legal("tx"),
             "waits": ((tx_wait == 0) | tx.valid) & ((bus_wait == 0) | bus.valid),
+            # The end tests kept in registers beside the word indices.
+            # The end tests kept in registers beside the word indices (and the receiver's words within the
+            # frame's length while it takes them).
+            "ends": (ex_last == (ex_idx + 1 == ex_len)) & (t_last == (tidx + 1 == t_len))
+                    & (~rx_st["PAYLOAD"] | ((idx_last == (idx + 1 == length)) & (idx < length)
+                                            & (length <= Frame.MAX_WORDS))),
         }
         for name, cond in helpers.items():
             props.assert_(f"helper_{name}", cond, f"helper: {name} (each stage's hold time against its progress, "

@@ -43,6 +43,7 @@ from .activation import ActivationUnit
 from .bank_pu import BankPU, PUOp
 from .burst_memory import BurstMemory
 from .fp32 import fp32_to_bf16
+from .narrow_compare import at_least, sum_exceeds
 from .replica import replicas
 
 __all__ = ["BankArray", "cmd_layout", "command_checks", "command_error", "first_error", "refusal_layout",
@@ -86,13 +87,14 @@ def command_checks(m, c, params):
     return [
         (ErrorCode.BAD_OPCODE, ~_in_set(op, ARRAY_OPS)),
         (ErrorCode.BAD_FLAGS, (c.flags & ~allowed) != 0),
-        (ErrorCode.BAD_BANK, (_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks)) & (c.bank >= p.banks)),
+        (ErrorCode.BAD_BANK, (_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks))
+         & at_least(c.bank, p.banks)),
         (ErrorCode.BAD_COUNT, counted & (c.count == 0)),
-        (ErrorCode.BAD_ROW, row_op & (c.row >= p.rows)),
-        (ErrorCode.BAD_COL, row_op & (c.col + count > p.bursts_per_row)),
-        (ErrorCode.BAD_GB, _in_set(op, GB_OPS) & (c.gb + count > p.gb_bursts)),
-        (ErrorCode.BAD_ACC, _in_set(op, ACC_OPS) & (c.acc >= p.accs)),
-        (ErrorCode.BAD_LUT, (op == Op.WR_AFLUT) & (c.imm >= AF_SEGMENTS)),
+        (ErrorCode.BAD_ROW, row_op & at_least(c.row, p.rows)),
+        (ErrorCode.BAD_COL, row_op & sum_exceeds(c.col, count, p.bursts_per_row)),
+        (ErrorCode.BAD_GB, _in_set(op, GB_OPS) & sum_exceeds(c.gb, count, p.gb_bursts)),
+        (ErrorCode.BAD_ACC, _in_set(op, ACC_OPS) & at_least(c.acc, p.accs)),
+        (ErrorCode.BAD_LUT, (op == Op.WR_AFLUT) & at_least(c.imm, AF_SEGMENTS)),
     ]
 
 

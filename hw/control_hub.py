@@ -165,11 +165,18 @@ class ControlHub(wiring.Component):
         n_words = Signal(range(CMD_HEADER_WORDS + max_payload + 1))
         assert sum(w for _, w in CMD_HEADER) == 32 * CMD_HEADER_WORDS
         m.d.comb += seq.cmd.eq(Cat(*hdr, Cat(*payload)[:p.burst_bits]))
-        n_payload = Signal(range(max_payload + 1))
+        # The command's payload words, decoded from its opcode into a register: the decoding and the word
+        # count's compare in front of the queue's read enable and level made 16.4 ns (estimated) on the ULX3S
+        # build. The count matters only once the header is in, and the opcode (header word 0) came in at least
+        # CMD_HEADER_WORDS - 1 cycles before.
+        assert CMD_HEADER_WORDS >= 2
+        n_payload = Signal(range(max_payload + 1), name="n_payload")
         with m.Switch(seq.cmd.op):
             for op in sorted(PAYLOAD_OPS):
                 with m.Case(int(op)):
-                    m.d.comb += n_payload.eq(payload_words(op, p))
+                    m.d.sync += n_payload.eq(payload_words(op, p))
+            with m.Default():
+                m.d.sync += n_payload.eq(0)
 
         seq_busy, seq_wait = Signal(), Signal()
         with m.FSM(name="fetch"):

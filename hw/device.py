@@ -12,7 +12,7 @@ the byte-level shortcuts that testbenches and the sim server use, in place of `_
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import fifo, wiring
+from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from pimhil.contract import CSR_BASE, DeviceParams, Reg, windows
@@ -22,6 +22,7 @@ from .axi_lite import AXILiteSignature, AXILiteSlave
 from .bus import BusArbiter
 from .bus_slice import BusRegisterSlice
 from .control_hub import ControlHub
+from .stream_slice import StreamRegisterSlice
 from .uart_link import COUNTERS, UARTLink
 from .uart_phy import UARTPhy
 
@@ -111,8 +112,15 @@ class Device(wiring.Component):
         wiring.connect(m, wiring.flipped(self.axi), slave.axi)
 
     def _connect_link(self, m, *, link, phy, rx_fifo):
-        """The link reads the receive FIFO and answers through the PHY."""
-        m.d.comb += [link.rx.valid.eq(rx_fifo.r_rdy), link.rx.payload.eq(rx_fifo.r_data),
-                     rx_fifo.r_en.eq(link.rx.ready),
+        """The link reads the receive FIFO, through a register slice, and answers through the PHY."""
+        # The FIFO's data leave its block RAM late (the DP16KD's output register: 5.8 ns clock to output on the
+        # ECP5), and the link's receiver decides on them at once (16.1 ns estimated from the block RAM into its
+        # idle counter). The slice adds a cycle of latency to each byte and takes one per cycle; bytes come no
+        # faster than one per ten bit times.
+        m.submodules.rx_slice = rx_slice = StreamRegisterSlice(layout=data.StructLayout({"byte": 8}))
+        m.d.comb += [rx_slice.i.valid.eq(rx_fifo.r_rdy), rx_slice.i.payload.byte.eq(rx_fifo.r_data),
+                     rx_fifo.r_en.eq(rx_slice.i.ready),
+                     link.rx.valid.eq(rx_slice.o.valid), link.rx.payload.eq(rx_slice.o.payload.byte),
+                     rx_slice.o.ready.eq(link.rx.ready),
                      phy.tx_data.valid.eq(link.tx.valid), phy.tx_data.payload.eq(link.tx.payload),
                      link.tx.ready.eq(phy.tx_data.ready), link.bypass.eq(0)]

@@ -15,9 +15,10 @@ from amaranth.lib.wiring import In, Out
 from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_OPS, DeviceParams, ErrorCode, Flag,
                              HubError, HubOp, Op)
 
-from .bank_array import cmd_layout, command_error
+from .bank_array import cmd_layout, command_checks, first_error
 from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, pipeline_stage
 from .hub_csr import ErrorEventSignature
+from .narrow_compare import sum_exceeds
 from .hub_responses import ResponseKind, response_descriptor
 from .softmax_datapath import SoftmaxControlSignature, SoftmaxDatapath
 
@@ -111,8 +112,9 @@ class Sequencer(wiring.Component):
         # build's critical path ran from the walkers' fields through them into the response queue).
         issue = self._issue_decoded(m)
         first = Signal(name="exec_first")                 # EXEC's first two cycles
-        first_1 = Signal(name="exec_first_1")
+        first_1 = Signal(name="exec_first_1")             # EXEC's first cycle
         m.d.sync += [first_1.eq(self.start), first.eq(self.start | first_1)]
+        issue.first = first_1
         # Which kind of command EXEC runs, registered from the fetched command as the checks are (the opcode's
         # decoding in front of the issue, `done` and the CSR's events made ~20.3 ns on the ULX3S build).
         kind = pipeline_stage(m, name="op_decoded")
@@ -196,38 +198,48 @@ class Sequencer(wiring.Component):
     # ---- array commands -------------------------------------------------------------------------------------
     def _issue_decoded(self, m):
         """What EXEC of an array op needs to know of the fetched command, registered (outside the FSM, so the
-        registers follow the command in every state; valid from EXEC's first cycle on, see elaborate): `err`,
-        the array's verdict (bank_array.command_error, 0 if the array accepts it); `answers`, it answers;
-        `per_burst`, one answer per burst; `scratch_bad`, its answer would not fit scratch from `imm` on."""
+        registers follow the command in every state; valid from EXEC's first cycle on, see elaborate): `bad`,
+        the array refuses it; `err`, the code it refuses it with (bank_array.command_error, 0 if it accepts it),
+        valid from EXEC's second cycle on; `answers`, it answers; `per_burst`, one answer per burst;
+        `scratch_bad`, its answer would not fit scratch from `imm` on."""
         p, c = self.params, self.cmd
         decoded = pipeline_stage(m, name="issue_decoded")
         answers = _in_set(c.op, _ANSWERING_OPS) | (_in_set(c.op, _READ_FLAG_OPS) & ((c.flags & Flag.READ) != 0))
         per_burst = _in_set(c.op, _BURST_ANSWER_OPS)
         words = Signal(32)
         m.d.comb += words.eq(Mux(per_burst, c.count * (p.lanes // 2), p.banks))
-        return SimpleNamespace(err=decoded(command_error(m, c, p)), answers=decoded(answers),
-                               per_burst=decoded(per_burst), scratch_bad=decoded(~(c.imm + words <= p.scratch_words)))
+        # The checks' outcomes are registered one bit each and the code of the first that failed a stage later:
+        # the checks and the code's priority encoding in one cycle made the 60 MHz build's critical path
+        # (17.31 ns, 13.94 of it routing over twelve hops).
+        checks = command_checks(m, c, p)
+        failed = decoded(Cat(*(check for _, check in checks)))
+        err = decoded(first_error(m, [code for code, _ in checks], failed))
+        return SimpleNamespace(bad=failed.any(), err=err, answers=decoded(answers),
+                               per_burst=decoded(per_burst),
+                               scratch_bad=decoded(sum_exceeds(c.imm, words, p.scratch_words)))
 
     def _issue(self, m, fire, d):
         """EXEC of an array op: issue it as fetched; an answering one sends its answer to scratch at `imm`.
         d: _issue_decoded's registers."""
         c = self.cmd
-        err, answers, per_burst, scratch_bad = d.err, d.answers, d.per_burst, d.scratch_bad
+        bad, err, answers, per_burst, scratch_bad = d.bad, d.err, d.answers, d.per_burst, d.scratch_bad
         # The answer's descriptor goes to the router when the command is first offered, not when the array takes
         # it: a counted read streams beats from its first burst but is taken with its last, and beats with no
         # descriptor would freeze the array before it got there (RD_SBK/RD_GB of more than a few bursts hung).
         expected = Signal(name="answer_expected")
         with m.If(answers & scratch_bad):
             self._refuse(m, HubError.BAD_SCRATCH)
+        with m.Elif(bad & d.first):
+            pass                    # a refused command is offered once its code (a stage behind) is there
         with m.Elif(self.expect.ready | expected):
             m.d.comb += self.array.valid.eq(1)
-            with m.If(answers & ~expected & (err == 0)):
+            with m.If(answers & ~expected & ~bad):
                 self._push(m, Mux(per_burst, ResponseKind.SCRATCH_BURSTS, ResponseKind.SCRATCH_BANKS),
                            c.imm, beats=Mux(per_burst, c.count, 1))
                 m.d.sync += expected.eq(1)
             with m.If(fire):
                 m.d.sync += expected.eq(0)
-                with m.If(err != 0):
+                with m.If(bad):
                     self._refuse(m, err)
                 with m.Else():
                     self._finish(m)
@@ -265,7 +277,7 @@ class Sequencer(wiring.Component):
         weight_rows = decoded(groups * chunks)
         g.bad = decoded(decoded((groups == 0) | (chunks == 0) | (c.bank >= p.banks) | (c.gb + chunks > p.rows))
                         | (decoded(c.row) + weight_rows > p.rows))
-        g.scratch_bad = decoded(c.imm + groups * p.banks > p.scratch_words)
+        g.scratch_bad = decoded(sum_exceeds(c.imm, groups * p.banks, p.scratch_words))
         return g
 
     def _gemv_states(self, m, fire_now, fire_room, settled, g):
@@ -349,9 +361,12 @@ class Sequencer(wiring.Component):
                        | (groups > p.accs))
         a.dl_log, a.kpr_log, a.d_words, a.groups = decoded(dl_log), decoded(kpr_log), decoded(d_words), decoded(groups)
         a.ch, a.nch = decoded(ch), decoded(nch)
+        # The key slot's mask within a row, a stage behind kpr_log (ATTN_S starts after the third): from kpr_log
+        # in ATTN_S, the mask, the shifts and the column's adder made the 60 MHz build's critical path (15.0 ns).
+        a.kpr_mask = decoded((Const(1, 17) << a.kpr_log) - 1)
         key_end, v_end = decoded(c.row + decoded(key_rows)), decoded(c.col + a.groups * a.nch)
         a.bad = decoded(decoded(bad1) | (key_end > p.rows) | (v_end > p.rows))
-        a.scratch_bad = decoded(c.gb + d_words > p.scratch_words)
+        a.scratch_bad = decoded(sum_exceeds(c.gb, d_words, p.scratch_words))
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group
         a.q_end = Signal(17, name="a_q_end")   # its end, min(q0 + accs, rows), set with q0 (as GEMV's pass_end)
@@ -389,10 +404,15 @@ class Sequencer(wiring.Component):
             # consecutive bursts go to different accumulators.
             q_end = a.q_end
             read = a.k_last_s
-            slot_col = (a.q & ((Const(1, 17) << a.kpr_log) - 1)) << a.dl_log
+            # dl_log and kpr_log (= c_log - dl_log) are at most c_log for every command that gets here, so the
+            # shifters need only that many bits of their amounts; a slot's column is a multiple of dl and the
+            # burst a_k is below dl, so the two are ORed, not added.
+            shift_bits = a.c_log.bit_length()
+            slot_col = (a.q & a.kpr_mask) << a.dl_log[:shift_bits]
             flags = Mux(a.k == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
-                         cmd.row.eq(c.row + (a.q >> a.kpr_log)), cmd.col.eq(slot_col + a.k), cmd.count.eq(1),
+                         cmd.row.eq(c.row + (a.q >> a.kpr_log[:shift_bits])), cmd.col.eq(slot_col | a.k),
+                         cmd.count.eq(1),
                          cmd.gb.eq(a.k), cmd.acc.eq(a.q & (p.accs - 1)),
                          self.array.valid.eq(self.expect.ready)]
             with m.If(fire_room):
@@ -495,8 +515,8 @@ class Sequencer(wiring.Component):
                             dst=Signal(16, name="ew_dst"), mul=Signal(name="ew_mul"))
         # Registered from the fetched command, like the tiles' checks (_gemv_geometry).
         e.ok = pipeline_stage(m, name="ew_decoded")(
-            (c.row + c.count <= p.scratch_words) & (c.col + c.count <= p.scratch_words)
-            & (c.gb + c.count <= p.scratch_words))
+            ~sum_exceeds(c.row, c.count, p.scratch_words) & ~sum_exceeds(c.col, c.count, p.scratch_words)
+            & ~sum_exceeds(c.gb, c.count, p.scratch_words))
         # Both operators run freely on the operands read for element i (stable for the element's EW_STEP
         # cycles); the shorter operator's result is delayed to leave with the other's.
         stage = pipeline_stage(m, name="ew")
