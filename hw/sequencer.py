@@ -18,8 +18,8 @@ from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_O
 from .bank_array import cmd_layout, command_checks, first_error
 from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, pipeline_stage
 from .hub_csr import ErrorEventSignature
-from .narrow_compare import sum_exceeds
 from .hub_responses import ResponseKind, response_descriptor
+from .narrow_compare import sum_exceeds
 from .softmax_datapath import SoftmaxControlSignature, SoftmaxDatapath
 
 __all__ = ["Sequencer", "EW_STEP"]
