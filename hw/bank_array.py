@@ -43,7 +43,7 @@ from .activation import ActivationUnit
 from .bank_pu import BankPU, PUOp
 from .burst_memory import BurstMemory
 from .fp32 import fp32_to_bf16
-from .narrow_compare import at_least, sum_exceeds
+from .narrow_compare import at_least, in_set, sum_exceeds
 from .replica import replicas
 
 __all__ = ["BankArray", "cmd_layout", "command_checks", "command_error", "first_error", "refusal_layout",
@@ -65,10 +65,6 @@ def refusal_layout():
 MAC_OPS = frozenset({Op.MAC_ABK, Op.MAC_SBK})
 
 
-def _in_set(value, ops):
-    return Cat(*(value == int(o) for o in sorted(ops))).any()
-
-
 def command_checks(m, c, params):
     """contract.check_command's checks on `c` (a command in cmd_layout), in its order: a list of (ErrorCode,
     1-bit Value), each high when its check fails, independent of the others (the first that fails is the
@@ -81,19 +77,19 @@ def command_checks(m, c, params):
             with m.Case(int(o)):
                 m.d.comb += allowed.eq(int(f))
     all_banks = (op == Op.WR_BIAS) & c.flags[Flag.ALL.bit_length() - 1]
-    counted = _in_set(op, COUNTED_OPS)
+    counted = in_set(op, COUNTED_OPS)
     count = Mux(counted, c.count, 1)
-    row_op = _in_set(op, ROW_OPS)
+    row_op = in_set(op, ROW_OPS)
     return [
-        (ErrorCode.BAD_OPCODE, ~_in_set(op, ARRAY_OPS)),
+        (ErrorCode.BAD_OPCODE, ~in_set(op, ARRAY_OPS)),
         (ErrorCode.BAD_FLAGS, (c.flags & ~allowed) != 0),
-        (ErrorCode.BAD_BANK, (_in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks))
+        (ErrorCode.BAD_BANK, (in_set(op, SINGLE_BANK_OPS) | ((op == Op.WR_BIAS) & ~all_banks))
          & at_least(c.bank, p.banks)),
         (ErrorCode.BAD_COUNT, counted & (c.count == 0)),
         (ErrorCode.BAD_ROW, row_op & at_least(c.row, p.rows)),
         (ErrorCode.BAD_COL, row_op & sum_exceeds(c.col, count, p.bursts_per_row)),
-        (ErrorCode.BAD_GB, _in_set(op, GB_OPS) & sum_exceeds(c.gb, count, p.gb_bursts)),
-        (ErrorCode.BAD_ACC, _in_set(op, ACC_OPS) & at_least(c.acc, p.accs)),
+        (ErrorCode.BAD_GB, in_set(op, GB_OPS) & sum_exceeds(c.gb, count, p.gb_bursts)),
+        (ErrorCode.BAD_ACC, in_set(op, ACC_OPS) & at_least(c.acc, p.accs)),
         (ErrorCode.BAD_LUT, (op == Op.WR_AFLUT) & at_least(c.imm, AF_SEGMENTS)),
     ]
 
@@ -180,13 +176,13 @@ class BankArray(wiring.Component):
         m.d.comb += [entry[f].eq(cmd_in.payload[f]) for f in fields]
         m.d.comb += [
             entry.failed.eq(in_failed), entry.bad.eq(in_failed.any()),
-            entry.mac.eq(_in_set(cmd_in.payload.op, MAC_OPS)),
-            entry.writes_acc.eq(_in_set(cmd_in.payload.op, MAC_OPS | {Op.WR_BIAS})),
+            entry.mac.eq(in_set(cmd_in.payload.op, MAC_OPS)),
+            entry.writes_acc.eq(in_set(cmd_in.payload.op, MAC_OPS | {Op.WR_BIAS})),
             entry.af.eq(cmd_in.payload.op == Op.AF),
-            entry.copy.eq(_in_set(cmd_in.payload.op, {Op.COPY_BKGB, Op.COPY_GBBK})),
-            entry.answers.eq(_in_set(cmd_in.payload.op, RESPONDING_OPS)),
+            entry.copy.eq(in_set(cmd_in.payload.op, {Op.COPY_BKGB, Op.COPY_GBBK})),
+            entry.answers.eq(in_set(cmd_in.payload.op, RESPONDING_OPS)),
             self.cmd_err.eq(first_error(m, codes, in_failed)),
-            entry.count_m1.eq(Mux(_in_set(cmd_in.payload.op, COUNTED_OPS), cmd_in.payload.count - 1, 0)),
+            entry.count_m1.eq(Mux(in_set(cmd_in.payload.op, COUNTED_OPS), cmd_in.payload.count - 1, 0)),
             entry.base.eq((cmd_in.payload.row << (C - 1).bit_length()) + cmd_in.payload.col),
         ]
         head, skid = Signal(head_layout, name="head"), Signal(head_layout, name="skid")
@@ -404,7 +400,7 @@ class BankArray(wiring.Component):
         is_mac = (sl.op == Op.MAC_ABK) | (sl.op == Op.MAC_SBK)
         read_after = is_mac & sl.flags[Flag.READ.bit_length() - 1] & sl.last
         refused = sl.valid & (sl.err != 0)
-        responds = sl.valid & (sl.err == 0) & (_in_set(sl.op, RESPONDING_OPS) | read_after)
+        responds = sl.valid & (sl.err == 0) & (in_set(sl.op, RESPONDING_OPS) | read_after)
         results = []
         for q in acc_q:
             bf = fp32_to_bf16(m, q, name=f"bf16_{len(results)}")

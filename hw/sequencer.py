@@ -16,10 +16,11 @@ from pimhil.contract import (ALLOWED_FLAGS, ARRAY_OPS, COUNTED_OPS, RESPONDING_O
                              HubError, HubOp, Op)
 
 from .bank_array import cmd_layout, command_checks, first_error
+from .counted_index import counter_setter
 from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, pipeline_stage
 from .hub_csr import ErrorEventSignature
 from .hub_responses import ResponseKind, response_descriptor
-from .narrow_compare import sum_exceeds
+from .narrow_compare import in_set, sum_exceeds
 from .softmax_datapath import SoftmaxControlSignature, SoftmaxDatapath
 
 __all__ = ["Sequencer", "EW_STEP"]
@@ -34,19 +35,6 @@ _ISSUED_OPS = ARRAY_OPS - {Op.SYNC}
 _ANSWERING_OPS = RESPONDING_OPS - {Op.SYNC}
 _READ_FLAG_OPS = frozenset(op for op, flags in ALLOWED_FLAGS.items() if flags & Flag.READ)
 _BURST_ANSWER_OPS = _ANSWERING_OPS & COUNTED_OPS
-
-
-def _in_set(value, ops):
-    return Cat(*(value == int(o) for o in sorted(ops))).any()
-
-
-def _counter_setter(counter, ends):
-    """A function (m, step) that sets `counter` to counter + 1 (step) or 0, and with it each registered end test
-    of `ends`, (flag, test): flag <- test(the new value + 1)."""
-    def set_(m, step):
-        after = counter + 2 if step else Const(1, 2)
-        m.d.sync += [counter.eq(counter + 1 if step else 0), *(flag.eq(test(after)) for flag, test in ends)]
-    return set_
 
 
 class Sequencer(wiring.Component):
@@ -118,7 +106,7 @@ class Sequencer(wiring.Component):
         # Which kind of command EXEC runs, registered from the fetched command as the checks are (the opcode's
         # decoding in front of the issue, `done` and the CSR's events made ~20.3 ns on the ULX3S build).
         kind = pipeline_stage(m, name="op_decoded")
-        is_issued, is_gemv, is_attn = (kind(_in_set(c.op, _ISSUED_OPS)), kind(c.op == HubOp.GEMV_TILE),
+        is_issued, is_gemv, is_attn = (kind(in_set(c.op, _ISSUED_OPS)), kind(c.op == HubOp.GEMV_TILE),
                                        kind(c.op == HubOp.ATTN_TILE))
         is_sync, is_ew = kind((c.op == Op.SYNC) | (c.op == Op.EOC)), kind((c.op == Op.EWMUL) | (c.op == Op.EWADD))
 
@@ -204,8 +192,8 @@ class Sequencer(wiring.Component):
         `scratch_bad`, its answer would not fit scratch from `imm` on."""
         p, c = self.params, self.cmd
         decoded = pipeline_stage(m, name="issue_decoded")
-        answers = _in_set(c.op, _ANSWERING_OPS) | (_in_set(c.op, _READ_FLAG_OPS) & ((c.flags & Flag.READ) != 0))
-        per_burst = _in_set(c.op, _BURST_ANSWER_OPS)
+        answers = in_set(c.op, _ANSWERING_OPS) | (in_set(c.op, _READ_FLAG_OPS) & ((c.flags & Flag.READ) != 0))
+        per_burst = in_set(c.op, _BURST_ANSWER_OPS)
         words = Signal(32)
         m.d.comb += words.eq(Mux(per_burst, c.count * (p.lanes // 2), p.banks))
         # The checks' outcomes are registered one bit each and the code of the first that failed a stage later:
@@ -390,9 +378,9 @@ class Sequencer(wiring.Component):
         a.g_last = Signal(name="a_g_last")       # a_g + 1 >= groups: the last output group
         a.c_last = Signal(name="a_c_last")       # a_c + 1 == nch: the last chunk
         bursts = a.ch >> a.l_log
-        a.set_k = _counter_setter(a.k, [(a.k_last_s, lambda n: n == a.dl), (a.k_last_v, lambda n: n == bursts)])
-        a.set_g = _counter_setter(a.g, [(a.g_last, lambda n: n >= a.groups)])
-        a.set_c = _counter_setter(a.c, [(a.c_last, lambda n: n == a.nch)])
+        a.set_k = counter_setter(a.k, [(a.k_last_s, lambda n: n == a.dl), (a.k_last_v, lambda n: n == bursts)])
+        a.set_g = counter_setter(a.g, [(a.g_last, lambda n: n >= a.groups)])
+        a.set_c = counter_setter(a.c, [(a.c_last, lambda n: n == a.nch)])
         return a
 
     def _attn_states(self, m, fire_now, fire_room, settled, a):
