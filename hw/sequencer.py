@@ -79,6 +79,10 @@ class Sequencer(wiring.Component):
         c = self.cmd
         m.d.comb += self.array.payload.eq(c)          # the walkers override the fields they set
         m.d.comb += self.softmax.scale.eq(c.imm)
+        # The opcode of a refusal is the fetched command's, whichever check refused it: driven in every cycle
+        # (`error.valid` says when it counts), so the hub's error register does not wait for the refusal's
+        # conditions (seq_state into it made 16.7 ns, estimated, on the 60 MHz build).
+        m.d.comb += self.error.op.eq(c.op)
         fire = self.array.valid & self.array.ready
         # What `fire` is inside each walker state, from that state's own `valid`: the walker registers' enables
         # then do not wait for `valid`'s selection over every state (the state decoding, that selection and the
@@ -101,7 +105,8 @@ class Sequencer(wiring.Component):
         issue = self._issue_decoded(m)
         first = Signal(name="exec_first")                 # EXEC's first two cycles
         first_1 = Signal(name="exec_first_1")             # EXEC's first cycle
-        m.d.sync += [first_1.eq(self.start), first.eq(self.start | first_1)]
+        third = Signal(name="exec_third")                 # EXEC's third cycle
+        m.d.sync += [first_1.eq(self.start), first.eq(self.start | first_1), third.eq(first & ~first_1)]
         issue.first = first_1
         # Which kind of command EXEC runs, registered from the fetched command as the checks are (the opcode's
         # decoding in front of the issue, `done` and the CSR's events made ~20.3 ns on the ULX3S build).
@@ -131,8 +136,8 @@ class Sequencer(wiring.Component):
                                      gemv.row.eq(c.row), gemv.row0.eq(c.row), gemv.pass_end.eq(gemv.first_end)]
                         m.next = "GEMV"
                 with m.Elif(is_attn):
-                    with m.If(first):
-                        pass                              # _attn_geometry's second and third decode stages
+                    with m.If(first | third):
+                        pass                              # _attn_geometry's second to fourth decode stages
                     with m.Elif(c.flags != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
                     with m.Elif(attn.bad):
@@ -176,7 +181,7 @@ class Sequencer(wiring.Component):
 
     def _refuse(self, m, code):
         """Refuse the command with `code` (the first error latches)."""
-        m.d.comb += [self.error.valid.eq(1), self.error.code.eq(code), self.error.op.eq(self.cmd.op)]
+        m.d.comb += [self.error.valid.eq(1), self.error.code.eq(code)]
         m.next = "IDLE"
 
     def _push(self, m, kind, dest, beats=1):
@@ -333,17 +338,17 @@ class Sequencer(wiring.Component):
         d_words = Signal(16, name="d_words_c")
         groups = Signal(16, name="groups_c")                    # d / B output groups
         ch, nch = Signal(17, name="ch_c"), Signal(17, name="nch_c")
-        key_rows = Signal(32, name="key_rows")
         big_t = T > p.row_words
         rw_log = (p.row_words - 1).bit_length()
         m.d.comb += [kpr_log.eq(a.c_log - dl_log), d_words.eq(dl << a.l_log), groups.eq(d_words >> a.b_log),
-                     ch.eq(Mux(big_t, p.row_words, T)), nch.eq(Mux(big_t, T >> rw_log, 1)),
-                     key_rows.eq((((T >> a.b_log) << dl_log) + C - 1) >> a.c_log)]
+                     ch.eq(Mux(big_t, p.row_words, T)), nch.eq(Mux(big_t, T >> rw_log, 1))]
         dl_ok = Cat(*(dl == v for v in log2 if v <= min(C, p.gb_bursts))).any()
         decoded = pipeline_stage(m, name="attn_decoded")       # as in _gemv_geometry
-        # Three decode stages (EXEC waits two cycles for them): the geometry, then the key rows' and V rows'
-        # ends from registers, then their compares (in one cycle, T -> nch -> multiplier -> compare was the
-        # ULX3S build's worst path: ~21.9 ns estimated, and 19.05 ns in a 60 MHz build with the compares cut off).
+        # Four decode stages (EXEC waits three cycles for them): the geometry; the key rows (a shift by the
+        # registered dl_log: from dl's decoding, the shifter and the adder made 16.4 ns, estimated, on the 60 MHz
+        # build) and the V rows' end; the key rows' end and the V rows' compare; the key rows' compare (in one
+        # cycle, T -> nch -> multiplier -> compare was the ULX3S build's worst path: ~21.9 ns estimated, and
+        # 19.05 ns in a 60 MHz build with the compares cut off).
         bad1 = decoded((T < B) | ((T & (B - 1)) != 0) | (T > p.score_words)
                        | (big_t & ((T & (p.row_words - 1)) != 0)) | ~dl_ok | ((d_words & (B - 1)) != 0)
                        | (groups > p.accs))
@@ -352,8 +357,11 @@ class Sequencer(wiring.Component):
         # The key slot's mask within a row, a stage behind kpr_log (ATTN_S starts after the third): from kpr_log
         # in ATTN_S, the mask, the shifts and the column's adder made the 60 MHz build's critical path (15.0 ns).
         a.kpr_mask = decoded((Const(1, 17) << a.kpr_log) - 1)
-        key_end, v_end = decoded(c.row + decoded(key_rows)), decoded(c.col + a.groups * a.nch)
-        a.bad = decoded(decoded(bad1) | (key_end > p.rows) | (v_end > p.rows))
+        # dl_log is at most c_log (0 for a dl the switch does not take), so the shift needs only that many bits.
+        key_rows = decoded((((T >> a.b_log) << a.dl_log[:a.c_log.bit_length()]) + C - 1) >> a.c_log)
+        v_end, bad2 = decoded(c.col + a.groups * a.nch), decoded(bad1)
+        key_end, bad3 = decoded(c.row + key_rows), decoded(bad2 | (v_end > p.rows))
+        a.bad = decoded(bad3 | (key_end > p.rows))
         a.scratch_bad = decoded(sum_exceeds(c.gb, d_words, p.scratch_words))
         a.q = Signal(16, name="a_q")       # score MAC / row index
         a.q0 = Signal(16, name="a_q0")     # first key slot of the score MACs' current group

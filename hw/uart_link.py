@@ -119,9 +119,12 @@ class UARTLink(wiring.Component):
         byte = rx.payload
         got = rx.valid & rx.ready
 
-        # Whole range [addr, addr + 4*len) inside one window (one word for WRITE_FIXED).
-        span = Signal(33)
-        m.d.comb += span.eq(addr + Mux(cmd == FrameCmd.WRITE_FIXED, 4, length * 4))
+        # Whole range [addr, addr + 4*len) inside one window (one word for WRITE_FIXED). The range's end is a
+        # register: the opcode's decoding, the 32-bit adder and the windows' compares in one cycle made the 60 MHz
+        # build's critical path (14.86 ns, 10.5 of it routing); see the check registers below for why a stage
+        # more is never late.
+        span = Signal(33, name="span")
+        m.d.sync += span.eq(addr + Mux(cmd == FrameCmd.WRITE_FIXED, 4, length * 4))
         in_window = Cat(*(((addr >= w.base) if w.base else Const(1, 1)) & (span <= w.base + w.size)
                           for w in windows(self.params))).any()
         cmd_ok = (cmd == FrameCmd.READ) | (cmd == FrameCmd.WRITE) | (cmd == FrameCmd.WRITE_FIXED)
@@ -137,7 +140,9 @@ class UARTLink(wiring.Component):
         # header beside it, in registers: the window compares on `addr + 4 * length` and the status's priority
         # into the executor's registers made 16.4 ns (estimated) on the ULX3S build. The header's registers
         # hold still from its last byte on, and the frame reaches the check no sooner than two bytes (its CRC)
-        # later, so the registers there hold the checks of the frame's own header.
+        # later, so the registers there hold the checks of the frame's own header: the header's last byte is
+        # taken in cycle t, the CRC's in t + 1 and t + 2 at the soonest, CHECK is t + 3; `span` follows the
+        # header in t + 1, the check registers in t + 2, and CHECK reads them from t + 3 on.
         status_now = Signal(8, name="check_status_now")
         with m.If(~cmd_ok):
             m.d.comb += status_now.eq(FrameStatus.BAD_CMD)
