@@ -121,7 +121,7 @@ class UARTLink(wiring.Component):
 
         # Whole range [addr, addr + 4*len) inside one window (one word for WRITE_FIXED). The range's end is a
         # register: the opcode's decoding, the 32-bit adder and the windows' compares in one cycle made the 60 MHz
-        # build's critical path (14.86 ns, 10.5 of it routing); see the check registers below for why a stage
+        # build's critical path (14.86 ns, 10.12 of it routing); see the check registers below for why a stage
         # more is never late.
         span = Signal(33, name="span")
         m.d.sync += span.eq(addr + Mux(cmd == FrameCmd.WRITE_FIXED, 4, length * 4))
@@ -141,8 +141,8 @@ class UARTLink(wiring.Component):
         # into the executor's registers made 16.4 ns (estimated) on the ULX3S build. The header's registers
         # hold still from its last byte on, and the frame reaches the check no sooner than two bytes (its CRC)
         # later, so the registers there hold the checks of the frame's own header: the header's last byte is
-        # taken in cycle t, the CRC's in t + 1 and t + 2 at the soonest, CHECK is t + 3; `span` follows the
-        # header in t + 1, the check registers in t + 2, and CHECK reads them from t + 3 on.
+        # taken in cycle t and `addr` holds it from t + 1, `span` from t + 2, the check registers from t + 3;
+        # the CRC's bytes are taken in t + 1 and t + 2 at the soonest, so CHECK reads the registers from t + 3.
         status_now = Signal(8, name="check_status_now")
         with m.If(~cmd_ok):
             m.d.comb += status_now.eq(FrameStatus.BAD_CMD)
