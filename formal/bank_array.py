@@ -124,16 +124,16 @@ class Harness(MutableHarness):
                           f"{name}: every input that can change it or its answers is the same with the refused "
                           "commands as with NOPs in their place")
         nop_s1 = b.field("s1", "valid") & (b.field("s1", "op") == Op.NOP)
-        op_s1 = b.field("s1", "op")
-        copy_s1 = b.field("s1", "valid") & ((op_s1 == Op.COPY_BKGB) | (op_s1 == Op.COPY_GBBK))
+        op_s2 = b.field("s2", "op")
+        copy_s2 = b.field("s2", "valid") & ((op_s2 == Op.COPY_BKGB) | (op_s2 == Op.COPY_GBBK))
         nop_head = b.sig("head_valid") & (b.field("head", "op") == Op.NOP)
         writes = Cat(holders["gb"][1].wr_en, holders["af"][1].lut_wr_en,
                      *(holders[f"bank{i}"][1].wr_en for i in range(4)))
         props.assert_("nop_touches_nothing", (~nop_s1 | Cat(*(holders[f"pu{i}"][1].in_op == PUOp.NONE
                                                                for i in range(4))).all())
-                      & (~nop_head | copy_s1 | (writes == 0)),
+                      & (~nop_head | copy_s2 | (writes == 0)),
                       "a NOP sends no token to any PU (memory stage) and writes no memory or LUT entry (issue stage; "
-                      "a COPY one stage ahead may write then)")
+                      "a COPY two stages ahead may write then)")
         props.assert_("helper_b_never_refused", ~b_dut.cmd.valid | (b_dut.cmd_err == 0),
                       "helper: the copy with NOPs for refused commands is never offered a refused command")
 
@@ -146,8 +146,8 @@ class Harness(MutableHarness):
         head_valid, head_op = a.sig("head_valid"), a.field("head", "op")
         head_ok = a.field("head", "failed") == 0
         head_af = head_valid & (head_op == Op.AF) & head_ok
-        props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & head_af))
-                      & ~(af_run & af_done) & (~bubble | (k == 0)) & (af_run | (tokens == 0)),
+        props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & (bubble == 0) & head_af))
+                      & ~(af_run & af_done) & ((bubble == 0) | (k == 0)) & (af_run | (tokens == 0)),
                       "helper: an AF in progress holds the head of the stream and no other command is mid-way")
         def counted(reg):
             return Cat(*(a.field(reg, "op") == int(op) for op in sorted(COUNTED_OPS))).any()
@@ -172,15 +172,19 @@ class Harness(MutableHarness):
             ok1 = x.field("s1", "valid") & (x.field("s1", "err") == 0)
             op1, bank1, acc1 = x.field("s1", "op"), x.field("s1", "bank"), x.field("s1", "acc")
             writes1 = ok1 & ((op1 == Op.MAC_ABK) | (op1 == Op.MAC_SBK) | (op1 == Op.WR_BIAS))
-            decoded = [x.sig("copy_to_gb") == (ok1 & (op1 == Op.COPY_BKGB))]
-            decoded += [x.sig("copy_to_bank")[i] == (ok1 & (op1 == Op.COPY_GBBK) & (bank1 == i))
-                        for i in range(SMALLEST.banks)]
+            ok2 = x.field("s2", "valid") & (x.field("s2", "err") == 0)
+            op2, bank2 = x.field("s2", "op"), x.field("s2", "bank")
+            decoded = []
+            for reg, ok_, op_, bank_ in (("_s1", ok1, op1, bank1), ("", ok2, op2, bank2)):
+                decoded.append(x.sig(f"copy_to_gb{reg}") == (ok_ & (op_ == Op.COPY_BKGB)))
+                decoded += [x.sig(f"copy_to_bank{reg}")[i] == (ok_ & (op_ == Op.COPY_GBBK) & (bank_ == i))
+                            for i in range(SMALLEST.banks)]
             acc_bits = max((SMALLEST.accs - 1).bit_length(), 1)
             decoded += [x.sig("s1_hit")[i] == (writes1 & (acc1[:acc_bits] == i)) for i in range(SMALLEST.accs)]
             decoded.append(x.sig("hazard") == _hazard_of_head(x))
             props.assert_(f"helper_s1_decoded_{name}", Cat(*decoded).all(),
-                          f"helper ({name.upper()}): the decodings of s1 registered as its burst issued (the COPYs' "
-                          "write selections, the accumulator it writes) are those of s1, and the registered "
+                          f"helper ({name.upper()}): the decodings of s1 and s2 registered as their bursts issued (the "
+                          "COPYs' write selections, the accumulator s1 writes) are theirs, and the registered "
                           "hazard is the head burst's")
         # Helper invariants: the two copies' registers agree, but for the valid bit of a pipeline stage (or of
         # the response) that holds a refused command in A.

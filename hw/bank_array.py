@@ -24,7 +24,8 @@ PU, lane reduction and block RAM enable of every bank (8.47 ns of route on the U
 
 Pipeline:
   s0  issue (the head of the input register): memory addresses, writes of WR_* ops, LUT writes
-  s1  memory data: PU tokens enter, COPY writes land
+  s1  memory data: PU tokens enter
+  s2  COPY writes land (the data registered at s1)
   s2..  the PU's lane reduction, then its accumulate adder; the last of them (LATENCY) writes accumulators
   LATENCY + 1  accumulators are read into a register, after the write of the token ahead has landed
   RESP_STAGE  responses form from that register (the accumulator multiplexer, the BF16 rounding and the
@@ -206,7 +207,7 @@ class BankArray(wiring.Component):
 
         # ---- issue state ----------------------------------------------------------------------------------
         k = Signal(16)                 # burst within the head command
-        bubble = Signal()              # one idle cycle after a COPY, whose write lands a stage late
+        bubble = Signal(2)             # idle cycles after a COPY, whose write lands two stages late
         af_run, af_done = Signal(name="af_run"), Signal(name="af_done")
         af_acc = Signal(8)
         af_i = Signal(range(B + 1))
@@ -274,8 +275,8 @@ class BankArray(wiring.Component):
         with m.Elif(af_run | ~room):
             # Held for room whether the head answers or not: the decision then reads one register.
             pass
-        with m.Elif(bubble):
-            m.d.sync += bubble.eq(0)
+        with m.Elif(bubble != 0):
+            m.d.sync += bubble.eq(bubble - 1)
         with m.Elif(head_valid & ok & is_af):
             with m.If(pipe_empty):
                 m.d.sync += [af_run.eq(1), af_acc.eq(c.acc), af_i.eq(0), af_o.eq(0)]
@@ -287,7 +288,7 @@ class BankArray(wiring.Component):
                 m.d.comb += take.eq(1)
                 m.d.sync += k.eq(0)
                 with m.If(ok & c.copy):
-                    m.d.sync += bubble.eq(1)
+                    m.d.sync += bubble.eq(2)
             with m.Else():
                 m.d.comb += step.eq(1)
                 m.d.sync += k.eq(k + 1)
@@ -329,26 +330,31 @@ class BankArray(wiring.Component):
 
         m.d.sync += [s[i + 1].eq(s[i]) for i in range(self.RESP_STAGE)]
 
-        # ---- s1: memory data, COPY writes, PU tokens ------------------------------------------------------
-        s1 = s[1]
+        # ---- s1: memory data, PU tokens; s2: COPY writes ---------------------------------------------------
+        s1, s2 = s[1], s[2]
         ok1 = s1.valid & (s1.err == 0)
         bank_rd = Array(b.rd_data for b in banks)[s1.bank[:max((B - 1).bit_length(), 1)]]
-        # The COPYs' write selections are decoded as they issue and registered with s1, so that s1's fields do
-        # not decode in front of the memories' address multiplexers.
-        copy_to_bank = Signal(B, name="copy_to_bank")
-        copy_to_gb = Signal(name="copy_to_gb")
-        m.d.sync += [copy_to_bank.eq(Cat(*(issue & ok & (op == Op.COPY_GBBK) & (c.bank == i) for i in range(B)))),
-                     copy_to_gb.eq(issue & ok & (op == Op.COPY_BKGB))]
+        # A COPY's data is registered (s2.data, below) before it is written: a block RAM's output comes late in
+        # the cycle, and from one bank's memory through the bank selection into the GB's write data it was the
+        # 65 MHz build's critical path (15.37 ns, seed 1: 5.83 ns clock to output, a 6.24 ns route).
+        # The write selections are decoded as they issue and registered with s1, then s2, so that the stages'
+        # fields do not decode in front of the memories' address multiplexers.
+        copy_to_bank_s1, copy_to_bank = Signal(B, name="copy_to_bank_s1"), Signal(B, name="copy_to_bank")
+        copy_to_gb_s1, copy_to_gb = Signal(name="copy_to_gb_s1"), Signal(name="copy_to_gb")
+        m.d.sync += [
+            copy_to_bank_s1.eq(Cat(*(issue & ok & (op == Op.COPY_GBBK) & (c.bank == i) for i in range(B)))),
+            copy_to_gb_s1.eq(issue & ok & (op == Op.COPY_BKGB)),
+            copy_to_bank.eq(copy_to_bank_s1), copy_to_gb.eq(copy_to_gb_s1),
+        ]
         for i in range(B):
             to_this = (op == Op.WR_ABK) | ((op == Op.WR_SBK) & (c.bank == i))
             with m.If(copy_to_bank[i]):
-                m.d.comb += [banks[i].wr_en.eq(1), banks[i].wr_addr.eq(s1.addr),
-                             banks[i].wr_data.eq(gb.rd_data)]
+                m.d.comb += [banks[i].wr_en.eq(1), banks[i].wr_addr.eq(s2.addr), banks[i].wr_data.eq(s2.data)]
             with m.Else():
                 m.d.comb += [banks[i].wr_en.eq(wr0 & to_this), banks[i].wr_addr.eq(bank_addr_at[i]),
                              banks[i].wr_data.eq(c.data)]
         with m.If(copy_to_gb):
-            m.d.comb += [gb.wr_en.eq(1), gb.wr_addr.eq(s1.gbaddr), gb.wr_data.eq(bank_rd)]
+            m.d.comb += [gb.wr_en.eq(1), gb.wr_addr.eq(s2.gbaddr), gb.wr_data.eq(s2.data)]
         with m.Else():
             m.d.comb += [gb.wr_en.eq(wr0 & (op == Op.WR_GB)), gb.wr_addr.eq(gb_addr), gb.wr_data.eq(c.data)]
 
@@ -372,8 +378,9 @@ class BankArray(wiring.Component):
             ]
         acc_q = [Signal(32, name=f"acc_q{i}") for i in range(B)]
         m.d.sync += [q.eq(pu.rd_data) for q, pu in zip(acc_q, pus)]
-        # Read data rides along to the response stage so that responses leave in command order.
-        m.d.sync += s[2].data.eq(Mux(s1.op == Op.RD_GB, gb.rd_data, bank_rd))
+        # Read data rides along to the response stage so that responses leave in command order; a COPY's is
+        # written from here.
+        m.d.sync += s2.data.eq(Mux((s1.op == Op.RD_GB) | (s1.op == Op.COPY_GBBK), gb.rd_data, bank_rd))
 
         # ---- AF: drain, then stream every bank's accumulator through the unit and write it back ------------
         # Each PU's read is registered beside it, and the unit takes the registered value a cycle later: the

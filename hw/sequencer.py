@@ -161,10 +161,11 @@ class Sequencer(wiring.Component):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Elif(c.flags != 0):
                         self._refuse(m, ErrorCode.BAD_FLAGS)
-                    with m.Elif(c.count == 0):
+                    with m.Elif(ew.no_count):
                         self._refuse(m, ErrorCode.BAD_COUNT)
                     with m.Else():
-                        m.d.sync += [ew.i.eq(0), ew.t.eq(0), ew.dst.eq(c.gb), ew.mul.eq(c.op == Op.EWMUL)]
+                        m.d.sync += [ew.t.eq(0), ew.dst.eq(c.gb), ew.mul.eq(c.op == Op.EWMUL)]
+                        ew.set_i(m, step=False)
                         m.next = "EW"
                 with m.Else():
                     self._refuse(m, ErrorCode.BAD_OPCODE)
@@ -511,10 +512,16 @@ class Sequencer(wiring.Component):
         e = SimpleNamespace(i=Signal(16, name="ew_i"),       # element being computed
                             t=Signal(range(EW_STEP), name="ew_t"),   # cycle within the element
                             dst=Signal(16, name="ew_dst"), mul=Signal(name="ew_mul"))
-        # Registered from the fetched command, like the tiles' checks (_gemv_geometry).
-        e.ok = pipeline_stage(m, name="ew_decoded")(
-            ~sum_exceeds(c.row, c.count, p.scratch_words) & ~sum_exceeds(c.col, c.count, p.scratch_words)
-            & ~sum_exceeds(c.gb, c.count, p.scratch_words))
+        # Registered from the fetched command, like the tiles' checks (_gemv_geometry); so is `count == 0`: the
+        # fetched command's compare in front of the state register made the 65 MHz build's critical path (14.10
+        # ns, seed 2, a 4.92 ns route into the compare's carry chain).
+        decoded = pipeline_stage(m, name="ew_decoded")
+        e.ok = decoded(~sum_exceeds(c.row, c.count, p.scratch_words) & ~sum_exceeds(c.col, c.count, p.scratch_words)
+                       & ~sum_exceeds(c.gb, c.count, p.scratch_words))
+        e.no_count = decoded(c.count == 0)
+        # i + 1 == count, a register set with i (hw/counted_index.py): the compare stays off the state's path.
+        e.last = Signal(name="ew_last")
+        e.set_i = counter_setter(e.i, [(e.last, lambda n: n == c.count)])
         # Both operators run freely on the operands read for element i (stable for the element's EW_STEP
         # cycles); the shorter operator's result is delayed to leave with the other's.
         stage = pipeline_stage(m, name="ew")
@@ -540,8 +547,9 @@ class Sequencer(wiring.Component):
             with m.If(e.t == EW_STEP - 1):
                 m.d.comb += [self.ew_wr.en.eq(1), self.ew_wr.addr.eq(e.dst),
                              self.ew_wr.data.eq(Mux(e.mul, e.prod, e.sum))]
-                m.d.sync += [e.dst.eq(e.dst + 1), e.i.eq(e.i + 1), e.t.eq(0)]
-                with m.If(e.i + 1 == self.cmd.count):
+                m.d.sync += [e.dst.eq(e.dst + 1), e.t.eq(0)]
+                e.set_i(m, step=True)
+                with m.If(e.last):
                     self._finish(m)
             with m.Else():
                 m.d.sync += e.t.eq(e.t + 1)
