@@ -137,7 +137,7 @@ class Harness(MutableHarness):
         props.assert_("helper_b_never_refused", ~b_dut.cmd.valid | (b_dut.cmd_err == 0),
                       "helper: the copy with NOPs for refused commands is never offered a refused command")
 
-        af_run, af_done, k, bubble = a.sig("af_run"), a.sig("af_done"), a.sig("k"), a.sig("bubble")
+        af_run, af_done, k, bubble, bubble_2 = (a.sig(n) for n in ("af_run", "af_done", "k", "bubble", "bubble_2"))
         # A value is counted out (af_i) a cycle before the unit takes it (af_sel_valid, the registered read).
         sel_valid = a.sig("af_sel_valid")
         props.assert_("helper_af_tokens", (tokens + sel_valid == a.sig("af_i") - a.sig("af_o"))
@@ -146,8 +146,8 @@ class Harness(MutableHarness):
         head_valid, head_op = a.sig("head_valid"), a.field("head", "op")
         head_ok = a.field("head", "failed") == 0
         head_af = head_valid & (head_op == Op.AF) & head_ok
-        props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & (bubble == 0) & head_af))
-                      & ~(af_run & af_done) & ((bubble == 0) | (k == 0)) & (af_run | (tokens == 0)),
+        props.assert_("helper_af_phase", (~(af_run | af_done) | ((k == 0) & ~bubble & ~bubble_2 & head_af))
+                      & ~(af_run & af_done) & (~bubble | (k == 0)) & (bubble | ~bubble_2) & (af_run | (tokens == 0)),
                       "helper: an AF in progress holds the head of the stream and no other command is mid-way")
         def counted(reg):
             return Cat(*(a.field(reg, "op") == int(op) for op in sorted(COUNTED_OPS))).any()

@@ -264,12 +264,14 @@ def fp32_mul(m, a, b, *, name, zero_wins=False, stage=None):
     ah, al, bh, bl = ma[12:], ma[:12], mb[12:], mb[:12]
     exp2 = Signal(signed(12), name=f"{name}_exp2")
     m.d.comb += exp2.eq(ea + eb - (2 * 127 + 46))
+    # The operands' classes cross cut 0 and the special result is chosen after it: the unpacking's compares,
+    # that choice and its 32-bit value in one cycle made 15.0 ns, estimated, on the 75 MHz build (EWMUL's).
+    zero, inf, nan = za | zb, ia | ib, na | nb
+    exp2, s, zero, inf, nan = _through(stage, (exp2, s, zero, inf, nan))                           # cut 0
     special = Signal(name=f"{name}_special")
     special_val = Signal(32, name=f"{name}_sval")
-    zero = za | zb
-    inf = ia | ib
     m.d.comb += special.eq(1)
-    with m.If(na | nb | (Const(not zero_wins) & inf & zero)):
+    with m.If(nan | (Const(not zero_wins) & inf & zero)):
         m.d.comb += special_val.eq(FP32_QNAN)
     with m.Elif(zero):
         m.d.comb += special_val.eq(Cat(Const(0, 31), s))
@@ -286,8 +288,7 @@ def fp32_mul(m, a, b, *, name, zero_wins=False, stage=None):
     # leading 1 (a constant register: see fp32_add's cut 2).
     al, bl, ah, bh = _through(stage, _through(stage, (al, bl, ah[:11], bh[:11])))
     ah, bh = Cat(ah, Const(1, 1)), Cat(bh, Const(1, 1))
-    for _ in range(2):                                                                               # cuts 0, 1
-        exp2, s, special, special_val = _through(stage, (exp2, s, special, special_val))
+    exp2, s, special, special_val = _through(stage, (exp2, s, special, special_val))               # cut 1
     pp = [Signal(24, name=f"{name}_pp{i}") for i in range(4)]
     m.d.comb += [pp[0].eq(al * bl), pp[1].eq(al * bh), pp[2].eq(ah * bl), pp[3].eq(ah * bh)]
     for _ in range(2):                                                                               # cuts 2, 3
