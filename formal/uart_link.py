@@ -144,7 +144,9 @@ class Harness(MutableHarness):
                                          + Mux(ex_csr, tx_cost(Frame.MAX_WORDS), 0))
                                         & (ex_idx < ex_len) & (ex_status == FrameStatus.OK)))
                     & (~ex_st["DONE"] | (ex_age <= tx_cost(Frame.MAX_WORDS) + 1 + ex_len * EXEC_WORD))
-                    & (ex_len <= Frame.MAX_WORDS),
+                    & (ex_len <= Frame.MAX_WORDS)
+                    # the receiver's hold, a register in the link, is what it stands for
+                    & (hold == (ex_csr & ex_busy)),
             "tx": (~tx_st["HEADER"] | ((tx_age <= tcount * TX_BYTE + tx_wait) & (tcount < Frame.RESP_HEADER)
                                        & (tidx == 0)))
                   & (~tx_st["PAYLOAD"] | ((tx_age <= (Frame.RESP_HEADER + payload_sent) * TX_BYTE + tx_wait)

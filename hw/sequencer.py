@@ -132,7 +132,8 @@ class Sequencer(wiring.Component):
                     with m.Elif(gemv.scratch_bad):
                         self._refuse(m, HubError.BAD_SCRATCH)
                     with m.Else():
-                        m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.g.eq(0), gemv.copy.eq(1), gemv.last.eq(0),
+                        m.d.sync += [gemv.pass_.eq(0), gemv.c.eq(0), gemv.copy_row.eq(c.gb), gemv.g.eq(0),
+                                     gemv.copy.eq(1), gemv.last.eq(0),
                                      gemv.row.eq(c.row), gemv.row0.eq(c.row), gemv.pass_end.eq(gemv.first_end)]
                         m.next = "GEMV"
                 with m.Elif(is_attn):
@@ -147,7 +148,8 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.comb += self.softmax.clear_max.eq(1)
                         rows = attn.T >> attn.b_log
-                        m.d.sync += [attn.q.eq(0), attn.q0.eq(0),
+                        attn.set_q(m, 0)
+                        m.d.sync += [attn.q0.eq(0),
                                      attn.q_end.eq(Mux(self.params.accs < rows, self.params.accs, rows))]
                         attn.set_k(m, step=False)
                         m.next = "ATTN_S"
@@ -257,6 +259,10 @@ class Sequencer(wiring.Component):
                             # array's command path): `row` of group g, `row0` of the pass's first group.
                             row=Signal(16, name="t_row"), row0=Signal(16, name="t_row0"),
                             last=Signal(name="t_last"),          # every command of the tile has been issued
+                            # The COPY's bank row gb + c and the MACs' accumulator g - pass_, kept as registers
+                            # beside c and g (their adders, shared by Yosys across the walkers' states, stood
+                            # between the state and the command slice: 14.9 ns, estimated, at 75 MHz).
+                            copy_row=Signal(16, name="t_copy_row"), acc=Signal(8, name="t_acc"),
                             # The pass's end, min(pass_ + accs, groups), a register set with pass_ (formed
                             # where used, the add and compare before the walker's compares made the ULX3S
                             # build's critical path at 60 MHz, 22.0 ns).
@@ -288,11 +294,11 @@ class Sequencer(wiring.Component):
                 with m.If(settled):
                     self._finish(m)
             with m.Elif(g.copy):
-                m.d.comb += [cmd.op.eq(Op.COPY_BKGB), cmd.flags.eq(0), cmd.bank.eq(c.bank), cmd.row.eq(c.gb + g.c),
+                m.d.comb += [cmd.op.eq(Op.COPY_BKGB), cmd.flags.eq(0), cmd.bank.eq(c.bank), cmd.row.eq(g.copy_row),
                              cmd.col.eq(0), cmd.count.eq(p.bursts_per_row), cmd.gb.eq(0), cmd.acc.eq(0),
                              self.array.valid.eq(1)]
                 with m.If(fire_now):
-                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_), g.k.eq(0), g.row.eq(g.row0)]
+                    m.d.sync += [g.copy.eq(0), g.g.eq(g.pass_), g.acc.eq(0), g.k.eq(0), g.row.eq(g.row0)]
             with m.Else():
                 flags = (Mux((g.c == 0) & (g.k == 0), int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
                          | (c.flags & int(Flag.BF16)))
@@ -303,19 +309,21 @@ class Sequencer(wiring.Component):
                 # reads already issued answer, so the wait ends (same in ATTN_S and ATTN_V).
                 m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
                              cmd.row.eq(g.row), cmd.col.eq(g.k), cmd.count.eq(1),
-                             cmd.gb.eq(g.k), cmd.acc.eq(g.g - g.pass_), self.array.valid.eq(self.expect.ready)]
+                             cmd.gb.eq(g.k), cmd.acc.eq(g.acc), self.array.valid.eq(self.expect.ready)]
                 with m.If(fire_room):
                     with m.If(read):
                         self._push(m, ResponseKind.SCRATCH_BANKS, c.imm + g.g * p.banks)
                     with m.If(g.g + 1 < g.pass_end):
-                        m.d.sync += [g.g.eq(g.g + 1), g.row.eq(g.row + g.chunks)]
+                        m.d.sync += [g.g.eq(g.g + 1), g.acc.eq(g.acc + 1), g.row.eq(g.row + g.chunks)]
                     with m.Elif(~last_col):
-                        m.d.sync += [g.k.eq(g.k + 1), g.g.eq(g.pass_), g.row.eq(g.row0)]
+                        m.d.sync += [g.k.eq(g.k + 1), g.g.eq(g.pass_), g.acc.eq(0), g.row.eq(g.row0)]
                     with m.Elif(g.c + 1 < g.chunks):
-                        m.d.sync += [g.c.eq(g.c + 1), g.copy.eq(1), g.row0.eq(g.row0 + 1)]
+                        m.d.sync += [g.c.eq(g.c + 1), g.copy_row.eq(g.copy_row + 1), g.copy.eq(1),
+                                     g.row0.eq(g.row0 + 1)]
                     with m.Elif(g.pass_end < g.groups):
                         # The last group's last chunk is row + (pass_end - 1) * chunks + chunks - 1.
-                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy.eq(1), g.row0.eq(g.row + 1),
+                        m.d.sync += [g.pass_.eq(g.pass_end), g.c.eq(0), g.copy_row.eq(c.gb), g.copy.eq(1),
+                                     g.row0.eq(g.row + 1),
                                      g.pass_end.eq(g.next_end)]
                     with m.Else():
                         m.d.sync += g.last.eq(1)
@@ -392,6 +400,17 @@ class Sequencer(wiring.Component):
         a.set_k = counter_setter(a.k, [(a.k_last_s, lambda n: n == a.dl), (a.k_last_v, lambda n: n == bursts)])
         a.set_g = counter_setter(a.g, [(a.g_last, lambda n: n >= a.groups)])
         a.set_c = counter_setter(a.c, [(a.c_last, lambda n: n == a.nch)])
+        # Key slot q's row and column, registers set with q (set_q): the shifters and the row's adder between
+        # the walker's registers and the command slice made 14.3-14.9 ns, estimated, at 75 MHz. dl_log and
+        # kpr_log (= c_log - dl_log) are at most c_log for every command that gets to ATTN_S, so the shifters need
+        # only that many bits of their amounts.
+        shift_bits = a.c_log.bit_length()
+        a.slot_row, a.slot_col = Signal(16, name="a_slot_row"), Signal(16, name="a_slot_col")
+
+        def set_q(m, v):
+            m.d.sync += [a.q.eq(v), a.slot_row.eq(c.row + (v >> a.kpr_log[:shift_bits])),
+                         a.slot_col.eq((v & a.kpr_mask) << a.dl_log[:shift_bits])]
+        a.set_q = set_q
         return a
 
     def _attn_states(self, m, fire_now, fire_room, settled, a):
@@ -403,14 +422,10 @@ class Sequencer(wiring.Component):
             # consecutive bursts go to different accumulators.
             q_end = a.q_end
             read = a.k_last_s
-            # dl_log and kpr_log (= c_log - dl_log) are at most c_log for every command that gets here, so the
-            # shifters need only that many bits of their amounts; a slot's column is a multiple of dl and the
-            # burst a_k is below dl, so the two are ORed, not added.
-            shift_bits = a.c_log.bit_length()
-            slot_col = (a.q & a.kpr_mask) << a.dl_log[:shift_bits]
+            # A slot's column is a multiple of dl and the burst a_k is below dl, so the two are ORed, not added.
             flags = Mux(a.k == 0, int(Flag.ZERO), 0) | Mux(read, int(Flag.READ), 0)
             m.d.comb += [cmd.op.eq(Op.MAC_ABK), cmd.flags.eq(flags), cmd.bank.eq(0),
-                         cmd.row.eq(c.row + (a.q >> a.kpr_log[:shift_bits])), cmd.col.eq(slot_col | a.k),
+                         cmd.row.eq(a.slot_row), cmd.col.eq(a.slot_col | a.k),
                          cmd.count.eq(1),
                          cmd.gb.eq(a.k), cmd.acc.eq(a.q & (p.accs - 1)),
                          self.array.valid.eq(self.expect.ready)]
@@ -418,13 +433,13 @@ class Sequencer(wiring.Component):
                 with m.If(read):
                     self._push(m, ResponseKind.SCORES, a.q)
                 with m.If(a.q + 1 < q_end):
-                    m.d.sync += a.q.eq(a.q + 1)
+                    a.set_q(m, a.q + 1)
                 with m.Elif(~read):
-                    m.d.sync += a.q.eq(a.q0)
+                    a.set_q(m, a.q0)
                     a.set_k(m, step=True)
                 with m.Elif(q_end < rows):
-                    m.d.sync += [a.q0.eq(q_end), a.q.eq(q_end),
-                                 a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))]
+                    a.set_q(m, q_end)
+                    m.d.sync += [a.q0.eq(q_end), a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))]
                     a.set_k(m, step=False)
                 with m.Else():
                     m.next = "ATTN_MAX"
