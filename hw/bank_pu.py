@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .fp32 import FP32_ADD_CUTS, fp32_add, pipeline_stage
 from .lane_reduce import LaneReduce
-from .replica import replicas
+from .replica import UNMERGED, replicas
 
 __all__ = ["BankPU", "PUOp"]
 
@@ -67,10 +67,14 @@ class BankPU(wiring.Component):
         m.d.comb += [lr.en.eq(self.en), lr.w.eq(self.w), lr.x.eq(self.x)]
 
         # Token delay line matching the lane-reduction latency; line[-1] is the token whose lane sum is out.
+        # Every PU keeps its own (UNMERGED): the PUs' lines, loaded alike, and the array's stage registers beside
+        # them were folded into one by Yosys, whose outputs then ran to every PU's accumulators (a 7.49 ns route
+        # into them, the critical path of b00652b's 75 MHz build, 15.31 ns).
         line = [(self.in_op, self.in_acc, self.in_zero, self.in_value)]
         for s in range(LaneReduce.LATENCY):
-            nop, nidx = Signal(2, name=f"op_{s}"), Signal(range(self.accs), name=f"acc_{s}")
-            nzero, nvalue = Signal(name=f"zero_{s}"), Signal(32, name=f"value_{s}")
+            nop = Signal(2, name=f"op_{s}", attrs=UNMERGED)
+            nidx = Signal(range(self.accs), name=f"acc_{s}", attrs=UNMERGED)
+            nzero, nvalue = Signal(name=f"zero_{s}", attrs=UNMERGED), Signal(32, name=f"value_{s}", attrs=UNMERGED)
             with m.If(self.en):
                 m.d.sync += [nop.eq(line[-1][0]), nidx.eq(line[-1][1]), nzero.eq(line[-1][2]),
                              nvalue.eq(line[-1][3])]
@@ -99,8 +103,9 @@ class BankPU(wiring.Component):
         total = fp32_add(m, cur, lr.result, name="acc_add", stage=stage)
         # The token rides beside the adder; SETs are delayed as much as MACs, so writes land in token order.
         op, idx, _, value = line[-1]
+        token_stage = pipeline_stage(m, self.en, name="acc_token", attrs=UNMERGED)
         for _ in range(FP32_ADD_CUTS):
-            op, idx, value = stage(op), stage(idx), stage(value)
+            op, idx, value = token_stage(op), token_stage(idx), token_stage(value)
         with m.If(op == PUOp.MAC):
             m.d.comb += [we_en.eq(1), widx_en.eq(idx), wdata_en.eq(total)]
         with m.Elif(op == PUOp.SET):

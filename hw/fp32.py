@@ -21,13 +21,14 @@ FP32_ADD_CUTS = 3 + ROUND_PACK_CUTS      # after compare/difference, after align
 FP32_MUL_CUTS = 5 + ROUND_PACK_CUTS
 
 
-def pipeline_stage(m, en=None, *, name="pipe"):
-    """A `stage` function that registers every value passed through it, holding it while `en` is low."""
+def pipeline_stage(m, en=None, *, name="pipe", attrs=None):
+    """A `stage` function that registers every value passed through it, holding it while `en` is low; `attrs`
+    go on every register (hw/replica.py's UNMERGED)."""
     count = [0]
 
     def stage(value):
         value = Value.cast(value)
-        reg = Signal(value.shape(), name=f"{name}_{count[0]}")
+        reg = Signal(value.shape(), name=f"{name}_{count[0]}", attrs=attrs or {})
         count[0] += 1
         if en is None:
             m.d.sync += reg.eq(value)

@@ -13,9 +13,12 @@ drive them `keep` before synthesis. In simulation they are ordinary registers.
 
 from amaranth.hdl import Signal, Value
 
-__all__ = ["REPLICA_ATTR", "replicas"]
+__all__ = ["REPLICA_ATTR", "UNMERGED", "replicas"]
 
 REPLICA_ATTR = "pim_replica"
+# Attributes of a register that must stay its own where another register is loaded alike (the same flow keeps its
+# flip-flop): for registers a block keeps beside its own loads, not named as a group of copies.
+UNMERGED = {REPLICA_ATTR: 1, "keep": 1}
 
 
 def replicas(m, value, count, *, en=None, name):
