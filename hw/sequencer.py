@@ -148,7 +148,7 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.comb += self.softmax.clear_max.eq(1)
                         rows = attn.T >> attn.b_log
-                        attn.set_q(m, 0)
+                        attn.q_start(m)
                         m.d.sync += [attn.q0.eq(0),
                                      attn.q_end.eq(Mux(self.params.accs < rows, self.params.accs, rows))]
                         attn.set_k(m, step=False)
@@ -400,17 +400,28 @@ class Sequencer(wiring.Component):
         a.set_k = counter_setter(a.k, [(a.k_last_s, lambda n: n == a.dl), (a.k_last_v, lambda n: n == bursts)])
         a.set_g = counter_setter(a.g, [(a.g_last, lambda n: n >= a.groups)])
         a.set_c = counter_setter(a.c, [(a.c_last, lambda n: n == a.nch)])
-        # Key slot q's row and column, registers set with q (set_q): the shifters and the row's adder between
-        # the walker's registers and the command slice made 14.3-14.9 ns, estimated, at 75 MHz. dl_log and
-        # kpr_log (= c_log - dl_log) are at most c_log for every command that gets to ATTN_S, so the shifters need
-        # only that many bits of their amounts.
-        shift_bits = a.c_log.bit_length()
+        # Key slot q's row, row + q / kpr, and column, (q % kpr) * dl, are registers kept with q: the shifters and
+        # the row's adder between the walker's registers and the command slice made 14.3-14.9 ns, estimated, at
+        # 75 MHz, and formed from q's next value in front of these registers, 15.9 ns. q only ever starts at 0,
+        # steps by one, or goes back to the group's first slot q0 (whose row and column are kept too): a step
+        # moves one column of dl bursts on, or to the next row after a row's last slot.
         a.slot_row, a.slot_col = Signal(16, name="a_slot_row"), Signal(16, name="a_slot_col")
+        a.slot_row0, a.slot_col0 = Signal(16, name="a_slot_row0"), Signal(16, name="a_slot_col0")
 
-        def set_q(m, v):
-            m.d.sync += [a.q.eq(v), a.slot_row.eq(c.row + (v >> a.kpr_log[:shift_bits])),
-                         a.slot_col.eq((v & a.kpr_mask) << a.dl_log[:shift_bits])]
-        a.set_q = set_q
+        def q_start(m):
+            m.d.sync += [a.q.eq(0), a.slot_row.eq(c.row), a.slot_col.eq(0), a.slot_row0.eq(c.row),
+                         a.slot_col0.eq(0)]
+
+        def q_step(m, *, new_group=False):
+            row_end = (a.q & a.kpr_mask) == a.kpr_mask[:16]
+            row, col = Mux(row_end, a.slot_row + 1, a.slot_row), Mux(row_end, 0, a.slot_col + a.dl)
+            m.d.sync += [a.q.eq(a.q + 1), a.slot_row.eq(row), a.slot_col.eq(col)]
+            if new_group:
+                m.d.sync += [a.q0.eq(a.q + 1), a.slot_row0.eq(row), a.slot_col0.eq(col)]
+
+        def q_restart(m):
+            m.d.sync += [a.q.eq(a.q0), a.slot_row.eq(a.slot_row0), a.slot_col.eq(a.slot_col0)]
+        a.q_start, a.q_step, a.q_restart = q_start, q_step, q_restart
         return a
 
     def _attn_states(self, m, fire_now, fire_room, settled, a):
@@ -433,13 +444,14 @@ class Sequencer(wiring.Component):
                 with m.If(read):
                     self._push(m, ResponseKind.SCORES, a.q)
                 with m.If(a.q + 1 < q_end):
-                    a.set_q(m, a.q + 1)
+                    a.q_step(m)
                 with m.Elif(~read):
-                    a.set_q(m, a.q0)
+                    a.q_restart(m)
                     a.set_k(m, step=True)
                 with m.Elif(q_end < rows):
-                    a.set_q(m, q_end)
-                    m.d.sync += [a.q0.eq(q_end), a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))]
+                    # q is the group's last slot, q_end - 1: the next group starts at q + 1.
+                    a.q_step(m, new_group=True)
+                    m.d.sync += a.q_end.eq(Mux(q_end + p.accs < rows, q_end + p.accs, rows))
                     a.set_k(m, step=False)
                 with m.Else():
                     m.next = "ATTN_MAX"
