@@ -25,7 +25,7 @@ PU, lane reduction and block RAM enable of every bank (8.47 ns of route on the U
 Pipeline:
   s0  issue (the head of the input register): memory addresses, writes of WR_* ops, LUT writes
   s1  memory data: PU tokens enter
-  s2  COPY writes land (the data registered at s1)
+  s2  COPY writes land (each memory's read data registered beside it at s1, chosen at s2)
   s2..  the PU's lane reduction, then its accumulate adder; the last of them (LATENCY) writes accumulators
   LATENCY + 1  accumulators are read into a register, after the write of the token ahead has landed
   RESP_STAGE  responses form from that register (the accumulator multiplexer, the BF16 rounding and the
@@ -349,10 +349,17 @@ class BankArray(wiring.Component):
         # ---- s1: memory data, PU tokens; s2: COPY writes ---------------------------------------------------
         s1, s2 = s[1], s[2]
         ok1 = s1.valid & (s1.err == 0)
-        bank_rd = Array(b.rd_data for b in banks)[s1.bank[:max((B - 1).bit_length(), 1)]]
-        # A COPY's data is registered (s2.data, below) before it is written: a block RAM's output comes late in
-        # the cycle, and from one bank's memory through the bank selection into the GB's write data it was the
-        # 65 MHz build's critical path (15.37 ns, seed 1: 5.83 ns clock to output, a 6.24 ns route).
+        # A COPY's data is registered before it is written: a block RAM's output comes late in the cycle, and
+        # from one bank's memory through the bank selection into the GB's write data it was the 65 MHz build's
+        # critical path (15.37 ns, seed 1: 5.83 ns clock to output, a 6.24 ns route). Each memory's read data
+        # is registered beside it and chosen at s2 (`s2_data`): registered after the choice, bank 3's block RAM
+        # still reached the selection across the device (6.51 ns, a029335 mapped without area recovery).
+        rd_q = [Signal.like(b.rd_data, name=f"bank_rd_q{i}") for i, b in enumerate(banks)]
+        gb_q = Signal.like(gb.rd_data, name="gb_rd_q")
+        m.d.sync += [q.eq(b.rd_data) for q, b in zip(rd_q, banks)] + [gb_q.eq(gb.rd_data)]
+        s2_data = Signal(p.burst_bits)
+        m.d.comb += s2_data.eq(Mux((s2.op == Op.RD_GB) | (s2.op == Op.COPY_GBBK), gb_q,
+                                   Array(rd_q)[s2.bank[:max((B - 1).bit_length(), 1)]]))
         # The write selections are decoded as they issue and registered with s1, then s2, so that the stages'
         # fields do not decode in front of the memories' address multiplexers.
         copy_to_bank_s1, copy_to_bank = Signal(B, name="copy_to_bank_s1"), Signal(B, name="copy_to_bank")
@@ -365,12 +372,12 @@ class BankArray(wiring.Component):
         for i in range(B):
             to_this = (op == Op.WR_ABK) | ((op == Op.WR_SBK) & (c.bank == i))
             with m.If(copy_to_bank[i]):
-                m.d.comb += [banks[i].wr_en.eq(1), banks[i].wr_addr.eq(s2.addr), banks[i].wr_data.eq(s2.data)]
+                m.d.comb += [banks[i].wr_en.eq(1), banks[i].wr_addr.eq(s2.addr), banks[i].wr_data.eq(s2_data)]
             with m.Else():
                 m.d.comb += [banks[i].wr_en.eq(wr0 & to_this), banks[i].wr_addr.eq(bank_addr_at[i]),
                              banks[i].wr_data.eq(c.data)]
         with m.If(copy_to_gb):
-            m.d.comb += [gb.wr_en.eq(1), gb.wr_addr.eq(s2.gbaddr), gb.wr_data.eq(s2.data)]
+            m.d.comb += [gb.wr_en.eq(1), gb.wr_addr.eq(s2.gbaddr), gb.wr_data.eq(s2_data)]
         with m.Else():
             m.d.comb += [gb.wr_en.eq(wr0 & (op == Op.WR_GB)), gb.wr_addr.eq(gb_addr), gb.wr_data.eq(c.data)]
 
@@ -394,9 +401,8 @@ class BankArray(wiring.Component):
             ]
         acc_q = [Signal(32, name=f"acc_q{i}") for i in range(B)]
         m.d.sync += [q.eq(pu.rd_data) for q, pu in zip(acc_q, pus)]
-        # Read data rides along to the response stage so that responses leave in command order; a COPY's is
-        # written from here.
-        m.d.sync += s2.data.eq(Mux((s1.op == Op.RD_GB) | (s1.op == Op.COPY_GBBK), gb.rd_data, bank_rd))
+        # Read data rides along to the response stage so that responses leave in command order.
+        m.d.sync += s[3].data.eq(s2_data)
 
         # ---- AF: drain, then stream every bank's accumulator through the unit and write it back ------------
         # Each PU's read is registered beside it, and the unit takes the registered value a cycle later: the

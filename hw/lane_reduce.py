@@ -74,26 +74,43 @@ class LaneReduce(wiring.Component):
                 ]
 
         # Stages 2 and 3: the largest exponent, a balanced tree of compares with a register after its first
-        # level (the whole tree and the enable of the finite lanes in one cycle made a ~19 ns path).
+        # level (the whole tree and the enable of the finite lanes in one cycle made a ~19 ns path). Stage 3 also
+        # forms each lane's distance below it and whether that is inside the aligned width, from every pair's
+        # difference chosen by the same compares: formed after the register, the subtraction's carry chain ran
+        # into the alignment shifter (the 65 MHz ULX3S build's critical path, 13.90 ns, seed 3).
         stage = pipeline_stage(m, self.en, name="lr")
         ez = [Mux(fin1[i], e1[i], 0) for i in range(L)]
         pairs = [stage(Mux(ez[i] > ez[i + 1], ez[i], ez[i + 1])) for i in range(0, L, 2)]
+        e_end = [stage(e1[i] + align_bits) for i in range(L)]    # a distance below align_bits <=> emax < e_end
         p1, e1, neg1, fin1, inf1, nan1 = (
             [stage(v) for v in p1], [stage(v) for v in e1], stage(neg1), stage(fin1), stage(inf1), stage(nan1))
+
+        def larger(a, b):
+            # Each node's results are signals: as nested expressions the tree's Verilog grew to 30 MB at 16 lanes.
+            first = Signal(name="lr_first")
+            node = (Signal(9, name="lr_max"), [Signal(9, name=f"lr_dist{i}") for i in range(L)],
+                    Signal(L, name="lr_inside"))
+            m.d.comb += [first.eq(a[0] > b[0]), node[0].eq(Mux(first, a[0], b[0])),
+                         node[2].eq(Mux(first, a[2], b[2]))]
+            m.d.comb += [d.eq(Mux(first, x, y)) for d, x, y in zip(node[1], a[1], b[1])]
+            return node
+
+        # A finite lane's exponent is at most emax, so the 9-bit difference is its distance exactly; a lane that
+        # is not finite contributes nothing whatever its distance.
+        emax_c, dist_c, inside_c = tree_reduce(
+            [(p, [(p - e)[:9] for e in e1], Cat(*(p < end for end in e_end))) for p in pairs], larger)
         emax = Signal(9)
-        m.d.comb += emax.eq(tree_reduce(pairs, lambda a, b: Mux(a > b, a, b)))
-        emax, p1, e1, neg1, fin1, inf1, nan1 = (
-            stage(emax), [stage(v) for v in p1], [stage(v) for v in e1], stage(neg1), stage(fin1), stage(inf1),
-            stage(nan1))
+        m.d.comb += emax.eq(emax_c)
+        emax, dist, inside, p1, neg1, fin1, inf1, nan1 = (
+            stage(emax), [stage(v) for v in dist_c], stage(inside_c), [stage(v) for v in p1], stage(neg1),
+            stage(fin1), stage(inf1), stage(nan1))
 
         # Stage 4: align to the largest exponent and truncate; stage 5: the sign (the shifter and the
         # negation's carry chain in one cycle made an ~18.4 ns path).
         mags = []
         for i in range(L):
-            d = Signal(9, name=f"d_{i}")
-            m.d.comb += d.eq(emax - e1[i])
             a = Signal(align_bits, name=f"a_{i}")
-            m.d.comb += a.eq(Mux(fin1[i] & (d < align_bits), Cat(Const(0, LANE_GUARD_BITS), p1[i]) >> d, 0))
+            m.d.comb += a.eq(Mux(fin1[i] & inside[i], Cat(Const(0, LANE_GUARD_BITS), p1[i]) >> dist[i], 0))
             mags.append(stage(a))
         pinf, ninf, nan = stage((inf1 & ~neg1).any()), stage((inf1 & neg1).any()), stage(nan1.any())
         neg1, emax = stage(neg1), stage(emax)

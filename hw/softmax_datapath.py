@@ -15,7 +15,7 @@ from pimhil.contract import FP32_QNAN, LOG2E_F32, DeviceParams
 from .fp32 import FP32_ADD_CUTS, FP32_MUL_CUTS, fp32_add, fp32_mul, fp32_to_bf16, pipeline_stage, tree_reduce
 from .function_unit import EXP2_STAGES, exp2_fixed, is_nan, order_key, reciprocal, reciprocal_depth
 from .hub_responses import score_row
-from .replica import replicas
+from .replica import UNMERGED, replicas
 
 __all__ = ["SoftmaxDatapath", "SoftmaxControlSignature"]
 
@@ -83,9 +83,11 @@ class SoftmaxDatapath(wiring.Component):
         # state straight into those enables the route across the device made the 75 MHz build's critical path
         # (18.55 ns: 8.56 ns of it one route, sequencer to softmax). The walker looks at nothing they change
         # for many cycles after each (`busy` stays low until the exp pass starts, scores arrive only after the
-        # score MACs), and what they latch holds still around them (m and c settled, r settled).
-        clear_max, load_max, load_recip = (Signal(name=f"{n}_q") for n in ("clear_max", "load_max", "load_recip"))
-        m.d.sync += [clear_max.eq(ctl.clear_max), load_max.eq(ctl.load_max), load_recip.eq(ctl.load_recip)]
+        # score MACs), and what they latch holds still around them (m and c settled, r settled). Each is one
+        # register per lane and one for the common counters (hw/replica.py): one register into every lane made
+        # a029335's 65 MHz build fail with seed 2 (load_max to lane 3's sums, 15.36 ns of routing).
+        clear_max, load_max = (replicas(m, getattr(ctl, n), B + 1, name=n) for n in ("clear_max", "load_max"))
+        load_recip = replicas(m, ctl.load_recip, B, name="load_recip")
 
         # Scores land in the memory; each lane keeps its maximum (a NaN anywhere makes m NaN). A row is
         # registered as it arrives (`busy` covers it): the router's queue logic, the maxima's compares and their
@@ -103,8 +105,11 @@ class SoftmaxDatapath(wiring.Component):
                     m.d.sync += any_nan.eq(1)
                 with m.Elif(order_key(sv) > order_key(run_max[i])):
                     m.d.sync += run_max[i].eq(sv)
-        with m.If(clear_max):
-            m.d.sync += [any_nan.eq(0)] + [run_max[i].eq(_NEG_INF) for i in range(B)]
+        for i in range(B):
+            with m.If(clear_max[i]):
+                m.d.sync += run_max[i].eq(_NEG_INF)
+        with m.If(clear_max[B]):
+            m.d.sync += any_nan.eq(0)
 
         lane_sum = [Signal(32, name=f"lane_sum{i}") for i in range(B)]
         reg = pipeline_stage(m, name="sm")       # a free-running register: every value one cycle later
@@ -115,16 +120,17 @@ class SoftmaxDatapath(wiring.Component):
         scale_c = reg(fp32_mul(m, ctl.scale, Const(LOG2E_F32, 32), name="sm_c", stage=reg))
         max_depth = max((B - 1).bit_length(), FP32_MUL_CUTS + 1) + 1
         max_settle = Signal(range(max_depth + 1))
-        with m.If(sc_valid | clear_max):
+        with m.If(sc_valid | clear_max[B]):
             m.d.sync += max_settle.eq(max_depth)
         with m.Elif(max_settle != 0):
             m.d.sync += max_settle.eq(max_settle - 1)
         # m and c are held in a register per lane, as r is below: one register of each into every lane's exp
         # pass made the 75 MHz build's critical path (15.8 ns, one route of 9.2 ns across the device).
-        m_lane = replicas(m, Mux(any_nan, FP32_QNAN, m_tree), B, en=load_max, name="sm_max")
-        c_lane = replicas(m, scale_c, B, en=load_max, name="sm_scale")
-        with m.If(load_max):
-            m.d.sync += [s.eq(0) for s in lane_sum]
+        m_lane = [Signal(32, name=f"sm_max{i}", attrs=UNMERGED) for i in range(B)]
+        c_lane = [Signal(32, name=f"sm_scale{i}", attrs=UNMERGED) for i in range(B)]
+        for i in range(B):
+            with m.If(load_max[i]):
+                m.d.sync += [m_lane[i].eq(Mux(any_nan, FP32_QNAN, m_tree)), c_lane[i].eq(scale_c), lane_sum[i].eq(0)]
 
         # The score memory's read data is registered before any arithmetic: a block RAM's output comes late in
         # the cycle (5.6 ns on the ECP5), and straight into a multiplier it was the device's critical path.
@@ -167,7 +173,7 @@ class SoftmaxDatapath(wiring.Component):
         recip = reciprocal(m, level[0], name="sm_recip", stage=reg)
         recip_depth = lvl * (FP32_ADD_CUTS + 1) + reciprocal_depth()
         settle = Signal(range(recip_depth + 1))
-        with m.If(sum_valid[-1] | load_max):
+        with m.If(sum_valid[-1] | load_max[B]):
             m.d.sync += settle.eq(recip_depth)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
@@ -181,7 +187,10 @@ class SoftmaxDatapath(wiring.Component):
         m.d.comb += ctl.busy.eq(busy_q | sc_valid)
         # r is held in a register per lane: one register into every lane's multiplier was the critical path of
         # the ULX3S build (18.12 ns at 45 MHz, one route of 9.45 ns across the device).
-        r_lane = replicas(m, recip, B, en=load_recip, name="sm_r")
+        r_lane = [Signal(32, name=f"sm_r{i}", attrs=UNMERGED) for i in range(B)]
+        for i in range(B):
+            with m.If(load_recip[i]):
+                m.d.sync += r_lane[i].eq(recip)
 
         # p = e * r as BF16 for the row read P_LATENCY cycles earlier (the read data registered, the multiply
         # pipelined, a register after the rounding); `burst` picks the L of them that form one GB burst.

@@ -25,10 +25,23 @@ from pimhil.contract import (CSR_BASE, LINK_COUNTERS, UART_BREAK_BITS, UART_MIN_
 
 from .bus import BusSignature
 from .counted_index import counter_setter
+from .fp32 import tree_reduce
 
-__all__ = ["UARTLink", "COUNTERS"]
+__all__ = ["UARTLink", "COUNTERS", "times_constant"]
 
 COUNTERS = tuple(name for name, _ in LINK_COUNTERS)
+
+
+def times_constant(value, k):
+    """value * k for a constant k > 0 as a sum of shifted copies of `value` (one per set bit of k), in adders.
+
+    Yosys maps a product by a constant to a MULT18X18D, and the DSP column the placer picks may be across the
+    device from both the divisor and the register the product goes to: a029335's successor built at 75 MHz with
+    seed 2 failed on the divisor's route to that multiplier (6.88 ns) and back (10.10 ns of routing in 14.55)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, not {k!r}")
+    terms = [value << i for i in range(k.bit_length()) if (k >> i) & 1]
+    return tree_reduce(terms, lambda a, b: a + b)
 
 
 def crc16_byte(m, crc, byte, *, name):
@@ -133,7 +146,8 @@ class UARTLink(wiring.Component):
         # Registered, as is the line-break threshold below: products of the divisor, which changes only between
         # frames, so one cycle late is never late (with the compares they made ~21 ns on the ULX3S build).
         timeout = Signal(32, name="timeout_cycles", init=Frame.TIMEOUT_BYTES * 10 * self.reset_div)
-        m.d.sync += timeout.eq(Mux(self.bypass, Frame.BYPASS_TIMEOUT_CYCLES, Frame.TIMEOUT_BYTES * 10 * self.div))
+        m.d.sync += timeout.eq(Mux(self.bypass, Frame.BYPASS_TIMEOUT_CYCLES,
+                                   times_constant(self.div, Frame.TIMEOUT_BYTES * 10)))
         csr_win = next(w for w in windows(self.params) if w.name == "csr")
         in_csr = ((addr >= csr_win.base) if csr_win.base else Const(1, 1)) & (addr < csr_win.base + csr_win.size)
         # The status the header checks give a frame whose CRC matched, and what the executor takes of the
@@ -427,13 +441,13 @@ class UARTLink(wiring.Component):
             with m.If(probation == 1):
                 m.d.sync += revert.eq(1)
         # Line break: RX low for UART_BREAK_BITS bit times of the slower rate, longer than any byte at either.
-        # The slower divisor is registered before the multiply (a DSP block): compare, selection and multiply in
-        # one cycle made ~16.6 ns (estimated) on the ULX3S build. The threshold follows a divisor change two
-        # cycles later, which no break can notice (it lasts thousands of cycles).
+        # The slower divisor is registered before the multiply (shifts and adds, times_constant): compare,
+        # selection and multiply in one cycle made ~16.6 ns (estimated) on the ULX3S build. The threshold
+        # follows a divisor change two cycles later, which no break can notice (it lasts thousands of cycles).
         slow_div = Signal.like(self.div, name="break_div", init=self.reset_div)
         break_at = Signal(range(low_max + 1), name="break_cycles", init=self.reset_div * UART_BREAK_BITS)
         m.d.sync += [slow_div.eq(Mux(self.div > self.reset_div, self.div, self.reset_div)),
-                     break_at.eq(slow_div * UART_BREAK_BITS)]
+                     break_at.eq(times_constant(slow_div, UART_BREAK_BITS))]
         with m.If(self.rx_level):
             m.d.sync += low.eq(0)
         with m.Elif(low != low_max):
