@@ -1,9 +1,10 @@
 """The attention tile's softmax datapath (docs/control_hub.md, "Attention tile"; docs/numerics.md §8).
 
 It owns the score memory's ports: score rows arrive from the response router with a running maximum per lane;
-the exp pass turns a row of B scores into e = exp2((s - m) * scale * log2 e) per cycle, writes it back and adds
-it to B lane sums; their pairwise tree gives S and r = 1/S; p = e * r is rounded to BF16 and handed out one
-GB burst at a time. The sequencer's attention walker decides when each step happens (`SoftmaxControlSignature`).
+the exp pass turns each row of B scores into e = exp2((s - m) * scale * log2 e), one score a cycle in each of its
+units, writes the row back and adds each e to its lane's sum; the lane sums' pairwise tree gives S and r = 1/S;
+p = e * r is rounded to BF16 and handed out one GB burst at a time. The sequencer's attention walker decides when
+each step happens (`SoftmaxControlSignature`).
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -64,6 +65,8 @@ class SoftmaxDatapath(wiring.Component):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"params must be a DeviceParams, not {params!r}")
         self.params = params
+        # Lanes per exp-pass unit: the most that divide the banks and fit between two rows.
+        self.exp_lanes = max(k for k in range(1, min(params.banks, self.ROW_GAP) + 1) if params.banks % k == 0)
         rows = _score_rows(params)
         port = {"addr_width": (rows - 1).bit_length(), "shape": 32 * params.banks}
         super().__init__({
@@ -79,14 +82,18 @@ class SoftmaxDatapath(wiring.Component):
         B, L = p.banks, p.lanes
         ctl, rd = self.ctl, self.score_rd
         # The walker's strobes are registered as they arrive, and act a cycle later: each enables or clears a few
-        # hundred registers here (the maxima, m and c per lane, the lane sums, r per lane), and from the walker's
-        # state straight into those enables the route across the device made the 75 MHz build's critical path
-        # (18.55 ns: 8.56 ns of it one route, sequencer to softmax). The walker looks at nothing they change
-        # for many cycles after each (`busy` stays low until the exp pass starts, scores arrive only after the
-        # score MACs), and what they latch holds still around them (m and c settled, r settled). Each is one
-        # register per lane and one for the common counters (hw/replica.py): one register into every lane made
-        # a029335's 65 MHz build fail with seed 2 (load_max to lane 3's sums, 15.36 ns of routing).
-        clear_max, load_max = (replicas(m, getattr(ctl, n), B + 1, name=n) for n in ("clear_max", "load_max"))
+        # hundred registers here (the maxima, m and c per exp unit, the lane sums, r per lane), and from the
+        # walker's state straight into those enables the route across the device made the 75 MHz build's
+        # critical path (18.55 ns: 8.56 ns of it one route, sequencer to softmax). The walker looks at nothing
+        # they change for many cycles after each (`busy` stays low until the exp pass starts, scores arrive only
+        # after the score MACs), and what they latch holds still around them (m and c settled, r settled). Each
+        # is one register per lane (load_max: per exp unit) and one for the common counters (hw/replica.py): one
+        # register into every lane made a029335's 65 MHz build fail with seed 2 (load_max to lane 3's sums,
+        # 15.36 ns of routing).
+        K = self.exp_lanes
+        U = B // K
+        clear_max = replicas(m, ctl.clear_max, B + 1, name="clear_max")
+        load_max = replicas(m, ctl.load_max, U + 1, name="load_max")
         load_recip = replicas(m, ctl.load_recip, B, name="load_recip")
 
         # Scores land in the memory; each lane keeps its maximum (a NaN anywhere makes m NaN). A row is
@@ -111,7 +118,6 @@ class SoftmaxDatapath(wiring.Component):
         with m.If(clear_max[B]):
             m.d.sync += any_nan.eq(0)
 
-        lane_sum = [Signal(32, name=f"lane_sum{i}") for i in range(B)]
         reg = pipeline_stage(m, name="sm")       # a free-running register: every value one cycle later
 
         # m (a compare tree over the lanes' maxima, a register per level) and c = scale * log2 e (a pipelined
@@ -124,48 +130,75 @@ class SoftmaxDatapath(wiring.Component):
             m.d.sync += max_settle.eq(max_depth)
         with m.Elif(max_settle != 0):
             m.d.sync += max_settle.eq(max_settle - 1)
-        # m and c are held in a register per lane, as r is below: one register of each into every lane's exp
-        # pass made the 75 MHz build's critical path (15.8 ns, one route of 9.2 ns across the device).
-        m_lane = [Signal(32, name=f"sm_max{i}", attrs=UNMERGED) for i in range(B)]
-        c_lane = [Signal(32, name=f"sm_scale{i}", attrs=UNMERGED) for i in range(B)]
-        for i in range(B):
-            with m.If(load_max[i]):
-                m.d.sync += [m_lane[i].eq(Mux(any_nan, FP32_QNAN, m_tree)), c_lane[i].eq(scale_c), lane_sum[i].eq(0)]
+        # The exp pass runs on U = B / K units of K lanes each, one lane a cycle (see exp_lanes): rows come
+        # ROW_GAP cycles apart, so one unit has time for K <= ROW_GAP of a row's scores. A unit per lane sat idle
+        # ROW_GAP - 1 cycles in ROW_GAP and made the softmax 44 % of the ULX3S build's LUT4s (22,096).
+        # m and c are held in a register per unit, as r is per lane below: one register of each into every
+        # lane's exp pass made the 75 MHz build's critical path (15.8 ns, one route of 9.2 ns across the device).
+        m_unit = [Signal(32, name=f"sm_max{u}", attrs=UNMERGED) for u in range(U)]
+        c_unit = [Signal(32, name=f"sm_scale{u}", attrs=UNMERGED) for u in range(U)]
+        lane_sum = [[Signal(32, name=f"lane_sum{u * K + k}") for k in range(K)] for u in range(U)]
+        for u in range(U):
+            with m.If(load_max[u]):
+                m.d.sync += [m_unit[u].eq(Mux(any_nan, FP32_QNAN, m_tree)), c_unit[u].eq(scale_c)]
+                m.d.sync += [s.eq(0) for s in lane_sum[u]]
 
         # The score memory's read data is registered before any arithmetic: a block RAM's output comes late in
         # the cycle (5.6 ns on the ECP5), and straight into a multiplier it was the device's critical path.
         m.d.comb += [rd.addr.eq(ctl.row), rd.en.eq(1)]
         row_q = reg(rd.data)
-        # Exp pass, a register after every FP32 operation and at each of its cuts: the row read last cycle (at
-        # `exp_row`), once registered, gives d = s - m, then t = d * c, then e = exp2(t) (itself EXP2_STAGES
-        # deep), which is written back and added to the lane sums.
+        # The row read at `exp_row` is in row_q while row_v; each unit's K scores of it are then shifted out of
+        # `feed` one a cycle (lane u * K + x_k while x_v).
         exp_row = Signal.like(ctl.row)
-        m.d.sync += exp_row.eq(ctl.row)
-        depth = 1 + (FP32_ADD_CUTS + 1) + (FP32_MUL_CUTS + 1) + EXP2_STAGES + 1     # read data, d, t, exp2, e
-        valid = [Signal(name=f"sm_v{k}") for k in range(depth)]
-        rows = [Signal.like(ctl.row, name=f"sm_row{k}") for k in range(depth)]
-        m.d.sync += [valid[0].eq(ctl.exp), rows[0].eq(exp_row)]
-        m.d.sync += [v.eq(u) for v, u in zip(valid[1:], valid)] + [r.eq(q) for r, q in zip(rows[1:], rows)]
-        e_row = []
-        for i in range(B):
-            diff = reg(fp32_add(m, row_q[32 * i:32 * i + 32], m_lane[i] ^ 0x80000000, name=f"sm_d{i}", stage=reg))
-            t = reg(fp32_mul(m, diff, c_lane[i], name=f"sm_t{i}", stage=reg))
-            e_row.append(reg(exp2_fixed(m, t, name=f"sm_e{i}", stage=reg)))
-        with m.If(valid[-1]):
-            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(rows[-1]), self.score_wr.data.eq(Cat(*e_row))]
-        # The lane sums' adder is a pipeline of FP32_ADD_CUTS cycles; rows come ROW_GAP apart, so each addition
-        # starts from the sum the previous row left.
-        lane_next = [fp32_add(m, s, e, name=f"sm_s{i}", stage=reg) for i, (s, e) in enumerate(zip(lane_sum, e_row))]
-        sum_valid = [valid[-1]]
+        row_v, row_at = Signal(name="sm_row_v"), Signal.like(ctl.row, name="sm_row_at")
+        m.d.sync += [exp_row.eq(ctl.row), row_v.eq(ctl.exp), row_at.eq(exp_row)]
+        feed = [Signal(32 * K, name=f"sm_feed{u}") for u in range(U)]
+        x_v, x_k = Signal(name="sm_x_v"), Signal(range(max(K, 2)), name="sm_x_k")
+        x_row = Signal.like(ctl.row, name="sm_x_row")
+        with m.If(row_v):
+            m.d.sync += [x_v.eq(1), x_k.eq(0), x_row.eq(row_at)]
+            m.d.sync += [f.eq(row_q[32 * K * u:32 * K * (u + 1)]) for u, f in enumerate(feed)]
+        with m.Else():
+            m.d.sync += [f.eq(f[32:]) for f in feed]
+            with m.If(x_v):
+                m.d.sync += [x_k.eq(x_k + 1), x_v.eq(x_k != K - 1)]
+        # A register after every FP32 operation and at each of its cuts: d = s - m, t = d * c, e = exp2(t)
+        # (itself EXP2_STAGES deep); the lane, its row and whether it is one follow beside them.
+        e_unit = []
+        for u in range(U):
+            diff = reg(fp32_add(m, feed[u][:32], m_unit[u] ^ 0x80000000, name=f"sm_d{u}", stage=reg))
+            t = reg(fp32_mul(m, diff, c_unit[u], name=f"sm_t{u}", stage=reg))
+            e_unit.append(reg(exp2_fixed(m, t, name=f"sm_e{u}", stage=reg)))
+        e_depth = (FP32_ADD_CUTS + 1) + (FP32_MUL_CUTS + 1) + (EXP2_STAGES + 1)
+        lane_v, e_k, e_at = [x_v], x_k, x_row
+        for _ in range(e_depth):
+            lane_v.append(reg(lane_v[-1]))
+            e_k, e_at = reg(e_k), reg(e_at)
+        e_v = lane_v[-1]
+        # Each unit's K exponentials are gathered lane by lane, and the row is written back after its last.
+        e_hold = [Signal(32 * K, name=f"sm_ehold{u}") for u in range(U)]
+        w_v, w_at = Signal(name="sm_w_v"), Signal.like(ctl.row, name="sm_w_at")
+        m.d.sync += [w_v.eq(e_v & (e_k == K - 1)), w_at.eq(e_at)]
+        with m.If(e_v):
+            m.d.sync += [h.eq(Cat(h[32:], e)) for h, e in zip(e_hold, e_unit)]
+        with m.If(w_v):
+            m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(w_at), self.score_wr.data.eq(Cat(*e_hold))]
+        # The lane sums' adder is a pipeline of FP32_ADD_CUTS cycles; a lane's scores come ROW_GAP apart, so each
+        # addition starts from the sum the lane's previous score left.
+        sum_valid, sum_k = [e_v], e_k
         for _ in range(FP32_ADD_CUTS):
             sum_valid.append(reg(sum_valid[-1]))
-        with m.If(sum_valid[-1]):
-            m.d.sync += [s.eq(n) for s, n in zip(lane_sum, lane_next)]
+            sum_k = reg(sum_k)
+        for u in range(U):
+            sums = Array(lane_sum[u])
+            nxt = fp32_add(m, sums[e_k] if K > 1 else lane_sum[u][0], e_unit[u], name=f"sm_s{u}", stage=reg)
+            with m.If(sum_valid[-1]):
+                m.d.sync += (sums[sum_k] if K > 1 else lane_sum[u][0]).eq(nxt)
 
         # S as a pairwise tree of the lane sums, then r = 1/S, registers at every FP32 operation's cuts and
         # after it. The registers run freely: once the lane sums stop changing, r is right `recip_depth`
         # cycles later.
-        level, lvl = lane_sum, 0
+        level, lvl = [s for sums in lane_sum for s in sums], 0
         while len(level) > 1:
             level = [reg(fp32_add(m, level[j], level[j + 1], name=f"sm_tree{lvl}_{j}", stage=reg))
                      for j in range(0, len(level), 2)]
@@ -175,7 +208,7 @@ class SoftmaxDatapath(wiring.Component):
         recip = reg(reciprocal(m, level[0], name="sm_recip", stage=reg))
         recip_depth = lvl * (FP32_ADD_CUTS + 1) + reciprocal_depth() + 1
         settle = Signal(range(recip_depth + 1))
-        with m.If(sum_valid[-1] | load_max[B]):
+        with m.If(sum_valid[-1] | load_max[U]):
             m.d.sync += settle.eq(recip_depth)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
@@ -185,7 +218,7 @@ class SoftmaxDatapath(wiring.Component):
         # the pipeline's valid bits into the walker's `load_max` and back into `settle` made ~17.9 ns
         # (estimated) on the ULX3S build.
         busy_q = Signal(name="busy_q")
-        m.d.sync += busy_q.eq(Cat(*valid, *sum_valid).any() | (settle != 0) | (max_settle != 0) | sc_valid)
+        m.d.sync += busy_q.eq(Cat(row_v, *lane_v, *sum_valid, w_v).any() | (settle != 0) | (max_settle != 0) | sc_valid)
         m.d.comb += ctl.busy.eq(busy_q | sc_valid)
         # r is held in a register per lane: one register into every lane's multiplier was the critical path of
         # the ULX3S build (18.12 ns at 45 MHz, one route of 9.45 ns across the device).
