@@ -176,10 +176,7 @@ class SoftmaxDatapath(wiring.Component):
             e_at = reg(e_at)
         for _ in range(e_depth - 1):
             e_k = reg(e_k)
-        # The lane's last register twice, one beside the lane sums' selection and one beside the row's write-back:
-        # one register into both made the critical path of the 75 MHz build with seed 2 (13.68 ns, a 4.62 ns
-        # route across the device into the lane sums' adder).
-        e_k, sum_sel = replicas(m, e_k, 2, name="sm_lane")
+        k_next, e_k = e_k, reg(e_k)                     # the lane coming next cycle, the lane in e_unit
         e_v = lane_v[-1]
         # Each unit's K exponentials are gathered lane by lane, and the row is written back after its last.
         e_hold = [Signal(32 * K, name=f"sm_ehold{u}") for u in range(U)]
@@ -190,14 +187,19 @@ class SoftmaxDatapath(wiring.Component):
         with m.If(w_v):
             m.d.comb += [self.score_wr.en.eq(1), self.score_wr.addr.eq(w_at), self.score_wr.data.eq(Cat(*e_hold))]
         # The lane sums' adder is a pipeline of FP32_ADD_CUTS cycles; a lane's scores come ROW_GAP apart, so each
-        # addition starts from the sum the lane's previous score left.
+        # addition starts from the sum the lane's previous score left. The sum to add to is chosen a cycle ahead
+        # into a register (the lane's selection in front of the adder's first stage made the 75 MHz builds'
+        # worst estimate, 15.03 ns); in that cycle the lane's previous sum is still leaving the adder, and is
+        # taken from its output.
         sum_valid, sum_k = [e_v], e_k
         for _ in range(FP32_ADD_CUTS):
             sum_valid.append(reg(sum_valid[-1]))
             sum_k = reg(sum_k)
         for u in range(U):
             sums = Array(lane_sum[u])
-            nxt = fp32_add(m, sums[sum_sel] if K > 1 else lane_sum[u][0], e_unit[u], name=f"sm_s{u}", stage=reg)
+            sum_in = Signal(32, name=f"sm_sum_in{u}")
+            nxt = fp32_add(m, sum_in, e_unit[u], name=f"sm_s{u}", stage=reg)
+            m.d.sync += sum_in.eq(Mux(sum_valid[-1] & (sum_k == k_next), nxt, sums[k_next] if K > 1 else sums[0]))
             with m.If(sum_valid[-1]):
                 m.d.sync += (sums[sum_k] if K > 1 else lane_sum[u][0]).eq(nxt)
 
