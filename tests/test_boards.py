@@ -336,7 +336,7 @@ def test_ulx3s_top_has_only_board_pins():
     assert not re.search(r"\b(sb_|ub_in|ub_out|uart_bypass|axil?_)", " ".join(ports))
     assert set(ci_netlist.board_pins("ulx3s-85f")) == ports       # the gate-level testbench names every pin
     assert "EHXPLLL" in rtlil and "FREQUENCY NET" in plan.files["top.lpf"]
-    assert (top.pll.clki_div, top.pll.clkfb_div, top.pll.clkop_div) == (5, 13, 9)   # 25 MHz -> 65 MHz, VCO 585
+    assert (top.pll.clki_div, top.pll.clkfb_div, top.pll.clkop_div) == (1, 3, 8)    # 25 MHz -> 75 MHz, VCO 600
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The UART rate switch with the 8N1 PHY in the loop (sim server `uart-phy`, RFC 2217: the driver sets its own
-simulated line rate and sends real breaks): first contact at the reset rate (115200 baud, divisor 564 on the
-board preset's 65 MHz), then 3 Mbaud (divisor 22) and bit-exact GEMV and attention over it; a line that
+simulated line rate and sends real breaks): first contact at the reset rate (115200 baud, divisor 651 on the
+board preset's 75 MHz), then 3 Mbaud (divisor 25) and bit-exact GEMV and attention over it; a line that
 cannot carry 3 Mbaud falls back (break, reset rate) to 1 Mbaud; a divisor nobody confirms goes back by itself."""
 
 import time
@@ -16,9 +16,9 @@ from tests import driver_suite
 
 pytestmark = pytest.mark.slow
 
-# The board preset's divisors, written out: reset (115200 baud), 3 Mbaud, 1 Mbaud at its 65 MHz.
-RESET_DIV, DIV_3M, DIV_1M = 564, 22, 65
-assert preset("board").clk_hz == 65_000_000, "the divisors above are the board preset's at 65 MHz"
+# The board preset's divisors, written out: reset (115200 baud), 3 Mbaud, 1 Mbaud at its 75 MHz.
+RESET_DIV, DIV_3M, DIV_1M = 651, 25, 75
+assert preset("board").clk_hz == 75_000_000, "the divisors above are the board preset's at 75 MHz"
 
 
 def test_3_mbaud_gemv_and_attention_bit_exact():

@@ -169,12 +169,12 @@ PRESETS = {
     # 256-bit AXI4 (XDMA's widest): one beat is one 16-lane burst.
     "sim": DeviceParams(banks=16, lanes=16, rows=64, bursts_per_row=64, gb_words=1024, accs=32,
                         axi_data_bits=256),
-    # Reduced so that the datapath fits an ECP5-85F with room for the hub and links (59 % of its LUTs).
-    # 65 MHz: below the ULX3S build's fmax (70.90 MHz built for 65, docs/bringup.md), exact from the 25 MHz
-    # oscillator (EHXPLLL 25 / 5 x 13 / 9, VCO 585 MHz) and the 200 MHz one (MMCM 200 / 8 x 39 / 15, VCO
-    # 975 MHz); 3 Mbaud is divisor 22 (2.955 Mbaud, -1.5 %, inside the 2.5 % a rate switch accepts).
+    # Reduced so that the datapath fits an ECP5-85F with room for the hub and links (49 % of its LUTs).
+    # 75 MHz: below the ULX3S build's fmax (79.41 MHz built for 75 with nextpnr seed 2, docs/bringup.md), exact
+    # from the 25 MHz oscillator (EHXPLLL 25 / 1 x 3 / 8, VCO 600 MHz) and the 200 MHz one (MMCM 200 / 8 x 39 /
+    # 13, VCO 975 MHz); 3 Mbaud is divisor 25 exactly.
     "board": DeviceParams(banks=4, lanes=4, rows=64, bursts_per_row=64, gb_words=256, accs=8,
-                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=65_000_000,
+                          scratch_words=1024, score_words=512, cmdq_words=256, clk_hz=75_000_000,
                           axi_data_bits=128),     # the width hw/boards/xdma.py configures XDMA with
 }
 

@@ -22,7 +22,7 @@ NAME = "ulx3s-85f"
 PRESET = "board"
 REF_HZ = 25_000_000
 # Device clock cycles that reset is held after the PLL locks and after the button is let go (the FT231X and the
-# host need nothing from us earlier; 2**16 cycles is ~1.0 ms at 65 MHz).
+# host need nothing from us earlier; 2**16 cycles is ~0.87 ms at 75 MHz).
 POR_CYCLES = 1 << 16
 # What each LED shows (led number -> meaning); the gate-level testbench names the pins after it.
 LEDS = {0: "busy", 1: "error", 2: "link", 7: "heartbeat"}

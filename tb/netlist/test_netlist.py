@@ -17,7 +17,7 @@ declarations, each refusing (a $fatal) any configuration it does not model:
 
 The driver talks to the pins through a simulated USB-serial adapter (tb/netlist/serial_line.py): first contact
 at the reset rate, then pimhil.uart_rate.raise_rate switches the link to the fastest rate the device's clock makes
-(divisor UART_MIN_DIV: 16.25 Mbaud at 65 MHz), verified as on a bench. A bench stops at the adapter's 3 Mbaud;
+(divisor UART_MIN_DIV: 18.75 Mbaud at 75 MHz), verified as on a bench. A bench stops at the adapter's 3 Mbaud;
 the simulated line has no such limit, and the netlist simulates about 9,000 cycles per second, so every
 cycle a byte saves counts (the 3 Mbaud switch itself is checked on the RTL, tests/test_uart_phy_rate.py).
 
