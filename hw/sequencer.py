@@ -299,8 +299,7 @@ class Sequencer(wiring.Component):
         # so that consecutive bursts go to different accumulators (pimhil.schedule.interleave_macs's order).
         p, c, cmd = self.params, self.cmd, self.array.payload
         with m.State("GEMV"):
-            last_col = g.k_last
-            read = g.c_last & last_col
+            read = g.c_last & g.k_last
             with m.If(g.last):
                 with m.If(settled):
                     self._finish(m)
@@ -329,7 +328,7 @@ class Sequencer(wiring.Component):
                     with m.If(g.g_more):
                         m.d.sync += [g.g.eq(g.g + 1), g.acc.eq(g.acc + 1), g.row.eq(g.row + g.chunks),
                                      g.g_more.eq(g.g + 2 < g.pass_end)]
-                    with m.Elif(~last_col):
+                    with m.Elif(~g.k_last):
                         m.d.sync += [g.g.eq(g.pass_), g.acc.eq(0), g.row.eq(g.row0),
                                      g.g_more.eq(g.pass_ + 1 < g.pass_end), g.zero.eq(0)]
                         g.set_k(m, step=True)

@@ -199,9 +199,9 @@ class SoftmaxDatapath(wiring.Component):
             sums = Array(lane_sum[u])
             sum_in = Signal(32, name=f"sm_sum_in{u}")
             nxt = fp32_add(m, sum_in, e_unit[u], name=f"sm_s{u}", stage=reg)
-            m.d.sync += sum_in.eq(Mux(sum_valid[-1] & (sum_k == k_next), nxt, sums[k_next] if K > 1 else sums[0]))
+            m.d.sync += sum_in.eq(Mux(sum_valid[-1] & (sum_k == k_next), nxt, sums[k_next]))
             with m.If(sum_valid[-1]):
-                m.d.sync += (sums[sum_k] if K > 1 else lane_sum[u][0]).eq(nxt)
+                m.d.sync += sums[sum_k].eq(nxt)
 
         # S as a pairwise tree of the lane sums, then r = 1/S, registers at every FP32 operation's cuts and
         # after it. The registers run freely: once the lane sums stop changing, r is right `recip_depth`
